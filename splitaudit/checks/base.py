@@ -1,0 +1,172 @@
+"""The uniform result every check returns, and the check registry.
+
+A check is a small class with a ``name`` and a ``run(context) -> CheckResult``.
+Checks register themselves with :func:`register`; :func:`run_checks` runs the
+requested ones and turns an exception inside a check into a result with
+``status="error"`` and the reason, so one broken check never hides the others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks", "jsonable"]
+
+STATUSES = ("pass", "warn", "fail", "skipped", "error")
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy / pandas scalars and containers into plain JSON types.
+
+    NaN and infinities become ``None`` so the output is strict JSON.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check found.
+
+    Attributes
+    ----------
+    check : str
+        The check's name, e.g. ``"near_duplicates"``.
+    status : str
+        One of ``pass``, ``warn``, ``fail``, ``skipped``, ``error``.
+    message : str
+        One plain sentence for a person.
+    numbers : dict
+        The evidence: statistics, effect sizes, confidence intervals,
+        p-values and sample sizes. JSON-serialisable after :func:`jsonable`.
+    per_image : pandas.DataFrame or None
+        Optional per-image scores (indexed like the split's image table).
+    """
+
+    check: str
+    status: str
+    message: str
+    numbers: dict = field(default_factory=dict)
+    per_image: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(
+                f"status must be one of {STATUSES}, got {self.status!r}"
+            )
+
+    def to_dict(self) -> dict:
+        """The finding as it appears in ``summary.json`` ``findings``."""
+        out = {"check": self.check, "status": self.status, "message": self.message}
+        out.update(jsonable(self.numbers))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+
+class Check:
+    """Base class of a check: subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str] = ""
+
+    def run(self, context: Any) -> CheckResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    """Class decorator adding a check to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered() -> dict[str, type[Check]]:
+    """A copy of the registry: name → check class."""
+    return dict(_REGISTRY)
+
+
+def run_checks(
+    checks: Iterable[Check],
+    context: Any,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[CheckResult]:
+    """Run each check; an exception becomes a result with ``status='error'``."""
+    checks = list(checks)
+    results = []
+    for i, check in enumerate(checks):
+        if progress:
+            progress(f"check {check.name}", i, len(checks))
+        try:
+            results.append(check.run(context))
+        except Exception as exc:  # recorded, never swallowed
+            results.append(
+                CheckResult(
+                    check=check.name,
+                    status="error",
+                    message=f"{type(exc).__name__}: {exc}",
+                    numbers={"traceback": traceback.format_exc(limit=5)},
+                )
+            )
+    if progress:
+        progress("checks", len(checks), len(checks))
+    return results
+
+
+@dataclass
+class AuditContext:
+    """Everything a check may look at. Fields a stage has not produced are None.
+
+    Attributes
+    ----------
+    split : ImageSplit
+    fingerprints : Fingerprints or None
+        Per-image hashes, properties, thumbnails and descriptor.
+    embeddings : numpy.ndarray or None
+        (N, D) float32, L2-normalised, rows aligned with ``split.images``.
+    pairs : pandas.DataFrame or None
+        Cross-split duplicate pairs from :mod:`splitaudit.duplicates`.
+    image_loss : numpy.ndarray or None
+        Optional per-image loss supplied by the user (replaces the probe's).
+    random_state : int
+    options : dict
+        Check-specific options, keyed by check name.
+    """
+
+    split: Any
+    fingerprints: Any = None
+    embeddings: np.ndarray | None = None
+    pairs: pd.DataFrame | None = None
+    within_pairs: pd.DataFrame | None = None
+    image_loss: np.ndarray | None = None
+    random_state: int = 0
+    options: dict = field(default_factory=dict)
+    progress: Callable[[str, int, int], None] | None = None
