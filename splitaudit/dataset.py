@@ -322,10 +322,12 @@ class ImageSplit:
 
     @classmethod
     def _make(cls, root: Path, images: pd.DataFrame, ignored, notes) -> "ImageSplit":
-        images = images.sort_values(["split", "path"], ascending=[False, True], kind="stable")
-        images = images.reset_index(drop=True)
-        images["label"] = images["label"].astype(object)
-        images["group"] = images["group"].astype(object)
+        order = images["split"].map({"train": 0, "val": 1})
+        images = images.assign(_order=order).sort_values(["_order", "path"], kind="stable")
+        images = images.drop(columns="_order").reset_index(drop=True)
+        for col in ("label", "group"):
+            values = images[col].astype(object)
+            images[col] = pd.Series([None if pd.isna(v) else v for v in values], dtype=object)
         images["target"] = images["target"].astype(float)
         ign = pd.DataFrame(list(ignored), columns=["path", "reason"])
         return cls(root=root, images=images, ignored=ign, notes=tuple(notes))

@@ -1,0 +1,182 @@
+"""The ``splitaudit`` command: a thin shell over the API.
+
+This is the only module that imports argparse and rich. Exit codes:
+0 success, 1 when ``--fail-on`` fires, 2 usage or input error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .errors import SplitAuditError
+
+EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE = 0, 1, 2
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim"}
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"splitaudit: error: {message}\n")
+
+
+# --------------------------------------------------------------------- progress
+class _Progress:
+    """A rich progress display driven by the library's ``progress(stage, done, total)``."""
+
+    def __init__(self, enabled: bool, console: Any):
+        self.enabled = enabled
+        self.console = console
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=self.console, transient=False)
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bar is None or not stage or stage.startswith("check "):
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(stage, total=max(total, 1))
+        self._bar.update(self._tasks[stage], completed=done, total=max(total, 1))
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+# ------------------------------------------------------------------------ scan
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", nargs="?", help="folder with train/ and val/ (flat or one folder per class)")
+    p.add_argument("--train", help="training folder (with --val)")
+    p.add_argument("--val", help="validation folder (with --train)")
+    p.add_argument("--manifest", help="CSV with path, split[, label|target, group] columns")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--mode", choices=["fast", "exact"], default="fast",
+                   help="hash decode: fast (reduced JPEG decode) or exact (bit-identical to imagehash)")
+    p.add_argument("--cache", default=None, help="cache folder (default: ~/.cache/splitaudit)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--embed", default="none",
+                   help="embedding model: none (default), auto, default, or a TorchScript file")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
+
+
+def _split_kwargs(args: argparse.Namespace) -> dict:
+    if args.root is None and args.manifest is None and (args.train is None or args.val is None):
+        raise _UsageError("give ROOT, or --train DIR --val DIR, or --manifest CSV")
+    return {"train": args.train, "val": args.val, "manifest": args.manifest}
+
+
+def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
+    from .scan import scan
+
+    cache: Any = False if args.no_cache else (args.cache or True)
+    return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
+                embed=args.embed, progress=progress)
+
+
+def _print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) -> None:
+    from rich.table import Table
+
+    s = result.summary()
+    console.print(f"[bold]splitaudit scan[/bold] {s['root']}")
+    console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
+                  f" · ignored {len(s['ignored']):,} · {s['timings'].get('total', 0):.1f}s")
+    for note in s["notes"]:
+        console.print(f"  [yellow]note[/yellow] {note}")
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("finding", overflow="fold")
+    for f in result.findings:
+        style = _STATUS_STYLE.get(f.status, "")
+        table.add_row(f.check, f"[{style}]{f.status}[/{style}]", f.message)
+    console.print(table)
+    pairs = result.pairs
+    if len(pairs):
+        console.print(f"  top cross-split pairs (of {len(pairs):,}):")
+        for row in pairs.sort_values("score", ascending=False).head(5).itertuples():
+            console.print(f"    {row.score:.2f} {row.kind:<5} val:{row.val_path}  train:{row.train_path}",
+                          markup=False)
+    console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    console = _console()
+    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+        result = _scan_from_args(args, progress)
+    out_dir = Path(args.out)
+    written = result.save(out_dir, html=not args.no_html)
+    if not args.quiet:
+        _print_scan_summary(result, out_dir, written, console)
+    if args.fail_on:
+        fired = result.triggered(args.fail_on)
+        if fired:
+            print(f"splitaudit: --fail-on {','.join(args.fail_on)} triggered by {', '.join(fired)}",
+                  file=sys.stderr)
+            return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="splitaudit", description="Audit a train/validation split of an image dataset.")
+    parser.add_argument("--version", action="version", version=f"splitaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("scan", help="find cross-split duplicates, drift and difficulty imbalance")
+    _add_split_args(p)
+    _add_common(p)
+    p.add_argument("--out", required=True, help="output folder for summary.json, duplicates.csv, report.html")
+    p.add_argument("--fail-on", action="append", default=[],
+                   choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
+                   help="exit 1 when these checks fail (repeatable)")
+    p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.set_defaults(func=cmd_scan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except (_UsageError, SplitAuditError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        msg = " ".join(str(exc).split())
+        print(f"splitaudit: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("splitaudit: interrupted; finished work is cached, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

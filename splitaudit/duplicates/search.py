@@ -1,0 +1,197 @@
+"""Candidate search: Hamming range search on packed 64-bit hashes, and
+nearest neighbours on intensity-normalised thumbnails.
+
+Everything here is blocked so memory stays bounded, and nothing loops over
+pairs in Python. Two backends for Hamming search:
+
+- ``numpy``: ``np.bitwise_count(q[:, None] ^ b[None, :])`` over row blocks.
+- ``faiss``: ``IndexBinaryFlat.range_search`` (exact); used by ``"auto"`` when
+  faiss is installed and the product of the sizes passes ``FAISS_MIN_WORK``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._optional import available, require
+
+__all__ = [
+    "hamming_range",
+    "thumb_vectors",
+    "project",
+    "topk_inner",
+    "FAISS_MIN_WORK",
+]
+
+FAISS_MIN_WORK = 2e8
+"""``len(queries) * len(base)`` above which ``backend="auto"`` picks faiss."""
+
+_BLOCK_ELEMENTS = 8_000_000  # ~64 MB of uint64 per XOR block
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("auto", "numpy", "faiss"):
+        raise ValueError(
+            f"backend must be 'auto', 'numpy' or 'faiss'; got {backend!r}"
+        )
+
+
+def _as_u64(name: str, values) -> np.ndarray:
+    arr = np.ascontiguousarray(values, dtype=np.uint64).ravel()
+    return arr
+
+
+def hamming_range(
+    queries: np.ndarray,
+    base: np.ndarray,
+    radius: int,
+    *,
+    backend: str = "auto",
+    upper_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs of 64-bit hashes within Hamming distance ``radius``.
+
+    Parameters
+    ----------
+    queries, base : array of uint64
+        Packed hashes.
+    radius : int
+        Largest Hamming distance reported (inclusive), 0..64.
+    backend : {"auto", "numpy", "faiss"}
+        ``"auto"`` uses faiss for large inputs when it is installed.
+    upper_only : bool
+        When ``queries`` and ``base`` are the same array, keep only pairs
+        with ``query index < base index`` (within-set search).
+
+    Returns
+    -------
+    qi, bi : int64 arrays
+        Query and base indices of each pair.
+    dist : int8 array
+        Hamming distance of each pair.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = np.array([0b1011], dtype=np.uint64); b = np.array([0b1001, 0xFF], dtype=np.uint64)
+    >>> hamming_range(q, b, 1, backend="numpy")
+    (array([0]), array([0]), array([1], dtype=int8))
+    """
+    _check_backend(backend)
+    if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool):
+        raise TypeError(f"radius must be an int, got {type(radius).__name__}")
+    if not 0 <= radius <= 64:
+        raise ValueError(f"radius must be in 0..64, got {radius}")
+    q = _as_u64("queries", queries)
+    b = _as_u64("base", base)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
+    if len(q) == 0 or len(b) == 0:
+        return empty
+    use_faiss = backend == "faiss" or (
+        backend == "auto" and len(q) * len(b) >= FAISS_MIN_WORK and available("faiss")
+    )
+    if use_faiss:
+        qi, bi, dist = _hamming_faiss(q, b, radius)
+    else:
+        qi, bi, dist = _hamming_numpy(q, b, radius, upper_only)
+    if upper_only:
+        keep = qi < bi
+        qi, bi, dist = qi[keep], bi[keep], dist[keep]
+    return qi, bi, dist
+
+
+def _hamming_numpy(q, b, radius, upper_only):
+    rows = max(1, _BLOCK_ELEMENTS // len(b))
+    out_q, out_b, out_d = [], [], []
+    for start in range(0, len(q), rows):
+        stop = min(len(q), start + rows)
+        # In a within-set search, columns before `start` only pair with earlier rows.
+        col0 = start if upper_only else 0
+        block = np.bitwise_count(q[start:stop, None] ^ b[None, col0:])
+        r, c = np.nonzero(block <= radius)
+        out_q.append(r + start)
+        out_b.append(c + col0)
+        out_d.append(block[r, c].astype(np.int8))
+    return (np.concatenate(out_q).astype(np.int64), np.concatenate(out_b).astype(np.int64),
+            np.concatenate(out_d))
+
+
+def _to_faiss_bytes(h: np.ndarray) -> np.ndarray:
+    # Big-endian bytes so bit order matches the hex form; Hamming distance is order-free anyway.
+    return np.ascontiguousarray(h.astype(">u8").view(np.uint8).reshape(-1, 8))
+
+
+def _hamming_faiss(q, b, radius):
+    faiss = require("faiss", purpose="binary Hamming search")
+    index = faiss.IndexBinaryFlat(64)
+    index.add(_to_faiss_bytes(b))
+    lims, dist, ids = index.range_search(_to_faiss_bytes(q), radius + 1)  # strict '<'
+    counts = np.diff(lims)
+    qi = np.repeat(np.arange(len(q), dtype=np.int64), counts)
+    return qi, ids.astype(np.int64), dist.astype(np.int8)
+
+
+def thumb_vectors(thumbs: np.ndarray, size: int = 16) -> np.ndarray:
+    """Pool (N, 32, 32) thumbnails to ``size``², remove each row's mean and
+    scale to unit norm, so an inner product is the Pearson correlation of two
+    thumbnails (invariant to brightness and contrast).
+
+    Flat images (zero variance) get a zero vector.
+    """
+    t = np.asarray(thumbs, dtype=np.float32)
+    n, h, w = t.shape
+    if h % size or w % size:
+        raise ValueError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
+    t = t.reshape(n, size, h // size, size, w // size).mean(axis=(2, 4)).reshape(n, -1)
+    t -= t.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(t, axis=1, keepdims=True)
+    return np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
+
+
+def project(vectors: np.ndarray, dims: int, *, fit_rows: int = 20_000, seed: int = 0) -> np.ndarray:
+    """Project rows onto their top ``dims`` principal axes (fit on a sample).
+
+    An orthogonal projection never increases distances, and duplicates are
+    far closer than look-alikes, so neighbour search in the projection keeps
+    them among the top candidates at a fraction of the GEMM cost.
+    """
+    if dims >= vectors.shape[1]:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    sample = vectors if len(vectors) <= fit_rows else vectors[rng.choice(len(vectors), fit_rows, replace=False)]
+    _, _, vt = np.linalg.svd(sample - sample.mean(0), full_matrices=False)
+    return np.ascontiguousarray(vectors @ vt[:dims].T, dtype=np.float32)
+
+
+def topk_inner(
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    block_rows: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` base rows by inner product for each query, with float32 GEMM
+    in row blocks (memory ``block_rows * len(base)`` floats).
+
+    Returns ``(sims (Q, k), idx (Q, k))``, best first. With ``exclude_self``
+    (``queries is base``), each row's own index is left out.
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    b = np.ascontiguousarray(base, dtype=np.float32)
+    k = int(min(k, len(b) - (1 if exclude_self else 0)))
+    if k <= 0 or len(q) == 0:
+        return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+    sims = np.empty((len(q), k), np.float32)
+    idx = np.empty((len(q), k), np.int64)
+    for start in range(0, len(q), block_rows):
+        stop = min(len(q), start + block_rows)
+        s = q[start:stop] @ b.T
+        if exclude_self:
+            s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-ps, axis=1)
+        idx[start:stop] = np.take_along_axis(part, order, axis=1)
+        sims[start:stop] = np.take_along_axis(ps, order, axis=1)
+    return sims, idx

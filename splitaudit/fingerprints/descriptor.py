@@ -1,0 +1,115 @@
+"""A small weight-free image descriptor for near-duplicate search (512-d).
+
+Three parts, each L2-normalised, concatenated and L2-normalised again
+(so each part weighs the same):
+
+1. a mean-centred 16x16 gray thumbnail (256 values): re-encodes, resizes, blur;
+2. a sqrt-normalised (Hellinger) HSV 8x4x4 colour histogram (128): layout-free;
+3. a 4x4-cell x 8-bin gradient-orientation histogram, normalised per cell (128):
+   edges and texture, robust to brightness and contrast.
+
+On the 50-image test in ``research/embedding.md`` this concatenation caught
+0.888 of near duplicates at 1 % false positives (CNN embeddings: 0.88-0.90).
+It is weak on flips, crops and overlays.
+
+Everything is vectorised over a stack of RGB arrays.
+
+Examples
+--------
+>>> import numpy as np
+>>> rgb = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+>>> describe(rgb).shape
+(3, 512)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["describe", "DESCRIPTOR_DIM", "rgb_to_gray", "block_mean"]
+
+DESCRIPTOR_DIM = 512
+_GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma (Pillow's ``convert("L")`` weights) as float64, shape ``(n, h, w)``."""
+    return np.asarray(rgb, dtype=np.float64) @ _GRAY_WEIGHTS
+
+
+def block_mean(arr: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor x factor`` blocks of the two axes after the first."""
+    n, h, w = arr.shape[:3]
+    rest = arr.shape[3:]
+    return arr.reshape(n, h // factor, factor, w // factor, factor, *rest).mean(axis=(2, 4))
+
+
+def _l2(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-12)
+
+
+def _hsv_histogram(rgb: np.ndarray) -> np.ndarray:
+    n = len(rgb)
+    x = rgb.reshape(n, -1, 3).astype(np.float64) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    vmax = x.max(axis=2)
+    vmin = x.min(axis=2)
+    delta = vmax - vmin
+    sat = np.divide(delta, vmax, out=np.zeros_like(vmax), where=vmax > 0)
+    safe = np.where(delta > 0, delta, 1.0)
+    hue = np.where(
+        vmax == r, ((g - b) / safe) % 6.0, np.where(vmax == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    ) / 6.0
+    hue = np.where(delta > 0, hue, 0.0)
+    h_bin = np.minimum((hue * 8).astype(np.int64), 7)
+    s_bin = np.minimum((sat * 4).astype(np.int64), 3)
+    v_bin = np.minimum((vmax * 4).astype(np.int64), 3)
+    index = h_bin * 16 + s_bin * 4 + v_bin + (np.arange(n) * 128)[:, None]
+    counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128).astype(np.float64)
+    return np.sqrt(counts / counts.sum(axis=1, keepdims=True))
+
+
+def _gradient_histogram(gray: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
+    n, h, w = gray.shape
+    gx = np.zeros_like(gray)
+    gy = np.zeros_like(gray)
+    gx[:, :, 1:-1] = gray[:, :, 2:] - gray[:, :, :-2]
+    gy[:, 1:-1, :] = gray[:, 2:, :] - gray[:, :-2, :]
+    magnitude = np.hypot(gx, gy)
+    angle = np.mod(np.arctan2(gy, gx), np.pi)  # unsigned orientation
+    orient = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
+    cell_y = (np.arange(h) * cells // h)[:, None]
+    cell_x = (np.arange(w) * cells // w)[None, :]
+    cell = (cell_y * cells + cell_x)[None]
+    index = (np.arange(n)[:, None, None] * cells * cells + cell) * bins + orient
+    hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=n * cells * cells * bins)
+    hist = _l2(hist.reshape(n, cells * cells, bins))
+    return hist.reshape(n, cells * cells * bins)
+
+
+def describe(rgb: np.ndarray) -> np.ndarray:
+    """Descriptors of a stack of RGB images.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (n, 64, 64, 3)
+        Images resized to 64x64 (any size divisible by 16 works).
+
+    Returns
+    -------
+    ndarray of float32, shape (n, 512)
+        Each row L2-normalised (an all-zero row only for an empty input image).
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 4 or rgb.shape[3] != 3 or rgb.shape[1] % 16 or rgb.shape[2] % 16:
+        raise ValueError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
+    if len(rgb) == 0:
+        return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
+    gray = rgb_to_gray(rgb)
+    thumb = block_mean(gray, gray.shape[1] // 16).reshape(len(rgb), 256)
+    thumb = _l2(thumb - thumb.mean(axis=1, keepdims=True))
+    colour = _l2(_hsv_histogram(rgb))
+    gray32 = block_mean(gray, gray.shape[1] // 32) if gray.shape[1] >= 32 else gray
+    edges = _l2(_gradient_histogram(gray32))
+    return _l2(np.concatenate([thumb, colour, edges], axis=1)).astype(np.float32)

@@ -1,0 +1,362 @@
+"""``scan``: fingerprint a split, find duplicates, run the checks, return one result.
+
+The stages run in the package's data order: load (``ImageSplit``) →
+fingerprint (hashes, properties, descriptor; embeddings when asked) →
+compare (duplicates) → checks. Library code returns a :class:`ScanResult`;
+writing files is :meth:`ScanResult.save`.
+
+Examples
+--------
+>>> from splitaudit import scan
+>>> result = scan("data", embed="none")                  # doctest: +SKIP
+>>> result.pairs.head()                                  # doctest: +SKIP
+>>> result.save("audit-out")                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__ as _version
+from ._optional import available
+from .checks import base as _checks_base
+from .checks.base import AuditContext, CheckResult, jsonable, run_checks
+from .dataset import ImageSplit
+from .errors import InputError
+
+__all__ = ["scan", "ScanResult", "DEFAULT_CHECKS", "LEAKAGE_CHECKS", "resolve_split"]
+
+DEFAULT_CHECKS = (
+    "exact_duplicates",
+    "near_duplicates",
+    "label_conflicts",
+    "label_distribution",
+    "property_drift",
+    "embedding_drift",
+    "difficulty",
+)
+LEAKAGE_CHECKS = ("exact_duplicates", "near_duplicates")
+FAIL_ON_GROUPS = {
+    "leakage": LEAKAGE_CHECKS,
+    "label_conflicts": ("label_conflicts",),
+    "difficulty": ("difficulty",),
+    "drift": ("label_distribution", "property_drift", "embedding_drift"),
+    "any": DEFAULT_CHECKS,
+}
+
+Progress = Callable[[str, int, int], None]
+
+
+def _load_checks() -> None:
+    # Importing the modules registers their checks.
+    from .checks import duplicates as _d  # noqa: F401
+    for mod in ("labels", "drift", "difficulty"):
+        try:
+            __import__(f"splitaudit.checks.{mod}")
+        except ImportError:  # pragma: no cover - module not present
+            pass
+
+
+def resolve_split(
+    root: str | os.PathLike | ImageSplit | pd.DataFrame | None = None,
+    *,
+    train: str | os.PathLike | None = None,
+    val: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | pd.DataFrame | None = None,
+) -> ImageSplit:
+    """Build an :class:`ImageSplit` from whichever description the user gave."""
+    if isinstance(root, ImageSplit):
+        return root
+    if isinstance(root, pd.DataFrame):
+        manifest, root = root, None
+    if manifest is not None:
+        if train is not None or val is not None:
+            raise InputError("give either manifest or train/val folders, not both")
+        return ImageSplit.from_manifest(manifest, root=root)
+    if train is not None or val is not None:
+        if train is None or val is None:
+            raise InputError("train and val must be given together; got only "
+                             + ("train" if train is not None else "val"))
+        return ImageSplit.from_dirs(train, val, root=root)
+    if root is None:
+        raise InputError("nothing to scan: give a root folder, train/val folders or a manifest")
+    return ImageSplit.from_folder(root)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Everything a scan found.
+
+    Attributes
+    ----------
+    split : ImageSplit
+    fingerprints : Fingerprints
+    duplicates : DuplicateResult
+        ``.pairs`` (cross-split), ``.within``, ``.clusters``, ``.expected``.
+    findings : list of CheckResult
+    embeddings : numpy.ndarray or None
+    timings : dict
+        Seconds per stage.
+    options : dict
+        The options the scan ran with (recorded in ``summary.json``).
+    """
+
+    split: ImageSplit
+    fingerprints: Any
+    duplicates: Any
+    findings: list[CheckResult]
+    embeddings: np.ndarray | None = None
+    timings: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    # --------------------------------------------------------------- tables
+    @property
+    def pairs(self) -> pd.DataFrame:
+        """Cross-split duplicate pairs (one row per val/train pair)."""
+        return self.duplicates.pairs
+
+    @property
+    def within(self) -> pd.DataFrame:
+        """Duplicate pairs inside a split."""
+        return self.duplicates.within
+
+    @property
+    def unreadable(self) -> pd.DataFrame:
+        """Files that could not be decoded, with the reason."""
+        t = self.fingerprints.table
+        bad = t[~t["ok"].astype(bool)]
+        return pd.DataFrame({"path": bad["path"].to_numpy(), "reason": bad["reason"].to_numpy()})
+
+    def finding(self, check: str) -> CheckResult | None:
+        """The finding of one check, or None when it did not run."""
+        return next((f for f in self.findings if f.check == check), None)
+
+    def images(self) -> pd.DataFrame:
+        """One row per image: split, label, properties, cluster, difficulty."""
+        img = self.split.images.drop(columns=["abspath"]).copy()
+        t = self.fingerprints.table
+        for col in t.columns:
+            if col in ("path",) or col.endswith("_flip"):
+                continue
+            if col in ("phash", "dhash", "ahash"):
+                img[col] = [f"{int(v):016x}" for v in t[col].to_numpy()]
+            else:
+                img[col] = t[col].to_numpy()
+        img["cluster"] = np.asarray(self.duplicates.clusters)
+        cross = np.zeros(len(img), dtype=bool)
+        if len(self.pairs):
+            cross[self.pairs["val_index"].to_numpy(dtype=int)] = True
+            cross[self.pairs["train_index"].to_numpy(dtype=int)] = True
+        img["has_cross_duplicate"] = cross
+        for f in self.findings:
+            if f.per_image is None or not len(f.per_image):
+                continue
+            for col in f.per_image.columns:
+                if col in ("path", "split", "label", "target") or col in img.columns:
+                    continue
+                img[col] = f.per_image[col].reindex(img.index).to_numpy()
+        return img
+
+    # ---------------------------------------------------------------- verdicts
+    def status_of(self, checks: Iterable[str]) -> str:
+        """The worst status among ``checks`` (fail > warn > error > pass > skipped)."""
+        order = {"fail": 4, "warn": 3, "error": 2, "pass": 1, "skipped": 0}
+        worst = "skipped"
+        for f in self.findings:
+            if f.check in checks and order[f.status] > order[worst]:
+                worst = f.status
+        return worst
+
+    def triggered(self, fail_on: Sequence[str]) -> list[str]:
+        """Names of the checks that make ``--fail-on`` fire (status ``fail``)."""
+        names: set[str] = set()
+        for group in fail_on:
+            names.update(FAIL_ON_GROUPS.get(group, (group,)))
+        return [f.check for f in self.findings if f.check in names and f.status == "fail"]
+
+    # ---------------------------------------------------------------- outputs
+    def summary(self) -> dict:
+        """The content of ``summary.json``."""
+        unreadable = self.unreadable
+        return jsonable(
+            {
+                "splitaudit_version": _version,
+                "root": str(self.split.root),
+                "n_train": self.split.n_train,
+                "n_val": self.split.n_val,
+                "n_images": len(self.split),
+                "task": self.split.task,
+                "n_unreadable": len(unreadable),
+                "unreadable": unreadable.to_dict(orient="records"),
+                "ignored": self.split.ignored.to_dict(orient="records"),
+                "notes": list(self.split.notes),
+                "n_cross_pairs": int(len(self.pairs)),
+                "n_within_pairs": int(len(self.within)),
+                "expected_cross_duplicates": getattr(self.duplicates, "expected", {}),
+                "findings": [f.to_dict() for f in self.findings],
+                "options": self.options,
+                "timings": self.timings,
+            }
+        )
+
+    def save(self, out_dir: str | os.PathLike, *, html: bool = True) -> dict[str, Path]:
+        """Write summary.json, duplicates.csv, within_duplicates.csv, images.csv
+        (and report.html) into ``out_dir``; return the paths written."""
+        from .report import write_scan_outputs
+
+        return write_scan_outputs(self, out_dir, html=html)
+
+    def to_html(self, path: str | os.PathLike) -> Path:
+        """Write the self-contained HTML report to ``path``."""
+        from .report import render_scan_html
+
+        path = Path(path)
+        path.write_text(render_scan_html(self), encoding="utf-8")
+        return path
+
+
+def _embed(split: ImageSplit, embed: Any, *, jobs: int | None, cache: Any, progress: Progress | None,
+           embed_options: dict) -> tuple[np.ndarray | None, str | None]:
+    """Return (embeddings or None, reason skipped/failed or None)."""
+    if embed in (None, False, "none"):
+        return None, "embeddings off (--embed none)"
+    if embed == "auto" and not available("torch"):
+        return None, "torch not installed (pip install 'splitaudit[torch]'); embeddings skipped"
+    from .fingerprints.embeddings import embed_images
+
+    model = "default" if embed in ("auto", "default", True) else embed
+    emb = embed_images(split, model=model, progress=progress, cache=cache, **embed_options)
+    return emb, None
+
+
+def scan(
+    root: str | os.PathLike | ImageSplit | pd.DataFrame | None = None,
+    *,
+    train: str | os.PathLike | None = None,
+    val: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | pd.DataFrame | None = None,
+    mode: str = "fast",
+    jobs: int | None = None,
+    cache: str | os.PathLike | bool | None = True,
+    embed: Any = "none",
+    embed_options: dict | None = None,
+    checks: Sequence[str] | None = None,
+    duplicate_options: dict | None = None,
+    check_options: dict | None = None,
+    image_loss: np.ndarray | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Audit a train/validation split.
+
+    Parameters
+    ----------
+    root : path, ImageSplit or DataFrame, optional
+        A folder with ``train/`` and ``val/`` (flat or one folder per class),
+        an :class:`ImageSplit`, or a manifest DataFrame.
+    train, val : path, optional
+        Explicit split folders (instead of ``root`` discovery).
+    manifest : path or DataFrame, optional
+        CSV with ``path``, ``split`` and optional ``label``/``target``/``group``.
+    mode : {"fast", "exact"}
+        ``exact`` hashes are bit-identical to :mod:`imagehash`; ``fast``
+        decodes JPEGs at reduced size (see the README for the deviation).
+    jobs : int, optional
+        Worker processes (default: all cores).
+    cache : bool or path
+        ``True`` uses the default cache folder, a path uses that folder,
+        ``False``/``None`` disables the cache. Never inside the data root.
+    embed : {"none", "auto", "default"} or path or torch.nn.Module
+        Embedding model for semantic near-duplicates and drift.
+    checks : sequence of str, optional
+        Which checks to run (default :data:`DEFAULT_CHECKS`).
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    ScanResult
+    """
+    from .duplicates import find_duplicates
+    from .fingerprints import compute_fingerprints
+
+    if mode not in ("fast", "exact"):
+        raise InputError(f"mode must be 'fast' or 'exact'; got {mode!r}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    split = resolve_split(root, train=train, val=val, manifest=manifest)
+    timings["discover"] = time.perf_counter() - t0
+
+    cache_arg = _resolve_cache(cache, split)
+    t = time.perf_counter()
+    fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress)
+    timings["fingerprints"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    embeddings, embed_note = None, None
+    try:
+        emb, embed_note = _embed(split, embed, jobs=jobs, cache=cache_arg, progress=progress,
+                                 embed_options=dict(embed_options or {}))
+        if emb is not None:
+            embeddings = getattr(emb, "vectors", emb)
+    except ImportError as exc:
+        if embed != "auto":
+            raise
+        embed_note = str(exc)
+    timings["embeddings"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress,
+                           **dict(duplicate_options or {}))
+    timings["duplicates"] = time.perf_counter() - t
+
+    _load_checks()
+    wanted = list(checks) if checks is not None else list(DEFAULT_CHECKS)
+    registry = _checks_base.registered()
+    unknown = [c for c in wanted if c not in registry]
+    if unknown:
+        raise InputError(f"unknown checks {unknown}; available: {sorted(registry)}")
+    context = AuditContext(
+        split=split,
+        fingerprints=fps,
+        embeddings=embeddings,
+        pairs=dups.pairs,
+        within_pairs=dups.within,
+        image_loss=image_loss,
+        random_state=random_state,
+        options=dict(check_options or {}),
+        progress=progress,
+    )
+    t = time.perf_counter()
+    findings = run_checks([registry[name]() for name in wanted], context, progress=progress)
+    timings["checks"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    options = {
+        "mode": mode,
+        "jobs": jobs,
+        "cache": None if cache_arg is None else str(cache_arg),
+        "embed": embed if isinstance(embed, str) or embed is None else type(embed).__name__,
+        "embeddings_used": embeddings is not None,
+        "embeddings_note": embed_note,
+        "checks": wanted,
+        "random_state": random_state,
+    }
+    return ScanResult(split=split, fingerprints=fps, duplicates=dups, findings=findings,
+                      embeddings=embeddings, timings=timings, options=options)
+
+
+def _resolve_cache(cache: Any, split: ImageSplit) -> Path | None:
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        from .fingerprints.cache import default_cache_dir
+
+        return default_cache_dir()
+    return Path(cache)
