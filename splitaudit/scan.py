@@ -352,11 +352,8 @@ def scan(
                       embeddings=embeddings, timings=timings, options=options)
 
 
-def _resolve_cache(cache: Any, split: ImageSplit) -> Path | None:
+def _resolve_cache(cache: Any, split: ImageSplit) -> Any:
+    """``False``/``None`` → no cache; ``True`` → the default location; a path → that."""
     if cache is None or cache is False:
         return None
-    if cache is True:
-        from .fingerprints.cache import default_cache_dir
-
-        return default_cache_dir()
-    return Path(cache)
+    return cache

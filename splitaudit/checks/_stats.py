@@ -187,12 +187,13 @@ def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
     """``(mean(b) - mean(a)) / pooled SD`` (pooled with n-1 weights)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
+    sd = _pooled_sd(a, b)
+    if not math.isfinite(sd):
         return float("nan")
-    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
-    if pooled <= 0:
-        return 0.0 if b.mean() == a.mean() else float("inf") * np.sign(b.mean() - a.mean())
-    return float((b.mean() - a.mean()) / math.sqrt(pooled))
+    diff = b.mean() - a.mean()
+    if sd == 0:
+        return 0.0 if diff == 0 else math.copysign(float("inf"), diff)
+    return float(diff / sd)
 
 
 smd = cohens_d
@@ -244,11 +245,21 @@ def mean_difference(
     }
 
 
+def _pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    var = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
+    return math.sqrt(max(var, 0.0))
+
+
 def wasserstein_sd(a: np.ndarray, b: np.ndarray) -> float:
-    """Wasserstein-1 distance between the two samples in units of the pooled SD."""
+    """Wasserstein-1 distance between the samples in units of the pooled within-group SD.
+
+    Uses the same SD as :func:`smd`, so ``wasserstein_sd >= |smd|`` always.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    sd = np.concatenate([a, b]).std(ddof=1) if len(a) + len(b) > 1 else 0.0
+    sd = _pooled_sd(a, b)
     if not sd > 0:
         return 0.0
     return float(stats.wasserstein_distance(a, b) / sd)

@@ -47,14 +47,14 @@ class LabelDistributionCheck(Check):
                 self.name, "skipped", "No labels or targets to compare.",
                 {"reason": "the split has no labels or targets"},
             )
-        self.alpha = float(option(context, self.name, "alpha", 0.01))
+        alpha = float(option(context, self.name, "alpha", 0.01))
         is_val = (images["split"] == "val").to_numpy()
         if task == "classification":
-            return self._classes(images, ok, is_val, n_unreadable, context)
-        return self._targets(images, ok, is_val, n_unreadable, context)
+            return self._classes(images, ok, is_val, n_unreadable, context, alpha)
+        return self._targets(images, ok, is_val, n_unreadable, context, alpha)
 
     # ------------------------------------------------------------ classes
-    def _classes(self, images, ok, is_val, n_unreadable, context) -> CheckResult:
+    def _classes(self, images, ok, is_val, n_unreadable, context, alpha: float) -> CheckResult:
         min_v = float(option(context, self.name, "min_cramers_v", 0.05))
         use = ok & images["label"].notna().to_numpy()
         labels = images["label"].astype(str).to_numpy()
@@ -100,8 +100,8 @@ class LabelDistributionCheck(Check):
             key=lambda r: -abs(r["z"]),
         )
         material = v >= min_v
-        status = "warn" if (p < self.alpha and material) else "pass"
-        if p < self.alpha and v >= 0.3:
+        status = "warn" if (p < alpha and material) else "pass"
+        if p < alpha and v >= 0.3:
             status = "fail"
         if unseen:
             status = "fail"
@@ -124,12 +124,12 @@ class LabelDistributionCheck(Check):
             "cramers_v": v, "cells_expected_below_5": low_expected,
             "classes_only_in_val": unseen, "classes_missing_from_val": missing,
             "per_class": per_class,
-            "thresholds": {"alpha": self.alpha, "min_cramers_v": min_v, "fail_cramers_v": 0.3},
+            "thresholds": {"alpha": alpha, "min_cramers_v": min_v, "fail_cramers_v": 0.3},
         }
         return CheckResult(self.name, status, message, numbers)
 
     # ------------------------------------------------------------ targets
-    def _targets(self, images, ok, is_val, n_unreadable, context) -> CheckResult:
+    def _targets(self, images, ok, is_val, n_unreadable, context, alpha: float) -> CheckResult:
         min_smd = float(option(context, self.name, "min_smd", 0.2))
         min_sd_ratio = float(option(context, self.name, "min_sd_ratio", 0.2))
         n_bootstrap = int(option(context, self.name, "n_bootstrap", 1000))
@@ -149,8 +149,8 @@ class LabelDistributionCheck(Check):
         effect = smd(a, b)
         sd_ratio = b.std(ddof=1) / a.std(ddof=1) if a.std(ddof=1) > 0 else float("inf")
         material = abs(effect) >= min_smd or abs(sd_ratio - 1) >= min_sd_ratio
-        status = "warn" if (ks.pvalue < self.alpha and material) else "pass"
-        if ks.pvalue < self.alpha and abs(effect) >= 0.8:
+        status = "warn" if (ks.pvalue < alpha and material) else "pass"
+        if ks.pvalue < alpha and abs(effect) >= 0.8:
             status = "fail"
         if status == "pass":
             message = (f"Targets are distributed alike in train and val (KS p={ks.pvalue:.3g}, "
@@ -172,7 +172,7 @@ class LabelDistributionCheck(Check):
             "sd_difference_ci": [float(sd_low), float(sd_high)],
             "sd_ratio": float(sd_ratio) if math.isfinite(sd_ratio) else None,
             "smd": effect, "n_bootstrap": n_bootstrap,
-            "thresholds": {"alpha": self.alpha, "min_smd": min_smd, "min_sd_ratio": min_sd_ratio,
+            "thresholds": {"alpha": alpha, "min_smd": min_smd, "min_sd_ratio": min_sd_ratio,
                            "fail_smd": 0.8},
         }
         return CheckResult(self.name, status, message, numbers)

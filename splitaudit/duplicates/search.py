@@ -126,7 +126,7 @@ def _hamming_faiss(q, b, radius):
     index = faiss.IndexBinaryFlat(64)
     index.add(_to_faiss_bytes(b))
     lims, dist, ids = index.range_search(_to_faiss_bytes(q), radius + 1)  # strict '<'
-    counts = np.diff(lims)
+    counts = np.diff(lims).astype(np.int64)
     qi = np.repeat(np.arange(len(q), dtype=np.int64), counts)
     return qi, ids.astype(np.int64), dist.astype(np.int8)
 
@@ -160,7 +160,10 @@ def project(vectors: np.ndarray, dims: int, *, fit_rows: int = 20_000, seed: int
     rng = np.random.default_rng(seed)
     sample = vectors if len(vectors) <= fit_rows else vectors[rng.choice(len(vectors), fit_rows, replace=False)]
     _, _, vt = np.linalg.svd(sample - sample.mean(0), full_matrices=False)
-    return np.ascontiguousarray(vectors @ vt[:dims].T, dtype=np.float32)
+    out = np.zeros((len(vectors), dims), np.float32)
+    axes = vt[:dims]  # fewer than ``dims`` when the sample is small: pad with zeros
+    out[:, : len(axes)] = vectors @ axes.T
+    return out
 
 
 def topk_inner(
@@ -169,19 +172,24 @@ def topk_inner(
     k: int,
     *,
     exclude_self: bool = False,
-    block_rows: int = 2048,
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` base rows by inner product for each query, with float32 GEMM
-    in row blocks (memory ``block_rows * len(base)`` floats).
+    """Top-``k`` base rows by inner product for each query: faiss
+    ``IndexFlatIP`` (exact) when installed, else float32 GEMM in row blocks
+    of at most ~32M similarities.
 
     Returns ``(sims (Q, k), idx (Q, k))``, best first. With ``exclude_self``
-    (``queries is base``), each row's own index is left out.
+    (``queries`` is ``base``), each row's own index is left out.
     """
+    _check_backend(backend)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     b = np.ascontiguousarray(base, dtype=np.float32)
     k = int(min(k, len(b) - (1 if exclude_self else 0)))
     if k <= 0 or len(q) == 0:
         return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+    if backend == "faiss" or (backend == "auto" and available("faiss")):
+        return _topk_faiss(q, b, k, exclude_self)
+    block_rows = max(1, 32_000_000 // len(b))
     sims = np.empty((len(q), k), np.float32)
     idx = np.empty((len(q), k), np.int64)
     for start in range(0, len(q), block_rows):
@@ -195,3 +203,19 @@ def topk_inner(
         idx[start:stop] = np.take_along_axis(part, order, axis=1)
         sims[start:stop] = np.take_along_axis(ps, order, axis=1)
     return sims, idx
+
+
+def _topk_faiss(q, b, k, exclude_self):
+    faiss = require("faiss", purpose="nearest-neighbour search")
+    index = faiss.IndexFlatIP(b.shape[1])
+    index.add(b)
+    extra = 1 if exclude_self else 0
+    sims, idx = index.search(q, k + extra)
+    if exclude_self:
+        own = idx == np.arange(len(q))[:, None]
+        # Drop the row's own index (or the last column when identical rows pushed it out).
+        own[~own.any(1), -1] = True
+        keep = ~own
+        sims = sims[keep].reshape(len(q), k)
+        idx = idx[keep].reshape(len(q), k)
+    return sims.astype(np.float32), idx.astype(np.int64)

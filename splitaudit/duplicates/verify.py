@@ -9,30 +9,44 @@ on its (N, 32, 32) grayscale thumbnails:
 3. residual: at that alignment, the second image is fitted to the first with
    an affine intensity map ``y = a*x + b`` (undoes brightness / contrast);
    ``thumb_rms`` is the RMS of the smallest ``1 - trim`` share of absolute
-   residuals, in grey levels (a watermark or caption covering a few pixels is
-   trimmed away; a different photo differs everywhere), and ``thumb_nrms``
-   divides it by the first image's standard deviation.
+   residuals, in grey levels of the lower-contrast image of the two (a
+   caption covering a few pixels is trimmed away; a different photo differs
+   everywhere). ``thumb_nrms`` divides it by that image's standard deviation
+   (kept as evidence; on low-contrast images it exaggerates, so the score
+   does not use it).
 
-The score is a logistic function of ``thumb_nrms``,
-``score = 1 / (1 + exp((thumb_nrms - SCORE_MID) / SCORE_SCALE))``, calibrated
-so planted copies (JPEG q30, 50% resize, 5% crop, brightness, blur, flip,
-caption) score above 0.9 and different-image look-alikes below 0.1; see
-``benchmarks/results_duplicates.md``.
+The score is a logistic function of ``thumb_rms``,
+``score = 1 / (1 + exp((thumb_rms - SCORE_MID) / SCORE_SCALE))``. Calibration
+(``benchmarks/bench_duplicates.py``): on Fashion-MNIST every val image whose
+nearest train image is the same photo (pixel L2 <= 200 of 255) has
+``thumb_rms`` <= 4, while look-alikes of the same class spread above it;
+planted copies (JPEG q30, 50% resize, 5% crop, brightness, blur, flip,
+caption) stay well below ``SCORE_MID``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["align_pairs", "score_from_nrms", "SCORE_MID", "SCORE_SCALE"]
+from .search import thumb_vectors
 
-SCORE_MID = 0.16
-SCORE_SCALE = 0.025
+__all__ = ["align_pairs", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
+
+SCORE_MID = 5.0
+"""``thumb_rms`` (grey levels) at which the score is 0.5."""
+SCORE_SCALE = 0.5
+"""Grey levels over which the score falls from 0.73 to 0.27."""
 
 
-def score_from_nrms(nrms: np.ndarray, mid: float = SCORE_MID, scale: float = SCORE_SCALE) -> np.ndarray:
-    """Map a normalised residual (0 = identical) to a score in [0, 1]."""
-    z = np.clip((np.asarray(nrms, dtype=np.float64) - mid) / scale, -50, 50)
+def score_from_rms(rms: np.ndarray, mid: float = SCORE_MID, scale: float = SCORE_SCALE) -> np.ndarray:
+    """Map a thumbnail residual RMS in grey levels (0 = identical) to a score in [0, 1].
+
+    Examples
+    --------
+    >>> float(score_from_rms(5.0))
+    0.5
+    """
+    z = np.clip((np.asarray(rms, dtype=np.float64) - mid) / scale, -50, 50)
     return 1.0 / (1.0 + np.exp(z))
 
 
@@ -44,12 +58,11 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 def align_pairs(
     thumbs: np.ndarray,
-    vectors: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     *,
     max_shift: int = 1,
-    trim: float = 0.1,
+    trim: float = 0.05,
     batch: int = 20_000,
 ) -> dict[str, np.ndarray]:
     """Align and compare thumbnail pairs ``(a[i], b[i])``.
@@ -58,9 +71,6 @@ def align_pairs(
     ----------
     thumbs : uint8 array (N, S, S)
         Grayscale thumbnails.
-    vectors : float32 array (N, D)
-        :func:`~splitaudit.duplicates.search.thumb_vectors` of ``thumbs``
-        and of their mirrors, stacked as ``(2, N, D)``.
     a, b : int arrays (P,)
         Pair indices into ``thumbs``; ``a`` is the reference (e.g. val).
     max_shift : int
@@ -87,16 +97,16 @@ def align_pairs(
     }
     for start in range(0, p, batch):
         sl = slice(start, min(p, start + batch))
-        _align_batch(thumbs, vectors, a[sl], b[sl], max_shift, trim, out, sl)
-    out["score"] = score_from_nrms(out["thumb_nrms"]).astype(np.float32)
+        _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl)
+    out["score"] = score_from_rms(out["thumb_rms"]).astype(np.float32)
     return out
 
 
-def _align_batch(thumbs, vectors, a, b, m, trim, out, sl):
-    plain, mirror = vectors
-    flip = (mirror[b] * plain[a]).sum(1) > (plain[b] * plain[a]).sum(1)
+def _align_batch(thumbs, a, b, m, trim, out, sl):
     ta = thumbs[a].astype(np.float32)
     tb = thumbs[b].astype(np.float32)
+    va = thumb_vectors(ta)
+    flip = (thumb_vectors(tb[:, :, ::-1]) * va).sum(1) > (thumb_vectors(tb) * va).sum(1)
     tb[flip] = tb[flip, :, ::-1]
     s = ta.shape[1]
     inner = s - 2 * m
@@ -124,8 +134,13 @@ def _align_batch(thumbs, vectors, a, b, m, trim, out, sl):
     resid = np.abs(yc - slope[:, None] * xc)
     keep = max(1, int(round(resid.shape[1] * (1.0 - trim))))
     resid = np.partition(resid, keep - 1, axis=1)[:, :keep]
-    rms = np.sqrt((resid * resid).mean(1))
-    ystd = yc.std(1)
+    # Express the residual in units of the lower-contrast image (slope < 1: y's units).
+    rms = np.sqrt((resid * resid).mean(1)) / np.maximum(np.abs(slope), 1.0)
+    ystd = np.minimum(yc.std(1), xc.std(1))
+    # Flat images: an affine fit would call any two flat images equal; compare raw levels.
+    flat = ystd < 1.0
+    if flat.any():
+        rms[flat] = np.sqrt(((x[flat] - y[flat]) ** 2).mean(1))
     nrms = np.divide(rms, ystd, out=np.where(rms > 1e-6, np.inf, 0.0).astype(np.float32), where=ystd > 1e-6)
     out["flipped"][sl] = flip
     out["shift_y"][sl] = best_dy

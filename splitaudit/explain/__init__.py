@@ -1,0 +1,81 @@
+"""Explain a validation loss below the training loss, with ranked evidence.
+
+Users arrive with a loss history and one question: *validation loss is lower
+than training loss: should I worry?* :func:`explain` reads the history
+(:func:`read_history`: Keras ``CSVLogger``, Lightning ``metrics.csv``, Keras
+``History.history`` JSON, plain ``train_loss,val_loss`` CSV, DataFrame or dict),
+optionally a scan's ``summary.json``, a ``kfold.json`` and per-image losses,
+and scores five causes in [0, 1], ranked most to least likely.
+
+The gap
+-------
+``G`` is the mean of ``val - train`` over the last 3 epochs that have both
+losses (the *window*); ``G < 0`` means validation is lower. Shares below are
+``part / -G`` clipped to [0, 1]. With ``G >= 0`` there is nothing to explain
+and the summary says so.
+
+Scoring rules
+-------------
+Every score derives from measured numbers that are copied into the cause's
+``evidence``. A cause with no evidence at all gets ``score 0``, ``known:
+False`` and ``evidence.status == "unknown"`` with the reason (what to pass to
+measure it); among equal scores an unknown cause ranks above a ruled-out one.
+
+``measurement_lag``
+    The running-mean train loss of epoch ``e`` estimates the loss at
+    ``e - 0.5``, while val is measured at ``e``. The *shifted* train loss at
+    ``e`` is ``(train(e) + train(e+1)) / 2`` (the last epoch is extrapolated
+    linearly from the previous interval). ``lag = train - shifted``;
+    score = share of the gap removed by the shift, ``lag / -G``. When an
+    eval-mode train loss is present, ``eval_gap = val - train_eval`` is
+    reported; ``eval_gap >= 0`` means the whole gap is a measurement artifact
+    (split between lag and regularization below).
+``regularization``
+    With ``train_loss_eval``: score = ``(shifted - train_eval) / -G``, the part
+    of the gap left after the lag that vanishes in eval mode (dropout,
+    augmentation, label smoothing). Without it, from ``kfold``: the fraction of
+    re-split folds whose gap closes in eval mode, else, when
+    ``verdict.persists`` is true, ``n_folds_val_lower / n_folds * (1 - lag
+    score)``; ``persists`` false gives 0 (a regularisation effect would appear
+    on every split) and halves a history-based score.
+``leakage``
+    ``f`` = fraction of val with a train duplicate (larger of the
+    exact/near findings: a lower bound on their union; a passing finding that
+    reports no fraction counts as 0). Score = ``f / (f + 0.05)`` times
+    ``min(1, bound / -G)`` where ``bound = f * val / (1 - f)`` is the most the
+    duplicates can lower the mean val loss (if their loss were 0). With
+    per-image losses and a duplicate flag, the bound is replaced by the
+    measured relative effect of the duplicates on the mean val loss against the
+    relative gap, halved unless duplicated images have lower loss (one-sided
+    Mann-Whitney p < 0.05). Halved when ``kfold`` says the gap persists on
+    leak-free re-splits.
+``easier_validation``
+    From the scan's ``difficulty`` finding (or per-image losses: Welch t-test
+    of val vs train): when the direction is ``val_easier``, score =
+    significance (1 if p < 0.01, 0.5 if p < 0.05, else 0) times
+    ``min(1, |relative difference| / |relative gap|)``; ``val_harder`` or
+    ``none`` gives 0. Drift statuses (label_distribution, property_drift,
+    embedding_drift) add 0.15 per warn and 0.3 per fail, capped at 0.5; they
+    say val *differs*, not that it is easier, so they count half when the
+    difficulty was measured. Halved when the gap persists on re-splits.
+``random_variation``
+    The noise scale is the larger of (a) the sampling error of the gap,
+    ``cv * val * sqrt(1/n_val + 1/n_train)`` combined with the standard error
+    of the gap across the window's epochs, where ``cv`` is the per-image loss's
+    coefficient of variation (measured from per-image losses, else assumed 1),
+    and (b) the standard deviation of the gap across k-fold re-splits. Score =
+    two-sided normal p-value of ``|G| / scale``: near 1 when the gap is within
+    noise, near 0 when it is many noise scales away.
+
+Examples
+--------
+>>> from splitaudit.explain import explain
+>>> result = explain({"loss": [1.2, 0.8, 0.6, 0.5], "val_loss": [0.9, 0.65, 0.53, 0.46]})
+>>> [c["cause"] for c in result.causes][0]
+'measurement_lag'
+"""
+
+from .history import HISTORY_COLUMNS, History, read_history
+from .ranking import CAUSES, Explanation, explain
+
+__all__ = ["History", "read_history", "HISTORY_COLUMNS", "Explanation", "explain", "CAUSES"]

@@ -25,6 +25,8 @@ __all__ = [
     "findings_by_check",
     "number",
     "leak_fraction",
+    "sizes",
+    "fold_gaps",
     "LEAK_FRACTION_KEYS",
     "P_VALUE_KEYS",
     "RELATIVE_DIFFERENCE_KEYS",

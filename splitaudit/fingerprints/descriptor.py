@@ -25,16 +25,24 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["describe", "DESCRIPTOR_DIM", "rgb_to_gray", "block_mean"]
 
 DESCRIPTOR_DIM = 512
-_GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma (Pillow's ``convert("L")`` weights) as float64, shape ``(n, h, w)``."""
-    return np.asarray(rgb, dtype=np.float64) @ _GRAY_WEIGHTS
+    """Pillow's ``convert("L")`` of each RGB image, as float32 ``(n, h, w)``.
+
+    The stack is converted as one tall image, so it is one C call.
+    """
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    n, h, w, _ = rgb.shape
+    if n == 0:
+        return np.zeros((0, h, w), np.float32)
+    tall = Image.fromarray(rgb.reshape(n * h, w, 3), "RGB").convert("L")
+    return np.asarray(tall, dtype=np.float32).reshape(n, h, w)
 
 
 def block_mean(arr: np.ndarray, factor: int) -> np.ndarray:
@@ -50,24 +58,14 @@ def _l2(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _hsv_histogram(rgb: np.ndarray) -> np.ndarray:
-    n = len(rgb)
-    x = rgb.reshape(n, -1, 3).astype(np.float64) / 255.0
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    vmax = x.max(axis=2)
-    vmin = x.min(axis=2)
-    delta = vmax - vmin
-    sat = np.divide(delta, vmax, out=np.zeros_like(vmax), where=vmax > 0)
-    safe = np.where(delta > 0, delta, 1.0)
-    hue = np.where(
-        vmax == r, ((g - b) / safe) % 6.0, np.where(vmax == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
-    ) / 6.0
-    hue = np.where(delta > 0, hue, 0.0)
-    h_bin = np.minimum((hue * 8).astype(np.int64), 7)
-    s_bin = np.minimum((sat * 4).astype(np.int64), 3)
-    v_bin = np.minimum((vmax * 4).astype(np.int64), 3)
-    index = h_bin * 16 + s_bin * 4 + v_bin + (np.arange(n) * 128)[:, None]
+    n, h, w, _ = rgb.shape
+    # One Pillow call converts the whole stack (as one tall image) to 8-bit HSV.
+    tall = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8).reshape(n * h, w, 3), "RGB")
+    hsv = np.asarray(tall.convert("HSV")).reshape(n, h * w, 3)
+    index = (hsv[..., 0] >> 5).astype(np.int64) * 16 + (hsv[..., 1] >> 6) * 4 + (hsv[..., 2] >> 6)
+    index += (np.arange(n) * 128)[:, None]
     counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128).astype(np.float64)
-    return np.sqrt(counts / counts.sum(axis=1, keepdims=True))
+    return np.sqrt(counts / (h * w))
 
 
 def _gradient_histogram(gray: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
@@ -88,13 +86,15 @@ def _gradient_histogram(gray: np.ndarray, cells: int = 4, bins: int = 8) -> np.n
     return hist.reshape(n, cells * cells * bins)
 
 
-def describe(rgb: np.ndarray) -> np.ndarray:
+def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
     """Descriptors of a stack of RGB images.
 
     Parameters
     ----------
-    rgb : ndarray of uint8, shape (n, 64, 64, 3)
-        Images resized to 64x64 (any size divisible by 16 works).
+    rgb : ndarray of uint8, shape (n, 32, 32, 3)
+        Images resized to 32x32 (any size divisible by 32 works).
+    gray : ndarray, optional
+        ``rgb_to_gray(rgb)`` when the caller already has it.
 
     Returns
     -------
@@ -106,10 +106,11 @@ def describe(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
     if len(rgb) == 0:
         return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
-    gray = rgb_to_gray(rgb)
+    gray = rgb_to_gray(rgb) if gray is None else gray
     thumb = block_mean(gray, gray.shape[1] // 16).reshape(len(rgb), 256)
     thumb = _l2(thumb - thumb.mean(axis=1, keepdims=True))
-    colour = _l2(_hsv_histogram(rgb))
+    small = rgb if rgb.shape[1] <= 32 else block_mean(rgb.astype(np.float32), rgb.shape[1] // 32)
+    colour = _l2(_hsv_histogram(np.rint(small).astype(np.uint8)))
     gray32 = block_mean(gray, gray.shape[1] // 32) if gray.shape[1] >= 32 else gray
     edges = _l2(_gradient_histogram(gray32))
     return _l2(np.concatenate([thumb, colour, edges], axis=1)).astype(np.float32)

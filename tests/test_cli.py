@@ -1,0 +1,107 @@
+"""The CLI contract: files, columns, findings, exit codes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import splitaudit
+from splitaudit.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _demo():
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "examples" / "demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def demo_scan(tmp_path_factory):
+    base = tmp_path_factory.mktemp("demo")
+    data, out = base / "data", base / "out"
+    planted = _demo().build(data, n_train_per_class=12, n_val_per_class=4)
+    code = main(["scan", str(data), "--out", str(out), "--no-cache", "--jobs", "1", "--quiet"])
+    return data, out, planted, code
+
+
+def test_outputs_and_columns(demo_scan):
+    data, out, planted, code = demo_scan
+    assert code == 0
+    for name in ("summary.json", "duplicates.csv", "within_duplicates.csv", "images.csv", "report.html"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"n_train", "n_val", "unreadable", "findings"} <= set(summary)
+    assert summary["n_train"] == 48 and summary["n_val"] == 16 + len(planted)
+    checks = {f["check"]: f for f in summary["findings"]}
+    assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= set(checks)
+    for f in summary["findings"]:
+        assert f["status"] in {"pass", "warn", "fail", "skipped", "error"}
+    assert checks["label_conflicts"]["status"] in ("warn", "fail")
+    pairs = pd.read_csv(out / "duplicates.csv")
+    assert {"val_path", "train_path", "kind", "score"} <= set(pairs.columns)
+    assert set(pairs["kind"]) <= {"exact", "near"}
+    assert pairs["score"].between(0, 1).all()
+    found = set(zip(pairs["val_path"], pairs["train_path"]))
+    missed = [v for v, t in planted.items() if (v, t) not in found]
+    assert not missed, missed
+    # no look-alikes: every reported pair is a planted copy
+    assert len(pairs) == len(planted), pairs[["val_path", "train_path", "score"]]
+    images = pd.read_csv(out / "images.csv")
+    assert len(images) == summary["n_images"]
+    assert {"path", "split", "label", "cluster", "has_cross_duplicate"} <= set(images.columns)
+
+
+def test_fail_on_leakage_exit_1(demo_scan, tmp_path, capsys):
+    data, _, _, _ = demo_scan
+    code = main(["scan", str(data), "--out", str(tmp_path / "o"), "--no-cache", "--jobs", "1",
+                 "--quiet", "--fail-on", "leakage"])
+    assert code == 1
+    assert "--fail-on leakage triggered" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["scan", "--out", "x"], "give ROOT"),
+    (["scan", "/nonexistent/place", "--out", "x"], "not a directory"),
+    (["scan", "--train", "a", "--out", "x"], "give ROOT"),
+    (["scan", ".", "--mode", "turbo", "--out", "x"], "invalid choice"),
+])
+def test_usage_errors_exit_2(argv, fragment, capsys):
+    with pytest.raises(SystemExit) if "turbo" in argv else _nullcontext():
+        code = main(argv)
+        assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1  # one line
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_python_m_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "splitaudit", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and splitaudit.__version__ in proc.stdout
+
+
+def test_api_result_object(demo_scan, tmp_path):
+    data, _, planted, _ = demo_scan
+    result = splitaudit.scan(data, cache=False, jobs=1)
+    assert isinstance(result.pairs, pd.DataFrame)
+    assert len(result.pairs) == len(planted)
+    html = result.to_html(tmp_path / "r.html")
+    assert html.read_text().startswith("<!doctype html>")
+    written = result.save(tmp_path / "saved")
+    assert written["summary"].is_file()

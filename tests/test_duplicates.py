@@ -1,0 +1,269 @@
+"""Cross-split duplicate engine: planted copies found, look-alikes not, checks, clusters."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from splitaudit import ImageSplit
+from splitaudit.checks.base import AuditContext, registered
+from splitaudit.checks.duplicates import ExactDuplicates, LabelConflicts, NearDuplicates
+from splitaudit.duplicates import (
+    duplicate_clusters,
+    expected_cross,
+    find_duplicates,
+    hamming_range,
+    topk_inner,
+)
+from splitaudit.fingerprints import compute_fingerprints
+
+from .conftest import EXACT_KINDS, TRANSFORMS, write_split_folder
+
+
+@pytest.fixture(scope="module")
+def planted(planted_split):
+    split = ImageSplit.from_folder(planted_split.root)
+    fps = compute_fingerprints(split, jobs=1)
+    stages = []
+    result = find_duplicates(fps, split.images, progress=lambda s, d, t: stages.append(s))
+    return planted_split, split, fps, result, stages
+
+
+@pytest.fixture(scope="module")
+def clean(clean_split):
+    split = ImageSplit.from_folder(clean_split.root)
+    fps = compute_fingerprints(split, jobs=1)
+    return clean_split, split, fps, find_duplicates(fps, split.images)
+
+
+def _pair_set(frame: pd.DataFrame, a: str, b: str) -> set[tuple[str, str]]:
+    return set(zip(frame[a], frame[b]))
+
+
+def check_result_invariants(result, split):
+    """Invariants every DuplicateResult must satisfy."""
+    images = split.images
+    p = result.pairs
+    assert (images["split"].to_numpy()[p["val_index"]] == "val").all()
+    assert (images["split"].to_numpy()[p["train_index"]] == "train").all()
+    assert p["score"].between(0, 1).all()
+    assert set(p["kind"]) <= {"exact", "near"}
+    assert not p.duplicated(["val_index", "train_index"]).any()
+    w = result.within
+    assert (w["index_a"] < w["index_b"]).all()
+    sides = images["split"].to_numpy()
+    assert (sides[w["index_a"]] == w["split"]).all() and (sides[w["index_b"]] == w["split"]).all()
+    assert len(result.clusters) == len(images)
+    # Every reported pair lies inside one cluster.
+    c = result.clusters
+    assert (c[p["val_index"]] == c[p["train_index"]]).all()
+    assert (c[w["index_a"]] == c[w["index_b"]]).all()
+
+
+@pytest.mark.parametrize("kind", list(TRANSFORMS) + list(EXACT_KINDS))
+def test_each_planted_copy_is_found(planted, kind):
+    info, split, _, result, _ = planted
+    found = _pair_set(result.pairs, "val_path", "train_path")
+    assert info.copies[kind] in found
+    row = result.pairs[(result.pairs["val_path"] == info.copies[kind][0])
+                       & (result.pairs["train_path"] == info.copies[kind][1])].iloc[0]
+    assert row["kind"] == ("exact" if kind in EXACT_KINDS else "near")
+    assert row["score"] >= 0.5
+    if kind == "flip":
+        assert bool(row["flipped"])
+    if kind == "same_bytes":
+        assert bool(row["exact_bytes"])
+    if kind == "same_pixels":
+        assert bool(row["exact_pixels"]) and not bool(row["exact_bytes"])
+
+
+def test_only_planted_pairs_reported(planted):
+    info, split, _, result, _ = planted
+    found = _pair_set(result.pairs, "val_path", "train_path")
+    expected = set(info.copies.values()) | set(info.conflicts)
+    assert found == expected
+    check_result_invariants(result, split)
+
+
+def test_look_alikes_not_reported(planted, clean):
+    for info, result in ((planted[0], planted[3]), (clean[0], clean[3])):
+        found = _pair_set(result.pairs, "val_path", "train_path")
+        assert info.look_alikes and not (set(info.look_alikes) & found)
+
+
+def test_clean_split_has_no_pairs(clean):
+    _, split, _, result = clean
+    assert result.pairs.empty and result.within.empty
+    assert len(np.unique(result.clusters)) == len(split.images)
+    check_result_invariants(result, split)
+
+
+def test_within_split_pairs(planted):
+    info, split, _, result, _ = planted
+    within = _pair_set(result.within, "path_a", "path_b") | _pair_set(result.within, "path_b", "path_a")
+    for kind, pair in info.within.items():
+        assert pair in within, kind
+    assert (result.within["split"] == "train").sum() == len(info.within)
+    # Within pairs never leak into the cross-split table.
+    cross = _pair_set(result.pairs, "val_path", "train_path")
+    assert not any(pair in cross for pair in info.within.values())
+
+
+def test_label_conflicts(planted):
+    info, _, _, result, _ = planted
+    conflicts = result.pairs[result.pairs["label_conflict"]]
+    assert _pair_set(conflicts, "val_path", "train_path") == set(info.conflicts)
+    same = result.pairs[~result.pairs["label_conflict"]]
+    assert (same["val_label"] == same["train_label"]).all()
+
+
+def test_clusters_join_copies_across_and_within(planted):
+    info, split, _, result, _ = planted
+    pos = {p: i for i, p in enumerate(split.images["path"])}
+    c = result.clusters
+    for v, t in info.copies.values():
+        assert c[pos[v]] == c[pos[t]]
+    a, b = info.within["jpeg_q30"]
+    assert c[pos[a]] == c[pos[b]]
+    v, t = info.look_alikes[0]
+    assert c[pos[v]] != c[pos[t]]
+    sizes = np.bincount(c)
+    assert sizes.max() == 2  # every planted group is a pair
+
+
+def test_duplicate_clusters_components():
+    c = duplicate_clusters(6, [0, 1, 4], [1, 2, 5])
+    assert c[0] == c[1] == c[2] and c[4] == c[5] and len({c[0], c[3], c[4]}) == 3
+    assert duplicate_clusters(3, [], []).tolist() == [0, 1, 2]
+
+
+def test_expected_estimator():
+    # A random split keeps the duplicate pair rate: ratio near 1.
+    e = expected_cross(800, 200, within_train=400, within_val=25, observed=200)
+    rate = 425 / (800 * 799 / 2 + 200 * 199 / 2)
+    assert e["expected"] == pytest.approx(rate * 800 * 200)
+    assert 0.5 < e["ratio"] < 1.5 and e["p_value"] > 0.05
+    leaky = expected_cross(800, 200, within_train=400, within_val=25, observed=600)
+    assert leaky["ratio"] > 2 and leaky["p_value"] < 1e-6
+    none = expected_cross(10, 5, 0, 0, 0)
+    assert none["expected"] == 0 and none["p_value"] == 1.0
+
+
+def test_random_split_of_duplicates_not_called_excess(tmp_path):
+    """Copies spread at random over the splits give observed ~ expected."""
+    rng = np.random.default_rng(3)
+    n_groups, root = 14, tmp_path
+    for g in range(n_groups):
+        from .conftest import synthetic_image
+        img = synthetic_image(500 + g)
+        for j in range(3):  # three JPEG copies per photo, each placed at random
+            side = "train" if rng.random() < 0.6 else "val"
+            (root / side / "x").mkdir(parents=True, exist_ok=True)
+            img.save(root / side / "x" / f"g{g}_{j}.jpg", quality=[95, 60, 40][j])
+    split = ImageSplit.from_folder(root)
+    res = find_duplicates(compute_fingerprints(split, jobs=1), split.images)
+    e = res.expected
+    assert e["observed"] > 0
+    assert e["p_value"] > 0.01, e
+    assert (np.bincount(res.clusters) <= 3).all()
+
+
+def test_hamming_range_backends_agree():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, 500, dtype=np.uint64)
+    flips = np.uint64(1) << rng.integers(0, 64, (50, 3)).astype(np.uint64)
+    queries = base[:50] ^ flips[:, 0] ^ flips[:, 1]
+    ref = None
+    for backend in ("numpy", "faiss"):
+        qi, bi, d = hamming_range(queries, base, 3, backend=backend)
+        got = sorted(zip(qi.tolist(), bi.tolist(), d.tolist()))
+        brute = [(i, j, int(np.bitwise_count(queries[i] ^ base[j])))
+                 for i in range(50) for j in range(500)]
+        assert got == sorted(t for t in brute if t[2] <= 3)
+        ref = got if ref is None else ref
+        assert got == ref
+    qi, bi, _ = hamming_range(base, base, 0, backend="numpy", upper_only=True)
+    assert (qi < bi).all()
+
+
+def test_topk_inner_matches_brute_force():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    for backend in ("numpy", "faiss"):
+        sims, idx = topk_inner(x[:10], x, 3, exclude_self=False, backend=backend)
+        brute = np.argsort(-(x[:10] @ x.T), axis=1)[:, :3]
+        assert (idx == brute).all()
+        _, idx_self = topk_inner(x, x, 2, exclude_self=True, backend=backend)
+        assert not (idx_self == np.arange(60)[:, None]).any()
+
+
+def test_bad_arguments(planted):
+    _, split, fps, _, _ = planted
+    with pytest.raises(TypeError, match="images"):
+        find_duplicates(fps, split.images.to_numpy())
+    with pytest.raises(ValueError, match="one row per image"):
+        find_duplicates(fps, split.images.iloc[:3])
+    with pytest.raises(ValueError, match="backend"):
+        find_duplicates(fps, split.images, backend="gpu")
+    with pytest.raises(ValueError, match="min_score"):
+        find_duplicates(fps, split.images, min_score=2)
+    with pytest.raises(ValueError, match="radius"):
+        hamming_range(np.zeros(2, np.uint64), np.zeros(2, np.uint64), 65)
+
+
+def test_result_serialises(planted):
+    _, split, _, result, stages = planted
+    data = json.loads(result.to_json())
+    assert data["cross_exact"] == 2 and data["label_conflicts"] == 1
+    frame = result.to_frame()
+    assert set(frame["relation"]) == {"cross", "train"}
+    assert len(frame) == len(result.pairs) + len(result.within)
+    assert "cross-split search" in stages and "clusters" in stages
+
+
+def test_checks_on_planted(planted):
+    info, split, fps, result, _ = planted
+    assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= set(registered())
+    ctx = AuditContext(split=split, fingerprints=fps, pairs=result.pairs, within_pairs=result.within)
+    exact = ExactDuplicates().run(ctx)
+    near = NearDuplicates().run(ctx)
+    conflict = LabelConflicts().run(ctx)
+    n_val = split.n_val
+    assert exact.numbers["pairs"] == 2 and exact.numbers["n_val"] == n_val
+    assert exact.status == "fail"  # 2 of ~25 val images is far above 0.5 %
+    assert near.numbers["val_with_train_duplicate"] == len(TRANSFORMS) + 1
+    assert near.numbers["fraction_val"] == pytest.approx((len(TRANSFORMS) + 1) / n_val)
+    assert near.status == "fail" and near.numbers["within_train"] == 1
+    assert conflict.numbers["pairs"] == 1 and conflict.status == "fail"
+    for r in (exact, near, conflict):
+        json.loads(r.to_json())
+        assert r.per_image is not None and len(r.per_image) == len(split.images)
+    # Lenient thresholds turn the failure into a warning.
+    ctx.options["near_duplicates"] = {"fail_at": 0.9}
+    assert NearDuplicates().run(ctx).status == "warn"
+
+
+def test_checks_compute_pairs_when_missing(clean):
+    _, split, fps, _ = clean
+    ctx = AuditContext(split=split, fingerprints=fps)
+    for check in (ExactDuplicates(), NearDuplicates(), LabelConflicts()):
+        r = check.run(ctx)
+        assert r.status == "pass" and r.numbers["pairs"] == 0
+    assert ctx.pairs is not None
+    with pytest.raises(ValueError, match="fingerprints"):
+        NearDuplicates().run(AuditContext(split=split))
+
+
+def test_unreadable_rows_never_paired(tmp_path):
+    info = write_split_folder(tmp_path, transforms=("jpeg_q30",), exact=(), within=(),
+                              conflict=False, n_look_alikes=0, n_train=3, n_val=2)
+    for side in ("train", "val"):
+        (tmp_path / side / "cat" / "broken.png").write_bytes(b"not an image")
+    split = ImageSplit.from_folder(tmp_path)
+    fps = compute_fingerprints(split, jobs=1)
+    assert (~fps.table["ok"]).sum() == 2
+    res = find_duplicates(fps, split.images)
+    assert _pair_set(res.pairs, "val_path", "train_path") == {info.copies["jpeg_q30"]}
