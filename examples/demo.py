@@ -82,7 +82,7 @@ def build(root: Path, *, n_train_per_class: int = 40, n_val_per_class: int = 10,
                 edit(im.convert("RGB")).save(dst, quality=40 if name == "reencoded_q40" else 90)
         planted[dst.relative_to(root).as_posix()] = src.relative_to(root).as_posix()
     # a copy filed under another class: leakage *and* a label conflict
-    src = root / "train" / "circle" / "circle_020.jpg"
+    src = root / "train" / "circle" / f"circle_{n_train_per_class - 1:03d}.jpg"
     dst = root / "val" / "square" / "leak_wrong_label.jpg"
     shutil.copyfile(src, dst)
     planted[dst.relative_to(root).as_posix()] = src.relative_to(root).as_posix()

@@ -94,6 +94,8 @@ def build(folder: Path) -> list[Case]:
     cases.append(Case("spaces and\nnewline.png", "ok"))
     _textured(seed=11).save(folder / "<img src=x onerror=alert(1)>.png")
     cases.append(Case("<img src=x onerror=alert(1)>.png", "ok"))
+    (folder / "<svg onload=alert(1)>.jpg").write_text("<svg onload=alert(1)>")
+    cases.append(Case("<svg onload=alert(1)>.jpg", "unreadable", "not an image"))
     raw = os.fsencode(folder) + b"/latin1_\xe9t\xe9.png"
     with open(raw, "wb") as f:
         _textured(seed=12).save(f, "PNG")

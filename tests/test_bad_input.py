@@ -84,8 +84,8 @@ def test_scan_survives_corpus_and_touches_nothing(corpus, tmp_path, capsys):
     assert summary["n_images"] == len(images)
 
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "<img src=x onerror" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<svg onload" not in html and "<img src=x" not in html
+    assert "&lt;svg onload=alert(1)&gt;" in html
 
 
 def test_empty_validation_folder_is_a_clear_result(tmp_path, capsys):

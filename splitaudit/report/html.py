@@ -20,6 +20,7 @@ import pandas as pd
 from . import plots
 
 MAX_PAIRS = 200
+EVIDENCE_COLUMNS = ("phash_distance", "thumb_rms", "descriptor_cosine", "embedding_cosine")
 THUMB_PX = 112
 PROPERTY_PLOTS = ("brightness", "contrast", "sharpness", "entropy", "colourfulness", "file_size")
 
@@ -121,9 +122,9 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
         conflict = la is not None and lb is not None and not pd.isna(la) and not pd.isna(lb) and la != lb
         lab = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else f" · label {escape(str(v))}"
         extra = []
-        for col in ("phash_distance", "thumb_rms", "descriptor_cosine", "embedding_cosine"):
-            if hasattr(row, col):
-                extra.append(f"{col}={_fmt(getattr(row, col))}")
+        for name in EVIDENCE_COLUMNS:
+            if hasattr(row, name):
+                extra.append(f"{name}={_fmt(getattr(row, name))}")
         cards.append(
             "<div class='pair'><div class='imgs'>"
             f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {escape(str(getattr(row, col(a, 'path'))))}{lab(la)}</figcaption></figure>"
