@@ -1,6 +1,7 @@
 """splitaudit: audit a train/validation split of an image dataset."""
 
 from .dataset import ImageSplit
+from .explain import Explanation, History, explain, read_history
 from .errors import (
     HistoryError,
     InputError,
@@ -14,6 +15,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ImageSplit",
+    "explain",
+    "read_history",
+    "Explanation",
+    "History",
     "SplitAuditError",
     "InputError",
     "LayoutError",

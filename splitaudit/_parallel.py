@@ -52,9 +52,14 @@ def ordered_map(
     chunksize: int = 256,
     progress: Progress | None = None,
     stage: str = "",
+    client: object | None = None,
 ) -> list[R]:
     """Apply ``fn`` (which takes a chunk and returns one result per item) to
     ``items`` in chunks and return the flat results in input order.
+
+    With a dask ``distributed.Client`` as ``client`` the chunks run on its
+    workers (which must be able to import splitaudit and read the paths);
+    otherwise ``jobs`` local processes are used.
 
     Examples
     --------
@@ -67,6 +72,8 @@ def ordered_map(
     if progress:
         progress(stage, 0, total)
     chunks = _chunks(items, max(1, chunksize))
+    if client is not None:
+        return _dask_map(fn, chunks, client, total=total, progress=progress, stage=stage)
     if jobs == 1 or len(chunks) <= 1:
         for chunk in chunks:
             out.extend(fn(chunk))
@@ -81,6 +88,23 @@ def ordered_map(
             if progress:
                 progress(stage, len(out), total)
     return out
+
+
+def _dask_map(fn, chunks, client, *, total: int, progress: Progress | None, stage: str) -> list:
+    """Submit one task per chunk; gather results in input order, reporting progress."""
+    from distributed import as_completed
+
+    futures = client.map(fn, chunks, pure=False)
+    index_of = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(chunks)
+    done = 0
+    for future in as_completed(futures):
+        i = index_of[future.key]
+        results[i] = future.result()
+        done += len(chunks[i])
+        if progress:
+            progress(stage, done, total)
+    return [item for chunk in results for item in chunk]
 
 
 def iter_chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

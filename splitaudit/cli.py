@@ -143,6 +143,39 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------- explain
+def _print_explanation(expl: Any, console: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{expl.summary}[/bold]", markup=True, highlight=False)
+    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
+    for col in ("rank", "cause", "score", "advice"):
+        table.add_column(col, overflow="fold")
+    for rank, cause in enumerate(expl.causes, 1):
+        score = f"{cause['score']:.2f}" if cause.get("known", True) else "unknown"
+        table.add_row(str(rank), cause["cause"], score, str(cause.get("advice", "")))
+    console.print(table)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+
+    expl = explain(args.history, scan=args.scan, kfold=args.kfold)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "explain.json").write_text(expl.to_json() + "\n", encoding="utf-8")
+    written = [out / "explain.json"]
+    try:
+        written.append(expl.plot(out / "explain.png"))
+    except ValueError as exc:  # a history too short to plot is not an error
+        print(f"splitaudit: note: no plot ({exc})", file=sys.stderr)
+    if not args.quiet:
+        console = _console()
+        _print_explanation(expl, console)
+        console.print("  wrote " + ", ".join(str(p) for p in written), markup=False)
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="splitaudit", description="Audit a train/validation split of an image dataset.")
@@ -158,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("explain", help="rank the causes of a validation loss below the training loss")
+    p.add_argument("history", help="loss history: Keras CSVLogger CSV, Lightning metrics.csv, "
+                                   "History.history JSON, or a CSV with train_loss,val_loss")
+    p.add_argument("--scan", help="a scan output folder (summary.json, images.csv)")
+    p.add_argument("--kfold", help="a kfold output folder (kfold.json)")
+    p.add_argument("--out", required=True, help="output folder for explain.json and explain.png")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 
