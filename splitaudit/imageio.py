@@ -47,7 +47,7 @@ import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -55,6 +55,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "LoadedImage",
     "open_image",
+    "iter_images",
     "normalize_mode",
     "DEFAULT_MAX_PIXELS",
 ]
@@ -73,6 +74,9 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _WHITE_RGB = (255, 255, 255)
+# Where Pillow's getexif() looks for an orientation; when none is present the
+# orientation is 1 and the (slow) EXIF parse is skipped.
+_ORIENTATION_SOURCES = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
 
 
 @dataclass(frozen=True)
@@ -251,9 +255,45 @@ def open_image(
     >>> open_image("/nonexistent.png").reason
     'file not found'
     """
+    _check_options(max_pixels, reduce_to)
+    with _pillow_limit(max_pixels):
+        return _open_unguarded(path, max_pixels, reduce_to, keep_raw)
+
+
+def iter_images(
+    paths: Iterable[str | os.PathLike],
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    reduce_to: int | None = None,
+    keep_raw: bool = False,
+) -> Iterator[LoadedImage]:
+    """:func:`open_image` for many files, yielding one :class:`LoadedImage` each.
+
+    Same results as calling :func:`open_image` per path, but Pillow's pixel
+    limit and warning filter are set up once for the whole run (while the
+    generator is alive, ``DecompressionBombWarning`` is silenced).
+    """
+    _check_options(max_pixels, reduce_to)
+    with _pillow_limit(max_pixels):
+        for path in paths:
+            yield _open_unguarded(path, max_pixels, reduce_to, keep_raw)
+
+
+def _check_options(max_pixels: int | None, reduce_to: int | None) -> None:
     _check_max_pixels(max_pixels)
     if reduce_to is not None and (not isinstance(reduce_to, int) or reduce_to < 1):
         raise ValueError(f"reduce_to must be a positive int or None, got {reduce_to!r}")
+
+
+def _orientation(image: Image.Image) -> int:
+    info = image.info
+    if not hasattr(image, "tag_v2") and not any(key in info for key in _ORIENTATION_SOURCES):
+        return 1
+    return image.getexif().get(_ORIENTATION_TAG, 1)
+
+
+def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_raw: bool) -> LoadedImage:
+    """:func:`open_image` body; the caller holds ``_pillow_limit(max_pixels)``."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -264,36 +304,35 @@ def open_image(
     fmt = mode = None
     width = height = 0
     try:
-        with _pillow_limit(max_pixels):
-            image = Image.open(io.BytesIO(data))
-            fmt, mode = image.format, image.mode
-            width, height = image.size
-            if max_pixels is not None and width * height > max_pixels:
-                return LoadedImage(
-                    None,
-                    f"decompression bomb: {width * height} pixels > limit {max_pixels}",
-                    data, fmt, mode, width, height,
-                )
-            quantization = getattr(image, "quantization", None)
-            scale = 1
-            if reduce_to is not None and fmt in ("JPEG", "MPO"):
-                draft_mode = image.mode if image.mode in ("L", "RGB") else None
-                image.draft(draft_mode, (reduce_to, reduce_to))
-                scale = max(1, round(width / max(1, image.size[0])))
-            image.load()
-            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-            if reduce_to is not None and scale == 1:
-                factor = min(image.size) // (2 * reduce_to)
-                if factor >= 2:
-                    image = image.reduce(factor)
-                    scale = factor
-            method = _TRANSPOSE.get(orientation)
-            if method is not None:
-                image = image.transpose(method)
-                if method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
-                              Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
-                    width, height = height, width
-            normal = normalize_mode(image)
+        image = Image.open(io.BytesIO(data))
+        fmt, mode = image.format, image.mode
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            return LoadedImage(
+                None,
+                f"decompression bomb: {width * height} pixels > limit {max_pixels}",
+                data, fmt, mode, width, height,
+            )
+        quantization = getattr(image, "quantization", None)
+        scale = 1
+        if reduce_to is not None and fmt in ("JPEG", "MPO"):
+            draft_mode = image.mode if image.mode in ("L", "RGB") else None
+            image.draft(draft_mode, (reduce_to, reduce_to))
+            scale = max(1, round(width / max(1, image.size[0])))
+        image.load()
+        orientation = _orientation(image)
+        if reduce_to is not None and scale == 1:
+            factor = min(image.size) // (2 * reduce_to)
+            if factor >= 2:
+                image = image.reduce(factor)
+                scale = factor
+        method = _TRANSPOSE.get(orientation)
+        if method is not None:
+            image = image.transpose(method)
+            if method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                          Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+                width, height = height, width
+        normal = normalize_mode(image)
     except Exception as exc:  # a bad file is a record, not a crash
         reason = _reason_for(exc)
         if reason.startswith("decompression bomb") and max_pixels is not None:

@@ -41,9 +41,6 @@ __all__ = [
     "check_stratification",
 ]
 
-_STRATIFY_OPTIONS = ("auto", True, False)
-
-
 def _ids_or_none(values: Any, n: int, name: str) -> np.ndarray | None:
     """Factorise an id column; missing ids (None, NaN, negative ints) become -1."""
     if values is None:
@@ -294,10 +291,6 @@ class LeakAwareSplitter(BaseCrossValidator):
         for i in range(self.n_splits):
             in_test = fold_of == i
             yield everything[~in_test], everything[in_test]
-
-    def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split overrides
-        for _, test in self.split(X, y, groups):
-            yield test
 
 
 # ---------------------------------------------------------------- invariants

@@ -203,3 +203,14 @@ def test_resplit_manifest_columns_and_folds():
     assert manifest["path"].tolist() == images["path"].tolist()
     plain = resplit_manifest(images, None, k=4)
     assert "split" not in plain.columns and plain["fold"].between(0, 3).all()
+
+
+def test_accepts_a_duplicate_result_with_clusters_attribute():
+    from types import SimpleNamespace
+
+    found = SimpleNamespace(clusters=np.array([0, 0, 1, 2, 3, 3]))   # as find_duplicates(...) returns
+    assert combine_groups(found).tolist() == [0, 0, 1, 2, 3, 3]
+    images = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "label": list("ababab")})
+    manifest = resplit_manifest(images, found, k=2)
+    assert manifest.loc[0, "fold"] == manifest.loc[1, "fold"]
+    assert manifest.loc[4, "fold"] == manifest.loc[5, "fold"]

@@ -1,10 +1,16 @@
-"""compute_fingerprints: one decode per image, everything derived from it.
+"""compute_fingerprints: one decode per image, everything else batched per chunk.
 
-Each worker reads a chunk of files, decodes each one once
-(:func:`splitaudit.imageio.open_image`), derives the small arrays every
-fingerprint needs (32x32 / 9x8 / 8x8 gray for the hashes, a 32x32 RGB
-working copy for the descriptor and pixel statistics), then computes hashes,
-descriptors and properties for the whole chunk with vectorised numpy.
+Each worker reads a chunk of files and decodes each one once
+(:func:`splitaudit.imageio.iter_images`; EXIF is parsed only when the file
+carries an orientation source). Everything after the decode is done for the
+whole chunk: images of the same mode and size are pasted into one tall Pillow
+image, which gives the pixel dump for ``pixel_sha1``, the gray conversion and
+the resizes (32x32 / 9x8 / 8x8 LANCZOS gray for the hashes, a 32x32 BILINEAR
+RGB working copy for the descriptor and pixel statistics) in a few Pillow
+calls per chunk instead of several per image; the resizes stay bit-identical
+to per-image ``resize`` (see :func:`_resize_stack`). Hashes, descriptors and
+properties are vectorised numpy over the chunk, and the chunk comes back as
+columns (:class:`ChunkResult`), not per-image dicts.
 
 Modes
 -----
@@ -47,7 +53,7 @@ from PIL import Image
 
 from .._parallel import ordered_map, resolve_jobs
 from ..dataset import ImageSplit, display_path
-from ..imageio import DEFAULT_MAX_PIXELS, open_image
+from ..imageio import DEFAULT_MAX_PIXELS, iter_images
 from . import hashes as _hashes
 from .descriptor import DESCRIPTOR_DIM, describe, rgb_to_gray
 from .properties import PIXEL_COLUMNS, jpeg_quality, pixel_properties
@@ -55,7 +61,7 @@ from .properties import PIXEL_COLUMNS, jpeg_quality, pixel_properties
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp1"
+ALGORITHM_VERSION = "fp2"
 """Bump when any fingerprint would change for the same file (part of the cache key)."""
 
 HASH_COLUMNS = ("phash", "dhash", "ahash", "phash_flip", "dhash_flip", "ahash_flip")
@@ -64,6 +70,8 @@ TABLE_COLUMNS = (
     "width", "height", "aspect", "file_size", "format", "mode", *PIXEL_COLUMNS, "jpeg_quality",
 )
 _LANCZOS = Image.Resampling.LANCZOS
+_BILINEAR = Image.Resampling.BILINEAR
+_NAN = float("nan")
 _WORK = 32  # side of the RGB working copy for descriptor and pixel statistics
 _FAST_DECODE = 32  # fast mode: decode so that both sides stay >= this
 
@@ -113,17 +121,248 @@ class Fingerprints:
         return json.dumps({"mode": self.mode, "stats": self.stats, "images": records})
 
 
-def _empty_record(reason: str, data: bytes, loaded) -> dict[str, Any]:
-    row = {
-        "ok": False, "reason": reason,
-        "bytes_sha1": hashlib.sha1(data).hexdigest() if data else None,
-        "pixel_sha1": None, **{c: 0 for c in HASH_COLUMNS},
-        "width": loaded.width, "height": loaded.height,
-        "aspect": loaded.width / loaded.height if loaded.height else float("nan"),
-        "file_size": len(data), "format": loaded.format, "mode": loaded.mode,
-        **{c: float("nan") for c in PIXEL_COLUMNS}, "jpeg_quality": float("nan"),
+_INT_COLUMNS = ("width", "height", "file_size")
+_FLOAT_COLUMNS = ("aspect", *PIXEL_COLUMNS, "jpeg_quality")
+_OBJECT_COLUMNS = ("reason", "bytes_sha1", "pixel_sha1", "format", "mode")
+_PIXEL_BUDGET = 1 << 25
+"""Decoded pixels a worker holds before it processes what it has (memory bound)."""
+_CANVAS_PIXELS = 1 << 24
+"""Largest stacked canvas handed to one Pillow call."""
+
+
+@dataclass
+class ChunkResult:
+    """Fingerprints of one chunk, column by column (what workers send back).
+
+    ``columns`` maps every table column except ``path`` to an array or list of
+    length ``n``; ``thumbs`` and ``descriptor`` are stacked arrays.
+    """
+
+    columns: dict[str, Any]
+    thumbs: np.ndarray
+    descriptor: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.thumbs)
+
+    def records(self) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+        """One ``(row, thumb, descriptor)`` per image, rows as plain Python values (the cache format)."""
+        names = list(self.columns)
+        values = [np.asarray(self.columns[c]).tolist() if c not in _OBJECT_COLUMNS
+                  else list(self.columns[c]) for c in names]
+        return [(dict(zip(names, row)), self.thumbs[i].copy(), self.descriptor[i])
+                for i, row in enumerate(zip(*values))]
+
+
+def _stack(images: list[Image.Image], mode: str, width: int, height: int) -> Image.Image:
+    """Paste same-size images one below the other into one tall image."""
+    if len(images) == 1:
+        return images[0]
+    canvas = Image.new(mode, (width, height * len(images)))
+    for k, image in enumerate(images):
+        canvas.paste(image, (0, k * height))
+    return canvas
+
+
+_PASS_ORDER: dict[tuple, str] = {}
+
+
+def _pass_order(mode: str, width: int, height: int, size: tuple[int, int], resample) -> str:
+    """Which separable pass Pillow runs first for this resize: ``"h"``, ``"v"`` or ``"direct"``.
+
+    Pillow picks the order itself (it depends on the sizes and the Pillow
+    version), and the 8-bit rounding between the passes makes the order
+    matter. So it is probed once per size on a noise image: the stacked
+    two-call resize is used only in the order that reproduces Pillow's own
+    result there; if neither does, images are resized one by one.
+    """
+    key = (mode, width, height, size, resample)
+    if key not in _PASS_ORDER:
+        rng = np.random.default_rng(width * 7919 + height)
+        shape = (height, width, 3) if mode == "RGB" else (height, width)
+        probe = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        want = np.asarray(probe.resize(size, resample))
+        out_w, out_h = size
+        order = "direct"
+        if np.array_equal(np.asarray(probe.resize((out_w, height), resample).resize(size, resample)), want):
+            order = "h"
+        elif np.array_equal(np.asarray(probe.resize((width, out_h), resample).resize(size, resample)), want):
+            order = "v"
+        _PASS_ORDER[key] = order
+    return _PASS_ORDER[key]
+
+
+def _resize_stack(tall: Image.Image, count: int, size: tuple[int, int], resample) -> np.ndarray:
+    """Resize each of ``count`` same-size images stacked in ``tall`` to ``size``.
+
+    Pillow resizes in two separable passes, each rounding to 8 bits. A
+    horizontal pass runs on the tall stack (rows are independent), a vertical
+    pass on the images laid side by side (columns are independent), so with
+    the passes in Pillow's own order every image comes out bit-identical to
+    ``image.resize(size, resample)``, in two Pillow calls for the whole stack.
+    """
+    width, total_height = tall.size
+    height = total_height // count
+    out_w, out_h = size
+    channels = (3,) if tall.mode == "RGB" else ()
+    order = _pass_order(tall.mode, width, height, size, resample) if count > 1 else "direct"
+    if order == "direct":
+        if count == 1:
+            return np.asarray(tall.resize(size, resample))[None]
+        return np.stack([
+            np.asarray(tall.crop((0, k * height, width, (k + 1) * height)).resize(size, resample))
+            for k in range(count)
+        ])
+    axes = (1, 0, 2, *range(3, 3 + len(channels)))
+
+    def horizontal(image: Image.Image, rows: int) -> Image.Image:
+        return image if image.size[0] == out_w else image.resize((out_w, rows), resample)
+
+    def vertical(image: Image.Image, cols: int) -> np.ndarray:
+        arr = np.asarray(image).reshape(count, height, cols, *channels)
+        if out_h == height:
+            return arr
+        wide = np.ascontiguousarray(arr.transpose(axes)).reshape(height, count * cols, *channels)
+        small = np.asarray(Image.fromarray(wide).resize((count * cols, out_h), resample))
+        return small.reshape(out_h, count, cols, *channels).transpose(axes)
+
+    if order == "h":
+        return vertical(horizontal(tall, total_height), out_w)
+    # vertical first, then horizontal on the (shorter) stack
+    first = np.ascontiguousarray(vertical(tall, width)).reshape(count * out_h, width, *channels)
+    return np.asarray(horizontal(Image.fromarray(first), count * out_h)).reshape(count, out_h, out_w, *channels)
+
+
+class _Arrays:
+    """Per-chunk output buffers filled by :func:`_process`."""
+
+    def __init__(self, n: int) -> None:
+        self.g32 = np.zeros((n, 32, 32), np.uint8)
+        self.g98 = np.zeros((n, 8, 9), np.uint8)
+        self.g8 = np.zeros((n, 8, 8), np.uint8)
+        self.work = np.zeros((n, _WORK, _WORK, 3), np.uint8)
+        self.pixel_sha1: list[str | None] = [None] * n
+        self.hash_images: dict[int, Image.Image] = {}
+
+
+def _process(items: list[tuple[int, Any]], out: _Arrays, exact: bool, whash: bool) -> None:
+    """Hash inputs, working copies and pixel SHA-1 of decoded images, batched by (mode, size)."""
+    groups: dict[tuple[str, tuple[int, int]], list] = {}
+    for i, loaded in items:
+        groups.setdefault((loaded.image.mode, loaded.image.size), []).append((i, loaded))
+    for (mode, (width, height)), members in groups.items():
+        step = max(1, _CANVAS_PIXELS // max(1, width * height))
+        for start in range(0, len(members), step):
+            part = members[start : start + step]
+            count = len(part)
+            idx = np.fromiter((i for i, _ in part), np.intp, count)
+            tall = _stack([loaded.image for _, loaded in part], mode, width, height)
+            pixels = np.asarray(tall).reshape(count, height, width, *((3,) if mode == "RGB" else ()))
+            for (i, loaded), block in zip(part, pixels):
+                digest = hashlib.sha1(f"{mode} {width}x{height} /{loaded.scale}\n".encode())
+                digest.update(block)
+                out.pixel_sha1[i] = digest.hexdigest()
+            gray = tall if mode == "L" else tall.convert("L")
+            out.g32[idx] = _resize_stack(gray, count, (32, 32), _LANCZOS)
+            out.g98[idx] = _resize_stack(gray, count, (9, 8), _LANCZOS)
+            out.g8[idx] = _resize_stack(gray, count, (8, 8), _LANCZOS)
+            if mode == "RGB":
+                out.work[idx] = _resize_stack(tall, count, (_WORK, _WORK), _BILINEAR)
+            else:
+                out.work[idx] = _resize_stack(gray, count, (_WORK, _WORK), _BILINEAR)[..., None]
+            for i, loaded in part:
+                source = loaded.raw if exact else loaded.image
+                if whash:
+                    out.hash_images[i] = source
+                if source is loaded.image:
+                    continue
+                # exact mode, original not L/RGB: imagehash's own conversion of the original
+                source = source if source.mode == "L" else source.convert("L")
+                out.g32[i] = np.asarray(source.resize((32, 32), _LANCZOS))
+                out.g98[i] = np.asarray(source.resize((9, 8), _LANCZOS))
+                out.g8[i] = np.asarray(source.resize((8, 8), _LANCZOS))
+
+
+def fingerprint_columns(
+    paths: Sequence[str], *, mode: str = "fast", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    whash: bool = False,
+) -> ChunkResult:
+    """Fingerprint a chunk of files, column by column (runs in pool workers).
+
+    Each file is read and decoded once; everything else is computed for the
+    whole chunk at once: images of the same mode and size are stacked into one
+    tall Pillow image, so resizes, conversions and the pixel dump are a few
+    calls per chunk instead of several per image, and hashes, descriptors and
+    properties are vectorised numpy over the chunk.
+    """
+    n = len(paths)
+    exact = mode == "exact"
+    out = _Arrays(n)
+    ok = np.zeros(n, bool)
+    meta: dict[str, list] = {c: [] for c in (
+        "reason", "bytes_sha1", "width", "height", "file_size", "format", "mode", "jpeg_quality")}
+    pending: list[tuple[int, Any]] = []
+    held = 0
+    loads = iter_images(paths, max_pixels=max_pixels, keep_raw=exact,
+                        reduce_to=None if exact else _FAST_DECODE)
+    for i, loaded in enumerate(loads):
+        data = loaded.data
+        meta["reason"].append(loaded.reason)
+        meta["bytes_sha1"].append(hashlib.sha1(data).hexdigest() if data else None)
+        meta["width"].append(loaded.width)
+        meta["height"].append(loaded.height)
+        meta["file_size"].append(len(data))
+        meta["format"].append(loaded.format)
+        meta["mode"].append(loaded.mode)
+        meta["jpeg_quality"].append(
+            jpeg_quality(loaded.quantization) if loaded.ok and loaded.format in ("JPEG", "MPO") else _NAN)
+        if loaded.image is None:
+            continue
+        ok[i] = True
+        pending.append((i, loaded))
+        held += loaded.image.width * loaded.image.height
+        if held > _PIXEL_BUDGET:
+            _process(pending, out, exact, whash)
+            pending, held = [], 0
+    _process(pending, out, exact, whash)
+    return _assemble(n, ok, meta, out, whash)
+
+
+def _assemble(n: int, ok: np.ndarray, meta: dict[str, list], out: _Arrays, whash: bool) -> ChunkResult:
+    idx = np.flatnonzero(ok)
+    columns: dict[str, Any] = {"ok": ok, "reason": meta["reason"], "bytes_sha1": meta["bytes_sha1"],
+                               "pixel_sha1": out.pixel_sha1}
+    hash_inputs = {
+        "phash": (_hashes.phash, out.g32), "dhash": (_hashes.dhash, out.g98), "ahash": (_hashes.ahash, out.g8),
     }
-    return row
+    for name, (fn, stack) in hash_inputs.items():
+        for suffix, view in (("", stack[idx]), ("_flip", stack[idx][:, :, ::-1])):
+            values = np.zeros(n, np.uint64)
+            values[idx] = fn(view)
+            columns[name + suffix] = values
+    columns = {c: columns[c] for c in ("ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS)}
+    width = np.asarray(meta["width"], np.int64)
+    height = np.asarray(meta["height"], np.int64)
+    columns["width"], columns["height"] = width, height
+    columns["aspect"] = np.divide(width, height, out=np.full(n, _NAN), where=height > 0)
+    columns["file_size"] = np.asarray(meta["file_size"], np.int64)
+    columns["format"], columns["mode"] = meta["format"], meta["mode"]
+    descriptors = np.zeros((n, DESCRIPTOR_DIM), np.float32)
+    props = {c: np.full(n, _NAN) for c in PIXEL_COLUMNS}
+    if len(idx):
+        work = out.work[idx]
+        gray = rgb_to_gray(work)
+        descriptors[idx] = describe(work, gray)
+        for column, values in pixel_properties(work, gray).items():
+            props[column][idx] = values
+    columns.update(props)
+    columns["jpeg_quality"] = np.asarray(meta["jpeg_quality"], np.float64)
+    if whash:
+        values = np.zeros(n, np.uint64)
+        if len(idx):
+            values[idx] = _hashes.whash([out.hash_images[i] for i in idx])
+        columns["whash"] = values
+    return ChunkResult(columns, out.g32, descriptors)
 
 
 def fingerprint_chunk(
@@ -132,72 +371,13 @@ def fingerprint_chunk(
 ) -> list[tuple[dict, np.ndarray, np.ndarray]]:
     """Fingerprint a chunk of files: ``[(row, thumb, descriptor), ...]`` in order.
 
-    ``row`` holds every table column except ``path``. Runs in pool workers.
+    ``row`` holds every table column except ``path``.
     """
-    n = len(paths)
-    rows: list[dict] = []
-    ok_index: list[int] = []
-    g32 = np.zeros((n, 32, 32), np.uint8)
-    g98 = np.zeros((n, 8, 9), np.uint8)
-    g8 = np.zeros((n, 8, 8), np.uint8)
-    work = np.zeros((n, _WORK, _WORK, 3), np.uint8)
-    hash_images = []
-    for i, path in enumerate(paths):
-        loaded = open_image(
-            path, max_pixels=max_pixels, keep_raw=mode == "exact",
-            reduce_to=_FAST_DECODE if mode == "fast" else None,
-        )
-        if not loaded.ok:
-            rows.append(_empty_record(loaded.reason, loaded.data, loaded))
-            continue
-        image = loaded.image
-        source = loaded.raw if mode == "exact" else image
-        gray = source if source.mode == "L" else source.convert("L")
-        g32[i] = np.asarray(gray.resize((32, 32), _LANCZOS))
-        g98[i] = np.asarray(gray.resize((9, 8), _LANCZOS))
-        g8[i] = np.asarray(gray.resize((8, 8), _LANCZOS))
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        work[i] = np.asarray(rgb.resize((_WORK, _WORK), Image.Resampling.BILINEAR, reducing_gap=2.0))
-        if whash:
-            hash_images.append(source)
-        header = f"{image.mode} {image.size[0]}x{image.size[1]} /{loaded.scale}\n".encode()
-        rows.append({
-            "ok": True, "reason": None,
-            "bytes_sha1": hashlib.sha1(loaded.data).hexdigest(),
-            "pixel_sha1": hashlib.sha1(header + image.tobytes()).hexdigest(),
-            "width": loaded.width, "height": loaded.height,
-            "aspect": loaded.width / loaded.height,
-            "file_size": loaded.file_size, "format": loaded.format, "mode": loaded.mode,
-            "jpeg_quality": jpeg_quality(loaded.quantization) if loaded.format in ("JPEG", "MPO")
-            else float("nan"),
-        })
-        ok_index.append(i)
-    thumbs = g32
-    descriptors = np.zeros((n, DESCRIPTOR_DIM), np.float32)
-    if ok_index:
-        idx = np.asarray(ok_index)
-        mirror = (slice(None), slice(None), slice(None, None, -1))
-        values = {
-            "phash": _hashes.phash(g32[idx]), "dhash": _hashes.dhash(g98[idx]),
-            "ahash": _hashes.ahash(g8[idx]),
-            "phash_flip": _hashes.phash(g32[idx][mirror]),
-            "dhash_flip": _hashes.dhash(g98[idx][mirror]),
-            "ahash_flip": _hashes.ahash(g8[idx][mirror]),
-        }
-        if whash:
-            values["whash"] = _hashes.whash(hash_images)
-        gray = rgb_to_gray(work[idx])
-        descriptors[idx] = describe(work[idx], gray)
-        props = pixel_properties(work[idx], gray)
-        for k, i in enumerate(ok_index):
-            for column, array in values.items():
-                rows[i][column] = int(array[k])
-            for column in PIXEL_COLUMNS:
-                rows[i][column] = float(props[column][k])
-    if whash:
-        for row in rows:
-            row.setdefault("whash", 0)
-    return [(rows[i], thumbs[i].copy(), descriptors[i]) for i in range(n)]
+    return fingerprint_columns(paths, mode=mode, max_pixels=max_pixels, whash=whash).records()
+
+
+def _fingerprint_chunks(chunks: Sequence[Sequence[str]], **options: Any) -> list[ChunkResult]:
+    return [fingerprint_columns(chunk, **options) for chunk in chunks]
 
 
 def _resolve_paths(split_or_paths) -> tuple[list[str], list[str], list[str]]:
@@ -282,47 +462,82 @@ def compute_fingerprints(
             records[i] = record
     missing = [i for i in range(total) if records[i] is None]
     cached = total - len(missing)
-    worker = partial(fingerprint_chunk, mode=mode, max_pixels=max_pixels, whash=whash)
+    worker = partial(_fingerprint_chunks, mode=mode, max_pixels=max_pixels, whash=whash)
     jobs = resolve_jobs(jobs)
     if progress:
         progress("fingerprints", cached, total)
     # Commit to the cache every few chunks so an interrupted run keeps its work.
     batch = max(chunksize, chunksize * jobs * 8) if store else max(1, len(missing))
     done = cached
+    computed: list[tuple[list[int], ChunkResult]] = []
     for start in range(0, len(missing), batch):
         part = missing[start : start + batch]
+        chunks = [part[k : k + chunksize] for k in range(0, len(part), chunksize)]
 
-        def report(_stage: str, finished: int, _total: int, base: int = done) -> None:
+        def report(_stage: str, finished: int, _total: int, base: int = done, size: int = len(part)) -> None:
             if progress and finished:
-                progress("fingerprints", base + finished, total)
+                progress("fingerprints", base + min(size, finished * chunksize), total)
 
+        # One task per chunk; each returns a ChunkResult (columns, not per-image dicts).
         results = ordered_map(
-            worker, [abspaths[i] for i in part], jobs=jobs, chunksize=chunksize,
+            worker, [[abspaths[i] for i in chunk] for chunk in chunks], jobs=jobs, chunksize=1,
             progress=report, stage="fingerprints",
         )
-        for i, record in zip(part, results):
-            records[i] = record
+        computed.extend(zip(chunks, results))
         if store:
-            store.put_many([(keys[i], records[i]) for i in part], version)
+            store.put_many(
+                [(keys[i], record) for chunk, result in zip(chunks, results)
+                 for i, record in zip(chunk, result.records())],
+                version,
+            )
         done += len(part)
     if store is not None and not _is_user_cache(cache):
         store.close()
-    rows = [dict(path=paths[i], **records[i][0]) for i in range(total)]
     columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
-    table = pd.DataFrame(rows, columns=columns)
-    for column in [c for c in (*HASH_COLUMNS, "whash") if c in table]:
-        table[column] = table[column].astype(np.uint64)
-    table["ok"] = table["ok"].astype(bool)
-    thumbs = np.stack([r[1] for r in records]) if total else np.zeros((0, 32, 32), np.uint8)
-    descriptor = (
-        np.stack([r[2] for r in records]).astype(np.float32)
-        if total else np.zeros((0, DESCRIPTOR_DIM), np.float32)
-    )
+    cached_at = [i for i in range(total) if records[i] is not None]
+    table = _build_table(total, columns, paths, cached_at, [records[i] for i in cached_at], computed)
+    thumbs = np.zeros((total, 32, 32), np.uint8)
+    descriptor = np.zeros((total, DESCRIPTOR_DIM), np.float32)
+    if cached_at:
+        thumbs[cached_at] = np.stack([records[i][1] for i in cached_at])
+        descriptor[cached_at] = np.stack([records[i][2] for i in cached_at])
+    for chunk, result in computed:
+        thumbs[chunk] = result.thumbs
+        descriptor[chunk] = result.descriptor
     stats = {
         "total": total, "computed": len(missing), "cached": cached,
         "unreadable": int((~table["ok"]).sum()), "seconds": round(time.perf_counter() - started, 3),
     }
     return Fingerprints(table=table, thumbs=thumbs, descriptor=descriptor, mode=mode, stats=stats)
+
+
+def _column_dtype(column: str):
+    if column in (*HASH_COLUMNS, "whash"):
+        return np.uint64
+    if column == "ok":
+        return bool
+    if column in _INT_COLUMNS:
+        return np.int64
+    if column in _FLOAT_COLUMNS:
+        return np.float64
+    return object
+
+
+def _build_table(total, columns, paths, cached_at, cached_records, computed) -> pd.DataFrame:
+    """Assemble the table column by column from cached rows and computed chunks."""
+    data: dict[str, np.ndarray] = {"path": np.asarray(paths, dtype=object)}
+    for column in columns[1:]:
+        dtype = _column_dtype(column)
+        values = np.empty(total, dtype=dtype)
+        if cached_at:
+            values[cached_at] = np.array([r[0][column] for r in cached_records], dtype=dtype)
+        for chunk, result in computed:
+            if dtype is object:
+                values[chunk] = np.array(result.columns[column] + [None], dtype=object)[:-1]
+            else:
+                values[chunk] = result.columns[column]
+        data[column] = values
+    return pd.DataFrame(data, columns=columns)
 
 
 def _is_user_cache(cache: Any) -> bool:

@@ -62,28 +62,40 @@ def _hsv_histogram(rgb: np.ndarray) -> np.ndarray:
     # One Pillow call converts the whole stack (as one tall image) to 8-bit HSV.
     tall = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8).reshape(n * h, w, 3), "RGB")
     hsv = np.asarray(tall.convert("HSV")).reshape(n, h * w, 3)
-    index = (hsv[..., 0] >> 5).astype(np.int64) * 16 + (hsv[..., 1] >> 6) * 4 + (hsv[..., 2] >> 6)
-    index += (np.arange(n) * 128)[:, None]
-    counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128).astype(np.float64)
-    return np.sqrt(counts / (h * w))
+    index = ((hsv[..., 0] >> 5) << 4) | ((hsv[..., 1] >> 6) << 2) | (hsv[..., 2] >> 6)  # uint8, < 128
+    index = index.astype(np.intp)
+    index += (np.arange(n, dtype=np.intp) * 128)[:, None]
+    counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128)
+    return np.sqrt(counts * (1.0 / (h * w)))
+
+
+def _cell_bins(h: int, w: int, cells: int, bins: int) -> np.ndarray:
+    cell_y = (np.arange(h) * cells // h)[:, None]
+    cell_x = (np.arange(w) * cells // w)[None, :]
+    return ((cell_y * cells + cell_x) * bins).astype(np.intp)
 
 
 def _gradient_histogram(gray: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
+    gray = np.asarray(gray, dtype=np.float32)
     n, h, w = gray.shape
     gx = np.zeros_like(gray)
     gy = np.zeros_like(gray)
-    gx[:, :, 1:-1] = gray[:, :, 2:] - gray[:, :, :-2]
-    gy[:, 1:-1, :] = gray[:, 2:, :] - gray[:, :-2, :]
-    magnitude = np.hypot(gx, gy)
-    angle = np.mod(np.arctan2(gy, gx), np.pi)  # unsigned orientation
-    orient = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
-    cell_y = (np.arange(h) * cells // h)[:, None]
-    cell_x = (np.arange(w) * cells // w)[None, :]
-    cell = (cell_y * cells + cell_x)[None]
-    index = (np.arange(n)[:, None, None] * cells * cells + cell) * bins + orient
-    hist = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=n * cells * cells * bins)
+    np.subtract(gray[:, :, 2:], gray[:, :, :-2], out=gx[:, :, 1:-1])
+    np.subtract(gray[:, 2:, :], gray[:, :-2, :], out=gy[:, 1:-1, :])
+    angle = np.mod(np.arctan2(gy, gx), np.float32(np.pi))  # unsigned orientation in [0, pi)
+    magnitude = np.hypot(gx, gy, out=gx)
+    orient = (angle * np.float32(bins / np.pi)).astype(np.intp)
+    np.minimum(orient, bins - 1, out=orient)
+    orient += _cell_bins(h, w, cells, bins)[None]
+    orient += (np.arange(n, dtype=np.intp) * (cells * cells * bins))[:, None, None]
+    hist = np.bincount(orient.ravel(), weights=magnitude.ravel(), minlength=n * cells * cells * bins)
     hist = _l2(hist.reshape(n, cells * cells, bins))
     return hist.reshape(n, cells * cells * bins)
+
+
+def _half(gray: np.ndarray) -> np.ndarray:
+    """2x2 block mean of ``(n, h, w)`` (h, w even), as four strided adds."""
+    return (gray[:, 0::2, 0::2] + gray[:, 1::2, 0::2] + gray[:, 0::2, 1::2] + gray[:, 1::2, 1::2]) * 0.25
 
 
 def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
@@ -106,11 +118,15 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
         raise ValueError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
     if len(rgb) == 0:
         return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
-    gray = rgb_to_gray(rgb) if gray is None else gray
-    thumb = block_mean(gray, gray.shape[1] // 16).reshape(len(rgb), 256)
+    gray = (rgb_to_gray(rgb) if gray is None else gray).astype(np.float32, copy=False)
+    factor = gray.shape[1] // 16
+    thumb = (_half(gray) if factor == 2 else block_mean(gray, factor)).reshape(len(rgb), 256)
     thumb = _l2(thumb - thumb.mean(axis=1, keepdims=True))
-    small = rgb if rgb.shape[1] <= 32 else block_mean(rgb.astype(np.float32), rgb.shape[1] // 32)
-    colour = _l2(_hsv_histogram(np.rint(small).astype(np.uint8)))
+    if rgb.shape[1] <= 32:
+        small = rgb.astype(np.uint8, copy=False)
+    else:
+        small = np.rint(block_mean(rgb.astype(np.float32), rgb.shape[1] // 32)).astype(np.uint8)
+    colour = _l2(_hsv_histogram(small))
     gray32 = block_mean(gray, gray.shape[1] // 32) if gray.shape[1] >= 32 else gray
     edges = _l2(_gradient_histogram(gray32))
     return _l2(np.concatenate([thumb, colour, edges], axis=1)).astype(np.float32)

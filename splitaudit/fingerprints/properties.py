@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .descriptor import rgb_to_gray
@@ -62,7 +64,13 @@ def jpeg_quality(quantization: dict | None) -> float:
     """
     if not quantization or 0 not in quantization:
         return float("nan")
-    table = np.asarray(list(quantization[0]), dtype=np.float64)
+    return _quality_of_table(tuple(int(v) for v in quantization[0]))
+
+
+@lru_cache(maxsize=256)
+def _quality_of_table(values: tuple[int, ...]) -> float:
+    # Memoised: a data set holds few distinct tables (one per encoder setting).
+    table = np.asarray(values, dtype=np.float64)
     if table.size != 64:
         return float("nan")
     error = np.abs(_TABLES - table[None]).sum(axis=1)
@@ -80,16 +88,18 @@ def pixel_properties(rgb: np.ndarray, gray: np.ndarray | None = None) -> dict[st
         return {name: np.zeros(0) for name in PIXEL_COLUMNS}
     gray = (rgb_to_gray(rgb) if gray is None else gray).astype(np.float32, copy=False)
     flat = gray.reshape(n, -1)
-    lap = (
-        gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:] + gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1]
-        - 4.0 * gray[:, 1:-1, 1:-1]
-    ).reshape(n, -1)
-    levels = np.clip(flat, 0, 255).astype(np.int32) + (np.arange(n, dtype=np.int32) * 256)[:, None]
-    hist = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256) / flat.shape[1]
+    lap = gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:]
+    lap += gray[:, :-2, 1:-1]
+    lap += gray[:, 2:, 1:-1]
+    lap -= 4.0 * gray[:, 1:-1, 1:-1]
+    lap = lap.reshape(n, -1)
+    levels = np.clip(flat, 0, 255).astype(np.intp)
+    levels += (np.arange(n, dtype=np.intp) * 256)[:, None]
+    hist = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256) * (1.0 / flat.shape[1])
     logs = np.log2(hist, out=np.zeros_like(hist), where=hist > 0)
-    x = rgb.reshape(n, -1, 3).astype(np.int16)
-    rg = (x[..., 0] - x[..., 1]).astype(np.float32)
-    yb = (0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]).astype(np.float32)
+    x = rgb.reshape(n, -1, 3).astype(np.float32)
+    rg = x[..., 0] - x[..., 1]
+    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]  # exact in float32 for 8-bit input
     colourfulness = np.hypot(rg.std(axis=1, dtype=np.float64), yb.std(axis=1, dtype=np.float64)) + 0.3 * np.hypot(
         rg.mean(axis=1, dtype=np.float64), yb.mean(axis=1, dtype=np.float64)
     )

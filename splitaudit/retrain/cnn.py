@@ -103,7 +103,8 @@ def train_cnn_probe(
         Random flips and ±2 px shifts on training batches only.
     eval_train_size : int or None
         Re-evaluate the training loss on this many fixed training images
-        (None: all of them).
+        (None: all of them; 0: skip, ``train_loss_eval`` is NaN). The eval pass
+        over all training images costs about a third of a training epoch.
     threads : int or None
         ``torch.set_num_threads`` for the run (None: leave torch's setting).
     """
@@ -129,6 +130,8 @@ def train_cnn_probe(
         loss_fn = torch.nn.CrossEntropyLoss()
     model = build_cnn(xt.shape[1], 1 if regression else int(n_classes), width=width, dropout=dropout)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if eval_train_size is not None and (isinstance(eval_train_size, bool) or eval_train_size < 0):
+        raise ValueError(f"eval_train_size must be a non-negative int or None; got {eval_train_size!r}")
     eval_idx = torch.arange(len(xt))
     if eval_train_size is not None and eval_train_size < len(xt):
         eval_idx = torch.randperm(len(xt), generator=generator)[:eval_train_size]
@@ -161,7 +164,7 @@ def train_cnn_probe(
         rows.append({
             "epoch": epoch,
             "train_loss": running / seen,
-            "train_loss_eval": evaluate(xt[eval_idx], yt[eval_idx]),
+            "train_loss_eval": evaluate(xt[eval_idx], yt[eval_idx]) if len(eval_idx) else float("nan"),
             "val_loss": evaluate(xv, yv),
         })
     return pd.DataFrame(rows)
