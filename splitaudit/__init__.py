@@ -1,7 +1,11 @@
 """splitaudit: audit a train/validation split of an image dataset."""
 
+from .audit import AuditResult, audit
 from .dataset import ImageSplit
 from .explain import Explanation, History, explain, read_history
+from .resplit import LeakAwareSplitter, combine_groups, leak_free_split, resplit_manifest
+from .retrain import KFoldResult, kfold
+from .scan import ScanResult, scan
 from .errors import (
     HistoryError,
     InputError,
@@ -11,10 +15,20 @@ from .errors import (
     SplitAuditError,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ImageSplit",
+    "scan",
+    "ScanResult",
+    "audit",
+    "AuditResult",
+    "LeakAwareSplitter",
+    "combine_groups",
+    "leak_free_split",
+    "resplit_manifest",
+    "kfold",
+    "KFoldResult",
     "explain",
     "read_history",
     "Explanation",

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+import numpy as np
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import SplitAuditError
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE = 0, 1, 2
@@ -143,6 +145,114 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------- resplit / kfold
+def _scan_for_groups(args: argparse.Namespace, progress: Callable) -> Any:
+    """Fingerprints and duplicate clusters only (no drift/difficulty checks)."""
+    from .scan import scan
+
+    cache: Any = False if args.no_cache else (args.cache or True)
+    return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
+                embed=args.embed, checks=["exact_duplicates", "near_duplicates"], progress=progress)
+
+
+def cmd_resplit(args: argparse.Namespace) -> int:
+    from .report import write_json
+    from .resplit import resplit_manifest
+
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        raise _UsageError(f"--val-fraction must be between 0 and 1; got {args.val_fraction}")
+    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+        result = _scan_for_groups(args, progress)
+    out = Path(args.out)
+    from .report import _refuse_inside
+
+    _refuse_inside(out, result.split.root)
+    out.mkdir(parents=True, exist_ok=True)
+    ok = result.fingerprints.table["ok"].to_numpy(dtype=bool)
+    images = result.split.images[ok].reset_index(drop=True)
+    clusters = result.duplicates.clusters[ok]
+    manifest = resplit_manifest(images, clusters, k=args.k, val_fraction=args.val_fraction,
+                                random_state=args.seed)
+    manifest.to_csv(out / "manifest.csv", index=False, lineterminator="\n")
+    n_groups = int(manifest["group"].nunique())
+    info = {"n_images": len(manifest), "n_unreadable_left_out": int((~ok).sum()), "k": args.k,
+            "val_fraction": args.val_fraction, "n_groups": n_groups,
+            "n_duplicate_clusters": int((np.bincount(clusters) > 1).sum()) if len(clusters) else 0,
+            "seed": args.seed}
+    write_json(info, out / "resplit.json")
+    if not args.quiet:
+        console = _console()
+        console.print(f"[bold]splitaudit resplit[/bold]: {len(manifest):,} images in {n_groups:,} groups "
+                      f"({info['n_duplicate_clusters']:,} duplicate clusters kept whole), k={args.k}"
+                      + (f", val fraction {args.val_fraction}" if args.val_fraction else ""))
+        if int((~ok).sum()):
+            console.print(f"  {int((~ok).sum())} unreadable files left out (see a scan's unreadable.csv)")
+        console.print(f"  wrote {out / 'manifest.csv'}", markup=False)
+    return EXIT_OK
+
+
+def _kfold_summary(kf: Any, console: Any) -> None:
+    v = kf.verdict
+    style = "yellow" if getattr(v, "split_specific", False) else "green"
+    console.print(f"[bold]k-fold[/bold]: [{style}]{v.message}[/{style}]")
+    frame = kf.to_frame()
+    for row in frame.itertuples():
+        console.print(f"  {row.run:<9} train {row.train_loss:.4f} (eval {row.train_loss_eval:.4f}) "
+                      f"val {row.val_loss:.4f} gap {row.gap:+.4f}", markup=False)
+
+
+def cmd_kfold(args: argparse.Namespace) -> int:
+    from .audit import kfold_inputs
+    from .report import _refuse_inside, write_json
+    from .retrain import kfold
+
+    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+        result = _scan_for_groups(args, progress)
+        if result.split.task is None:
+            raise _UsageError("kfold needs labels (class folders or a manifest label column) or targets")
+        images, features, clusters, source = kfold_inputs(result)
+        kw = {"features": features} if args.probe == "linear" else {}
+        if args.probe == "cnn":
+            kw.update(dropout=args.dropout, augment=args.augment)
+        kf = kfold(images, k=args.k, probe=args.probe, epochs=args.epochs, clusters=clusters,
+                   repeats=args.repeats, random_state=args.seed, progress=progress, **kw)
+    out = Path(args.out)
+    _refuse_inside(out, result.split.root)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(kf.to_dict(), out / "kfold.json")
+    kf.plot(out / "kfold.png")
+    if not args.quiet:
+        console = _console()
+        _kfold_summary(kf, console)
+        console.print(f"  features: {source if args.probe == 'linear' else 'pixels (CNN)'}; "
+                      f"wrote {out / 'kfold.json'}, {out / 'kfold.png'}", markup=False)
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit
+
+    cache: Any = False if args.no_cache else (args.cache or True)
+    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+        result = audit(args.root, **_split_kwargs(args), history=args.history, k=args.k,
+                       probe=args.probe, epochs=args.epochs, mode=args.mode, jobs=args.jobs,
+                       cache=cache, embed=args.embed, progress=progress)
+    written = result.save(args.out)
+    if not args.quiet:
+        console = _console()
+        for i, line in enumerate(result.verdict()):
+            console.print(("[bold]" if i == 0 else "  ") + line + ("[/bold]" if i == 0 else ""),
+                          markup=i == 0, highlight=False)
+        console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
+    if args.fail_on:
+        fired = result.scan.triggered(args.fail_on)
+        if fired:
+            print(f"splitaudit: --fail-on {','.join(args.fail_on)} triggered by {', '.join(fired)}",
+                  file=sys.stderr)
+            return EXIT_FAIL_ON
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------- explain
 def _print_explanation(expl: Any, console: Any) -> None:
     from rich.table import Table
@@ -191,6 +301,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("resplit", help="write a leak-free k-fold (or train/val) manifest")
+    _add_split_args(p)
+    _add_common(p)
+    p.add_argument("--k", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="also write one leak-free train/val split with this validation fraction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder for manifest.csv")
+    p.set_defaults(func=cmd_resplit)
+
+    p = sub.add_parser("kfold", help="retrain on leak-aware re-splits: does val < train persist?")
+    _add_split_args(p)
+    _add_common(p)
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--probe", choices=["linear", "cnn"], default="linear")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=1, help="repeat the re-split with other seeds")
+    p.add_argument("--dropout", type=float, default=0.0, help="CNN probe dropout")
+    p.add_argument("--augment", action="store_true", help="CNN probe: random shifts in training")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder for kfold.json and kfold.png")
+    p.set_defaults(func=cmd_kfold)
+
+    p = sub.add_parser("audit", help="scan + drift/difficulty + k-fold + explain, one report")
+    _add_split_args(p)
+    _add_common(p)
+    p.add_argument("--history", help="your loss history (Keras CSVLogger, Lightning metrics.csv, JSON)")
+    p.add_argument("--k", type=int, default=5, help="k-fold re-splits (0 to skip retraining)")
+    p.add_argument("--probe", choices=["linear", "cnn"], default="linear")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", required=True)
+    p.add_argument("--fail-on", action="append", default=[],
+                   choices=["leakage", "label_conflicts", "difficulty", "drift", "any"])
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("explain", help="rank the causes of a validation loss below the training loss")
     p.add_argument("history", help="loss history: Keras CSVLogger CSV, Lightning metrics.csv, "

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import __version__ as _version
+from ._version import __version__ as _version
 from ._optional import available
 from .checks import base as _checks_base
 from .checks.base import AuditContext, CheckResult, jsonable, run_checks

@@ -1,0 +1,166 @@
+"""The full audit: scan → drift/difficulty → k-fold retraining → explain, one report.
+
+Examples
+--------
+>>> from splitaudit import audit
+>>> result = audit("data", history="training_log.csv")        # doctest: +SKIP
+>>> print(result.verdict()[0])                                 # doctest: +SKIP
+>>> result.save("audit-out")                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .checks.base import jsonable
+from .scan import ScanResult, scan
+
+__all__ = ["audit", "AuditResult", "kfold_inputs"]
+
+
+def kfold_inputs(result: ScanResult) -> tuple[Any, np.ndarray, np.ndarray, str]:
+    """(readable images, their features, their duplicate clusters, feature source).
+
+    Features are the embeddings when the scan computed them, else the
+    fingerprint descriptor; unreadable images are left out.
+    """
+    ok = result.fingerprints.table["ok"].to_numpy(dtype=bool)
+    if result.embeddings is not None:
+        features, source = np.asarray(result.embeddings), "embeddings"
+    else:
+        features, source = np.asarray(result.fingerprints.descriptor), "descriptor"
+    images = result.split.images[ok].reset_index(drop=True)
+    clusters = np.asarray(result.duplicates.clusters)[ok]
+    return images, features[ok], clusters, source
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """A scan, the k-fold retraining result and the explanation of a loss history."""
+
+    scan: ScanResult
+    kfold: Any = None
+    explanation: Any = None
+    notes: tuple[str, ...] = ()
+    timings: dict = field(default_factory=dict)
+
+    def verdict(self) -> list[str]:
+        """Plain-word sentences for the top of the report, most important first."""
+        from .report.html import verdict_sentences
+
+        lines = []
+        if self.explanation is not None:
+            lines.append(self.explanation.summary)
+        if self.kfold is not None:
+            lines.append("Re-split and retrain: " + self.kfold.verdict.message)
+        lines += verdict_sentences(self.scan.findings)
+        lines += list(self.notes)
+        return lines
+
+    def to_dict(self) -> dict:
+        """The content of ``report.json``: everything, in plain JSON types."""
+        return jsonable({
+            "verdict": self.verdict(),
+            "scan": self.scan.summary(),
+            "kfold": self.kfold.to_dict() if self.kfold is not None else None,
+            "explain": self.explanation.to_dict() if self.explanation is not None else None,
+            "notes": list(self.notes),
+            "timings": self.timings,
+        })
+
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write the scan outputs, kfold.json/png, explain.json/png, report.json and report.html."""
+        from .report import write_json
+        from .report.audit import render_audit_html
+
+        out = Path(out_dir)
+        written = self.scan.save(out, html=False)
+        if self.kfold is not None:
+            written["kfold"] = write_json(self.kfold.to_dict(), out / "kfold.json")
+            written["kfold_plot"] = Path(self.kfold.plot(out / "kfold.png"))
+        if self.explanation is not None:
+            written["explain"] = write_json(self.explanation.to_dict(), out / "explain.json")
+            try:
+                written["explain_plot"] = Path(self.explanation.plot(out / "explain.png"))
+            except ValueError:
+                pass
+        written["report_json"] = write_json(self.to_dict(), out / "report.json")
+        path = out / "report.html"
+        path.write_text(render_audit_html(self), encoding="utf-8")
+        written["report"] = path
+        return written
+
+
+def audit(
+    root: Any = None,
+    *,
+    history: Any = None,
+    k: int = 5,
+    probe: str | Callable = "linear",
+    epochs: int = 10,
+    kfold_options: dict | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    random_state: int = 0,
+    **scan_options: Any,
+) -> AuditResult:
+    """Run the whole audit.
+
+    Parameters
+    ----------
+    root : path, ImageSplit or DataFrame
+        What to scan (see :func:`splitaudit.scan`); ``scan_options`` pass through.
+    history : path, dict or DataFrame, optional
+        The user's loss history; when given, the causes of the gap are ranked.
+    k : int
+        Folds of the leak-aware re-split (``0`` skips retraining).
+    probe : "linear", "cnn" or a ``train_fn(train_items, val_items) -> history``
+    epochs : int
+        Epochs for the built-in probes.
+    """
+    from .explain import explain
+    from .retrain import kfold as run_kfold
+
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t = time.perf_counter()
+    result = scan(root, progress=progress, random_state=random_state, **scan_options)
+    timings["scan"] = time.perf_counter() - t
+
+    kfold_result = None
+    if k and result.split.task is None:
+        notes.append("k-fold retraining skipped: the split has no labels or targets")
+    elif k and min(result.split.n_train, result.split.n_val) == 0:
+        notes.append("k-fold retraining skipped: one side of the split is empty")
+    elif k:
+        t = time.perf_counter()
+        images, features, clusters, source = kfold_inputs(result)
+        kw = dict(kfold_options or {})
+        if probe == "linear":
+            kw["features"] = features
+        kfold_result = run_kfold(images, k=k, probe=probe, epochs=epochs, clusters=clusters,
+                                 random_state=random_state, progress=progress, **kw)
+        timings["kfold"] = time.perf_counter() - t
+        notes_src = f"k-fold probe '{probe if isinstance(probe, str) else 'train_fn'}'"
+        if probe == "linear":
+            notes_src += f" on the {source}"
+        notes.append(notes_src + f", {k} folds, {epochs} epochs")
+
+    explanation = None
+    if history is not None:
+        t = time.perf_counter()
+        difficulty = None
+        diff = result.finding("difficulty")
+        if diff is not None and diff.per_image is not None:
+            difficulty = diff.per_image
+        explanation = explain(history, scan=result.summary(),
+                              kfold=kfold_result.to_dict() if kfold_result is not None else None,
+                              difficulty=difficulty, n_val=result.split.n_val, n_train=result.split.n_train)
+        timings["explain"] = time.perf_counter() - t
+    return AuditResult(scan=result, kfold=kfold_result, explanation=explanation,
+                       notes=tuple(notes), timings=timings)
