@@ -58,6 +58,10 @@ measure it); among equal scores an unknown cause ranks above a ruled-out one.
     embedding_drift) add 0.15 per warn and 0.3 per fail, capped at 0.5; they
     say val *differs*, not that it is easier, so they count half when the
     difficulty was measured. Halved when the gap persists on re-splits.
+When the history's eval-mode train loss is not below val (the whole gap
+closes in eval mode), the ``leakage`` and ``easier_validation`` scores are
+halved too, with ``eval_mode_closes_gap`` in their evidence.
+
 ``random_variation``
     The noise scale is the larger of (a) the sampling error of the gap,
     ``cv * val * sqrt(1/n_val + 1/n_train)`` combined with the standard error

@@ -29,7 +29,7 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
 main{max-width:1180px;margin:0 auto;padding:20px 28px 60px}
 h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555}.verdict{background:#fff;border-left:5px solid #888;padding:10px 14px;margin:14px 0;font-size:15px}
-.verdict.fail{border-color:#c0392b}.verdict.warn{border-color:#e0a100}.verdict.pass{border-color:#2e8b57}
+.verdict.v-fail{border-color:#c0392b}.verdict.v-warn{border-color:#e0a100}.verdict.v-pass{border-color:#2e8b57}
 table{border-collapse:collapse;background:#fff;width:100%}td,th{border-bottom:1px solid #eee;padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2;font-weight:600}.badge{display:inline-block;border-radius:3px;padding:1px 7px;font-size:12px;font-weight:600;color:#fff}
 .pass{background:#2e8b57}.warn{background:#e0a100}.fail{background:#c0392b}.error{background:#8e44ad}.skipped{background:#999}
@@ -194,7 +194,7 @@ def render_scan_html(result: Any, *, extra_sections: list[tuple[str, str]] | Non
         f"<h1>{escape(title)}</h1>",
         f"<div class='meta'>{escape(s['root'])} · train {s['n_train']:,} · val {s['n_val']:,} · "
         f"unreadable {s['n_unreadable']:,} · splitaudit {escape(s['splitaudit_version'])}</div>",
-        f"<div class='verdict {status}'>" + "<br>".join(escape(l) for l in lines) + "</div>",
+        f"<div class='verdict v-{status}'>" + "<br>".join(escape(l) for l in lines) + "</div>",
         "<h2>Findings</h2>", _findings_table(result.findings),
     ]
     for heading, body in extra_sections or []:
