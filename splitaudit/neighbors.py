@@ -10,10 +10,14 @@ Both work in blocks of query rows, so memory stays bounded (no full
 
 ``"numpy"``   BLAS matmul per block + a two-stage top-k (best 64-column chunks
               by their maximum, then an exact top-k inside them).
-``"faiss"``   ``faiss.IndexFlatIP`` (exact), faster on large inputs.
+``"faiss"``   ``faiss.IndexFlatIP`` (exact).
 ``"hnsw"``    ``faiss.IndexHNSWFlat`` (approximate; for very large bases only:
               building the graph costs more than an exact search below ~1M rows).
-``"auto"``    faiss flat when faiss is installed and ``Q * B`` is large, else numpy.
+``"auto"``    numpy. Measured (benchmarks/results_embeddings.md, 4000 x 16000 x 512,
+              2 shared cores): numpy two-stage 2.3 s, faiss flat 7.4 s; faiss's
+              OpenMP threads suffer badly when cores are shared, and on an idle
+              machine it was only ~16% faster (research/perf.md). Ask for
+              ``"faiss"`` explicitly on a dedicated many-core machine.
 
 Rows are L2-normalised internally; an all-zero row (e.g. an unreadable image)
 has cosine 0 with everything. :class:`EmbeddingIndex` keeps a base on disk so
@@ -29,14 +33,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ._optional import available, require
+from ._optional import require
 
 __all__ = ["cosine_topk", "cosine_range", "l2_normalize", "EmbeddingIndex", "BACKENDS"]
 
 BACKENDS = ("auto", "numpy", "faiss", "hnsw")
 _CHUNK = 64  # columns per chunk in the two-stage top-k
 _BLOCK_BYTES = 128 * 2**20  # budget for one block of similarities
-_FAISS_MIN_PAIRS = 4_000_000  # below this the numpy path is as fast and has no setup
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -73,8 +76,7 @@ def _check_backend(backend: str) -> None:
 def _pick_backend(backend: str, n_query: int, n_base: int) -> str:
     _check_backend(backend)
     if backend == "auto":
-        big = n_query * n_base >= _FAISS_MIN_PAIRS
-        return "faiss" if big and available("faiss") else "numpy"
+        return "numpy"
     if backend in ("faiss", "hnsw"):
         require("faiss", purpose=f"backend={backend!r}")
     return backend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections import OrderedDict
@@ -14,7 +15,8 @@ from PIL import Image, ImageDraw
 torch = pytest.importorskip("torch")  # the 'torch' extra; installed in the dev environment
 
 from splitaudit.fingerprints import embeddings as emb_mod  # noqa: E402
-from splitaudit.fingerprints.embeddings import EmbeddingCache, Embeddings, embed_images  # noqa: E402
+from splitaudit.fingerprints.cache import FingerprintCache  # noqa: E402
+from splitaudit.fingerprints.embeddings import Embeddings, embed_images  # noqa: E402
 from splitaudit.neighbors import cosine_topk  # noqa: E402
 
 SIDE = 128
@@ -151,6 +153,8 @@ def test_embedding_catches_what_phash_misses(planted):
         if distance > 10:  # beyond the usual near-duplicate radius: the hash misses it
             missed += 1
             assert cosine > 0.6, (kind, distance, cosine)
+            nearest = int(np.argmax(emb.vectors[:N_BASE] @ emb.vectors[N_BASE + j]))
+            assert nearest == seed, (kind, distance, nearest, seed)  # and the embedding finds it
     assert missed >= N_BASE  # every flip at least
 
 
@@ -174,7 +178,8 @@ def test_unreadable_files_are_rows_not_crashes(tmp_path):
     assert result.reasons[0] is None and all(result.reasons[1:])
     frame = result.to_frame()
     assert frame["ok"].tolist() == [True, False, False]
-    assert result.to_json()["n_failed"] == 2
+    summary = json.loads(result.to_json())
+    assert summary["n_failed"] == 2 and summary["failures"][0]["reason"] == result.reasons[1]
 
 
 def tiny_cnn(channels: int = 3) -> torch.nn.Module:
@@ -213,6 +218,7 @@ def test_user_model_layer_hook_matches_manual(tmp_path):
     full = embed_images(paths, model=model, input_size=32)  # layer=None: the output
     np.testing.assert_allclose(full.vectors[2], _manual(model, paths[2], 32, 7), atol=1e-5)
     assert result.model_id != full.model_id
+    assert model.training and not any(p.is_inference() for p in model.parameters())  # handed back as it came
     with pytest.raises(ValueError, match="conv9"):
         embed_images(paths, model=model, layer="conv9", input_size=32)
 
@@ -251,11 +257,23 @@ def test_cache_skips_inference_and_notices_changed_files(tmp_path):
     np.testing.assert_array_equal(first.vectors, again.vectors)
     photo_like(9, 32).save(paths[1])
     os.utime(paths[1], ns=(1, 1))
-    changed = embed_images(paths, model=model, layer="conv2", input_size=32, cache=EmbeddingCache(db))
+    changed = embed_images(paths, model=model, layer="conv2", input_size=32, cache=FingerprintCache(db))
     assert sum(calls) == 4  # only the changed file
     assert not np.allclose(changed.vectors[1], first.vectors[1])
     other_size = embed_images(paths, model=model, layer="conv2", input_size=16, cache=db)
     assert sum(calls) == 7 and other_size.input_size == 16
+
+
+def test_default_model_mid_layer_and_grid_pool(planted):
+    paths = planted["originals"][:2]
+    mid = embed_images(paths, layer="_blocks.8", input_size=64)
+    assert mid.vectors.shape == (2, 112) and mid.model_id.endswith(":_blocks.8")
+    grid = embed_images(paths, layer="_blocks.8", pool="grid2", input_size=64)
+    assert grid.vectors.shape == (2, 448) and grid.model_id.endswith("/pool=grid2")
+    # the average of the 2x2 cells is the global average
+    cells = grid.vectors.reshape(2, 112, 4).mean(2)
+    cells /= np.linalg.norm(cells, axis=1, keepdims=True)
+    np.testing.assert_allclose(cells, mid.vectors, atol=1e-5)
 
 
 def test_choose_input_size(tmp_path):
@@ -281,6 +299,8 @@ def test_choose_input_size(tmp_path):
         (dict(model=123), TypeError, "model"),
         (dict(model="/no/such/model.pt"), ValueError, "model"),
         (dict(normalize="zscore"), ValueError, "normalize"),
+        (dict(pool="max"), ValueError, "pool"),
+        (dict(layer=3), TypeError, "layer"),
         (dict(device="tpu"), ValueError, "device"),
     ],
 )
@@ -296,3 +316,20 @@ def test_errors_name_the_parameter(tmp_path, kwargs, exc, words):
 def test_embeddings_array_protocol():
     result = Embeddings(np.eye(2, dtype=np.float32), np.array([True, True]), (None, None), "m", 64, ("a", "b"))
     assert np.asarray(result).shape == (2, 2) and len(result) == 2
+
+
+def test_image_split_input_keeps_order_and_refuses_cache_in_data(tmp_path):
+    from splitaudit.dataset import ImageSplit
+    from splitaudit.errors import InputError
+
+    root = tmp_path / "data"
+    for split_name, seed in (("train", 0), ("val", 1)):
+        (root / split_name / "shirt").mkdir(parents=True)
+        photo_like(seed, 32).save(root / split_name / "shirt" / f"{seed}.png")
+    split = ImageSplit.from_folder(root)
+    model = tiny_cnn()
+    result = embed_images(split, model=model, layer="conv2", input_size=32)
+    assert list(result.paths) == split.images["path"].tolist()
+    assert result.ok.all()
+    with pytest.raises(InputError, match="inside the data root"):
+        embed_images(split, model=model, layer="conv2", input_size=32, cache=root / "emb.sqlite")

@@ -12,17 +12,19 @@ Unreadable files never raise: their row is all zeros, ``ok`` is False and
 
 Input size (``input_size=None``): the default model works at the median short
 side of the images rounded to a multiple of 32, at least 64 and at most 224;
-28-pixel Fashion-MNIST images run at 64, not 224. Cost grows with the square of
-the size (measured on 1 CPU core: about 225 img/s at 32 px, 105 at 64, 38 at
-128, 8-30 at 224; see ``benchmarks/results_embeddings.md``).
+28-pixel Fashion-MNIST images run at 64, not 224. Measured CPU cost per image
+on one core, decoding included: 9 ms at 64 px, 22 ms at 128, 79 ms at 224
+(``benchmarks/results_embeddings.md``). On Fashion-MNIST copies, 128 px instead
+of 64 raised top-1 identity from 0.85 to 0.90 at 2.4x the cost. Two torch
+threads were slower than one on a shared machine.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -32,8 +34,9 @@ import pandas as pd
 
 from .._optional import require
 from ..imageio import open_image
+from .cache import FingerprintCache
 
-__all__ = ["Embeddings", "EmbeddingCache", "embed_images", "choose_input_size", "DEFAULT_MODEL"]
+__all__ = ["Embeddings", "embed_images", "choose_input_size", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "efficientnet-lite0"
 _NORMALIZE = {  # (mean, std) on the 0-255 scale
@@ -81,65 +84,16 @@ class Embeddings:
         """One row per image: ``path``, ``ok``, ``reason`` (vectors stay in ``.vectors``)."""
         return pd.DataFrame({"path": list(self.paths), "ok": self.ok, "reason": list(self.reasons)})
 
-    def to_json(self) -> dict:
-        """Summary as plain JSON types: model, size, dimension, counts and failures."""
+    def to_dict(self) -> dict:
+        """Summary as plain types: model, size, dimension, counts and failures (no vectors)."""
         failures = [{"path": p, "reason": r} for p, r, good in zip(self.paths, self.reasons, self.ok) if not good]
         return {"model_id": self.model_id, "input_size": int(self.input_size),
                 "dim": int(self.vectors.shape[1]), "n": len(self), "n_failed": len(failures),
                 "flipped": self.flipped is not None, "failures": failures}
 
-
-class EmbeddingCache:
-    """SQLite store of vectors keyed by (abspath, size, mtime_ns, model config).
-
-    A changed file (new size or mtime) or another model/input size misses the
-    cache; failures are never stored, so they are retried.
-
-    Examples
-    --------
-    >>> cache = EmbeddingCache(":memory:")
-    >>> cache.put({"k": (np.ones(2, np.float32), None)}); cache.get(["k"])["k"][0].tolist()
-    [1.0, 1.0]
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(path)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB, flip BLOB)")
-
-    @staticmethod
-    def key(abspath: str, config: str) -> str | None:
-        """The cache key of a file under a model config; None when it cannot be stat'ed."""
-        try:
-            st = os.stat(abspath)
-        except OSError:
-            return None
-        raw = f"{abspath}\0{st.st_size}\0{st.st_mtime_ns}\0{config}".encode("utf-8", "surrogateescape")
-        return hashlib.sha1(raw).hexdigest()
-
-    def get(self, keys: Sequence[str]) -> dict:
-        """``{key: (vector, flipped_or_None)}`` for the keys present."""
-        found: dict = {}
-        keys = list(keys)
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT key, vec, flip FROM emb WHERE key IN ({','.join('?' * len(part))})", part)
-            for key, vec, flip in rows:
-                found[key] = (np.frombuffer(vec, np.float32),
-                              None if flip is None else np.frombuffer(flip, np.float32))
-        return found
-
-    def put(self, items: dict) -> None:
-        """Store ``{key: (vector, flipped_or_None)}``."""
-        self._db.executemany(
-            "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
-            [(k, np.asarray(v, np.float32).tobytes(), None if f is None else np.asarray(f, np.float32).tobytes())
-             for k, (v, f) in items.items()])
-        self._db.commit()
-
-    def close(self) -> None:
-        self._db.close()
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2)
 
 
 # ------------------------------------------------------------------ models
@@ -174,10 +128,10 @@ def _resolve_model(model, layer, factory, input_size):
     """-> (module, forward callable, model_id, default normalize)."""
     torch = require("torch", purpose="image embeddings")
     if isinstance(model, str) and model in ("default", DEFAULT_MODEL):
-        if layer is not None:
-            raise ValueError("layer is only used with your own model; the default model reads its last feature map")
         module, forward, model_id = _build_default(input_size)
-        return module, forward, model_id, "tf"
+        if layer is None:
+            return module, forward, model_id, "tf"
+        return module, _hooked(module, _named(module, layer)), f"{model_id}:{layer}", "tf"
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
@@ -192,15 +146,20 @@ def _resolve_model(model, layer, factory, input_size):
         raise ValueError("factory is only used when model is a state-dict file path")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be 'default', a torch.nn.Module or a file path, got {type(model).__name__}")
-    model.eval()
     model_id = f"{type(model).__name__}:{layer or 'output'}@{_module_digest(model, str(layer))}"
     if layer is None:
         return model, model, model_id, "imagenet"
+    return model, _hooked(model, _named(model, layer)), model_id, "imagenet"
+
+
+def _named(model, layer: str):
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a module name (str) from model.named_modules(), got {type(layer).__name__}")
     modules = dict(model.named_modules())
     if layer not in modules:
         names = [n for n in modules if n][:20]
         raise ValueError(f"layer {layer!r} is not a module of the model; named modules include {names}")
-    return model, _hooked(model, modules[layer]), model_id, "imagenet"
+    return modules[layer]
 
 
 class _StopForward(Exception):
@@ -229,11 +188,16 @@ def _hooked(model, target) -> Callable:
     return forward
 
 
-def _pool(torch, out):
+def _pool(torch, out, pool: str):
     if isinstance(out, (tuple, list)):
         out = out[0]
     out = out.float()
-    out = out.mean(dim=(2, 3)) if out.ndim == 4 else out.reshape(len(out), -1)
+    if out.ndim != 4:
+        out = out.reshape(len(out), -1)
+    elif pool == "grid2":  # 2x2 cells: keeps coarse layout, tells look-alikes apart better
+        out = torch.nn.functional.adaptive_avg_pool2d(out, 2).flatten(1)
+    else:
+        out = out.mean(dim=(2, 3))
     return torch.nn.functional.normalize(out, dim=1)
 
 
@@ -330,13 +294,14 @@ def embed_images(
     normalize: str | tuple | None = None,
     channels: int = 3,
     flip: bool = False,
+    pool: str = "avg",
     batch_size: int = 32,
     num_workers: int = 0,
     device: Any = "auto",
     precision: str | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
-    cache: "EmbeddingCache | str | os.PathLike | None" = None,
+    cache: "FingerprintCache | str | os.PathLike | None" = None,
 ) -> Embeddings:
     """Embed images with a CNN into unit-norm vectors.
 
@@ -348,8 +313,10 @@ def embed_images(
         TorchScript file, or a state dict when ``factory`` builds the module.
     layer : str, optional
         Name (as in ``model.named_modules()``) of the layer to read with a
-        forward hook; a 4-D output is global-average-pooled, others flattened.
-        None reads the model's output.
+        forward hook (layers after it are not run). None reads the model's
+        output (the default model: its last feature map). Earlier layers of
+        the default model, e.g. ``"_blocks.8"`` (112 channels), are less
+        semantic and tell look-alike small images apart better.
     factory : callable, optional
         Builds the empty module for a state-dict ``model`` path.
     input_size : int, optional
@@ -361,6 +328,9 @@ def embed_images(
         1 feeds grayscale images (for a model trained on e.g. Fashion-MNIST).
     flip : bool
         Also embed the mirrored images into ``Embeddings.flipped``.
+    pool : {"avg", "grid2"}
+        How a 4-D feature map becomes a vector: global average, or averages
+        over 2x2 cells concatenated (4x longer). Other outputs are flattened.
     batch_size, num_workers : int
         DataLoader batching and decoding processes (0: decode in this process).
     device : "auto", "cpu", "cuda", "mps" or torch.device
@@ -371,8 +341,10 @@ def embed_images(
         ``torch.set_num_threads`` for this call (restored afterwards).
     progress : callable, optional
         ``progress("embed", done, total)`` after each batch.
-    cache : EmbeddingCache or path, optional
-        SQLite cache of vectors keyed by file, size, mtime and model config.
+    cache : FingerprintCache or path, optional
+        The project's SQLite cache (:mod:`splitaudit.fingerprints.cache`);
+        vectors are keyed by file path, size, mtime_ns and the model config
+        (model id, input size, scaling, channels, pool, flip).
 
     Returns
     -------
@@ -391,6 +363,8 @@ def embed_images(
     _check_int("threads", threads, 1, allow_none=True)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 3 (RGB) or 1 (grayscale), got {channels!r}")
+    if pool not in ("avg", "grid2"):
+        raise ValueError(f"pool must be 'avg' or 'grid2', got {pool!r}")
     if precision not in (None, "fp32", "fp16", "bf16"):
         raise ValueError(f"precision must be None, 'fp32', 'fp16' or 'bf16', got {precision!r}")
     torch = require("torch", purpose="image embeddings")
@@ -401,6 +375,8 @@ def embed_images(
     if input_size is None:
         input_size = choose_input_size(abspaths, default_model=is_default)
     module, forward, model_id, default_norm = _resolve_model(model, layer, factory, input_size)
+    if pool != "avg":
+        model_id = f"{model_id}/pool={pool}"
     norm = normalize or default_norm
     if isinstance(norm, str):
         if norm not in _NORMALIZE:
@@ -412,30 +388,35 @@ def embed_images(
     config = f"{model_id}|{input_size}|{mean.tolist()}|{std.tolist()}|{channels}|flip={flip}"
 
     n = len(abspaths)
-    vectors: np.ndarray | None = None
-    flipped: np.ndarray | None = None
     reasons: list = [None] * n
-    ok = np.zeros(n, bool)
-    store = cache if isinstance(cache, EmbeddingCache) or cache is None else EmbeddingCache(cache)
-    keys = [EmbeddingCache.key(p, config) for p in abspaths] if store else [None] * n
-    hits = store.get([k for k in keys if k]) if store else {}
-    todo = [i for i in range(n) if keys[i] not in hits]
-    found: dict[int, tuple] = {i: hits[keys[i]] for i in range(n) if keys[i] in hits}
+    store = cache if isinstance(cache, FingerprintCache) or cache is None else FingerprintCache(cache)
+    root = getattr(paths_or_split, "root", None)
+    if store is not None and root is not None:
+        store.check_outside([str(root)])  # never write under the data
+    version = f"embedding/{config}"
+    keys = FingerprintCache.keys_for(abspaths) if store is not None else [None] * n
+    found: dict[int, tuple] = {}
+    if store is not None:
+        for i, (meta, _thumb, packed) in store.get_many(keys, version).items():
+            found[i] = (packed[: meta["dim"]], packed[meta["dim"] :] if flip else None)
+    todo = [i for i in range(n) if i not in found]
 
     use_amp = dev.type != "cpu" and precision != "fp32"
     amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     old_threads = torch.get_num_threads()
+    was_training = module.training
+    home = next(iter(module.parameters()), torch.empty(0)).device
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        module.to(dev)
+        module.eval().to(dev)
         mean_t = torch.tensor(mean, device=dev).view(1, -1, 1, 1)
         std_t = torch.tensor(std, device=dev).view(1, -1, 1, 1)
         loader = torch.utils.data.DataLoader(
             _ImageFiles([abspaths[i] for i in todo], input_size, channels),
             batch_size=batch_size, num_workers=num_workers, shuffle=False,
             pin_memory=dev.type == "cuda")
-        new_items: dict = {}
+        new_items: list[int] = []
         done = n - len(todo)
         if progress:
             progress("embed", done, n)
@@ -444,26 +425,32 @@ def embed_images(
             if flip:
                 x = torch.cat([x, x.flip(3)])
             with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                emb = _pool(torch, forward(x)).float().cpu().numpy()
+                emb = _pool(torch, forward(x), pool).float().cpu().numpy()
             for row, (j, reason) in enumerate(zip(local.tolist(), why)):
                 i = todo[j]
                 if reason:
                     reasons[i] = reason
                     continue
-                pair = (emb[row], emb[row + len(local)] if flip else None)
-                found[i] = pair
-                if keys[i]:
-                    new_items[keys[i]] = pair
+                found[i] = (emb[row], emb[row + len(local)] if flip else None)
+                new_items.append(i)
             done += len(local)
             if progress:
                 progress("embed", done, n)
-        if store and new_items:
-            store.put(new_items)
+        if store is not None and new_items:
+            blank = np.zeros((32, 32), np.uint8)  # the shared cache's thumbnail column; unused here
+            store.put_many([(keys[i], ({"dim": len(found[i][0])}, blank,
+                                       np.concatenate([v for v in found[i] if v is not None])))
+                            for i in new_items], version)
     finally:
         torch.set_num_threads(old_threads)
+        module.train(was_training).to(home)  # hand the user's model back as it came
         if store is not cache and store is not None:
             store.close()
-    dim = next(iter(found.values()))[0].shape[0] if found else (1280 if is_default else 0)
+    if found:
+        dim = len(next(iter(found.values()))[0])
+    else:
+        dim = 1280 if is_default and layer is None and pool == "avg" else 0
+    ok = np.zeros(n, bool)
     vectors = np.zeros((n, dim), np.float32)
     flipped = np.zeros((n, dim), np.float32) if flip else None
     for i, (vec, fvec) in found.items():
