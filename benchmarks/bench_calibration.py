@@ -1,7 +1,7 @@
 """Calibration of the difficulty / drift checks on Fashion-MNIST.
 
     python benchmarks/bench_calibration.py [--data /work/data/fmnist] [--splits 20]
-        [--cache /tmp/fmnist_fingerprints.pkl] [--target-drop 0.15]
+        [--cache /tmp/fmnist_fingerprints.pkl] [--target-drop 0.15] [--random-splits N]
 
 1. Features: the project's 512-d descriptor and image properties from
    ``compute_fingerprints`` on the PNG tree (cached with ``--cache``); if
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--target-drop", type=float, default=0.15)
+    parser.add_argument("--random-splits", type=int, default=None,
+                        help="number of random splits (default: --splits; 0 to skip)")
     args = parser.parse_args()
     if not (args.data / ".complete").exists():
         sys.exit(f"{args.data} is not a complete Fashion-MNIST tree (run benchmarks/fmnist.py)")
@@ -122,7 +124,8 @@ def main() -> None:
     checks = [DifficultyCheck(), LabelDistributionCheck(), PropertyDriftCheck(), EmbeddingDriftCheck()]
     rows_out = []
 
-    for i in range(args.splits):  # ---------------------------------- random splits
+    n_random = args.splits if args.random_splits is None else args.random_splits
+    for i in range(n_random):  # ------------------------------------- random splits
         rng = np.random.default_rng(i)
         rows = np.sort(rng.choice(len(table), n_pool, replace=False))
         is_val = np.zeros(n_pool, bool)

@@ -219,6 +219,17 @@ def test_harder_val_and_regression_targets(tmp_path):
     assert result.numbers["per_class"] == []
 
 
+@pytest.mark.parametrize("settings, match", [
+    ({"alpha": 1.5}, "alpha"),
+    ({"n_permutations": 50}, "n_permutations"),
+    ({"min_relative": 0.3, "fail_relative": 0.2}, "min_relative"),
+])
+def test_settings_that_cannot_work_are_rejected(tmp_path, settings, match):
+    context = make_context(make_world(n=100), random_val(100), tmp_path, options={"difficulty": settings})
+    with pytest.raises(ValueError, match=match):
+        DifficultyCheck().run(context)
+
+
 def test_skipped_without_labels_or_features(tmp_path):
     world = make_world()
     no_labels = make_context(world, random_val(600), tmp_path, labels=False)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ._stats import features_of, holm, mean_difference, option, usable_rows
+from ._stats import features_of, holm, mean_difference, option, single_thread, usable_rows
 from .base import Check, CheckResult, register
 
 __all__ = ["DifficultyCheck", "probe_difficulty", "reduce_features"]
@@ -27,20 +27,27 @@ Progress = Callable[[str, int, int], None]
 def reduce_features(
     features: np.ndarray, *, max_dim: int = 64, random_state: int = 0
 ) -> np.ndarray:
-    """Standardise columns and project on at most ``max_dim`` principal axes.
+    """Centre, project on at most ``max_dim`` principal axes, standardise columns.
 
-    PCA is unsupervised, so fitting it on every image leaks no labels.
+    PCA is unsupervised, so fitting it on every image leaks no labels. Up to
+    2048 input dimensions it is an eigendecomposition of the D × D covariance
+    (one pass over the data); beyond, randomized SVD.
     """
-    from sklearn.decomposition import PCA
-
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
     x = x - x.mean(axis=0)
     if x.shape[1] > max_dim and x.shape[0] > max_dim:
-        x = PCA(max_dim, svd_solver="randomized", random_state=random_state).fit_transform(x)
+        if x.shape[1] <= 2048:
+            cov = (x.T @ x).astype(np.float64)
+            _, vectors = np.linalg.eigh(cov)  # ascending eigenvalues
+            x = x @ vectors[:, ::-1][:, :max_dim].astype(np.float32)
+        else:
+            from sklearn.decomposition import PCA
+
+            x = PCA(max_dim, svd_solver="randomized", random_state=random_state).fit_transform(x)
     sd = x.std(axis=0)
-    keep = sd > 1e-12
+    keep = sd > 1e-12 * max(1.0, float(sd.max(initial=0.0)))
     return (x[:, keep] / sd[keep]).astype(np.float32)
 
 
@@ -86,14 +93,19 @@ def probe_difficulty(
     >>> probe_difficulty(x, labels=y).shape
     (200,)
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     if (labels is None) == (targets is None):
         raise ValueError("give exactly one of labels= (classification) or targets= (regression)")
     if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+    with single_thread():
+        return _probe(features, labels, targets, n_folds, max_dim, max_iter, random_state, progress)
+
+
+def _probe(features, labels, targets, n_folds, max_dim, max_iter, random_state, progress) -> np.ndarray:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     x = reduce_features(features, max_dim=max_dim, random_state=random_state)
     n = len(x)
     loss = np.empty(n, dtype=np.float64)
@@ -177,6 +189,18 @@ class DifficultyCheck(Check):
         fail_relative = float(opt("fail_relative", 0.20))
         n_permutations = int(opt("n_permutations", 999))
         n_bootstrap = int(opt("n_bootstrap", 1000))
+        where = f"options[{self.name!r}]"
+        if not 0 < alpha < 1:
+            raise ValueError(f"{where}['alpha'] must be in (0, 1), got {alpha!r}")
+        if not 0 <= min_relative <= fail_relative:
+            raise ValueError(
+                f"{where} needs 0 <= min_relative <= fail_relative, got {min_relative!r} and {fail_relative!r}"
+            )
+        if 1 / (1 + n_permutations) >= alpha:
+            raise ValueError(
+                f"{where}['n_permutations']={n_permutations} can never give p < alpha={alpha:g}; "
+                f"use at least {int(np.ceil(1 / alpha))} permutations"
+            )
         images = context.split.images
         ok, n_unreadable = usable_rows(context)
         is_val = (images["split"] == "val").to_numpy()
@@ -189,6 +213,7 @@ class DifficultyCheck(Check):
                     f"image_loss must have one value per image ({len(images)}), got {len(difficulty)}"
                 )
             source = "user image_loss"
+            probe_settings = None
             use = ok & np.isfinite(difficulty)
         else:
             task = context.split.task
@@ -213,6 +238,8 @@ class DifficultyCheck(Check):
             else:
                 kwargs["targets"] = images["target"].to_numpy(dtype=np.float64)[use]
             difficulty[use] = probe_difficulty(features[use], **kwargs)
+            probe_settings = {"n_folds": kwargs["n_folds"], "max_dim": kwargs["max_dim"],
+                              "features": feature_source, "feature_dim": int(features.shape[1])}
             source = f"out-of-fold {'cross-entropy' if task == 'classification' else 'squared error'} of a linear probe on {feature_source}"
 
         train, val = use & ~is_val, use & is_val
@@ -232,8 +259,10 @@ class DifficultyCheck(Check):
         rel = overall["relative"]
         if direction == "none":
             message = (
-                f"Validation and training images are about equally difficult "
-                f"(val/train mean loss {rel:+.1%}, p={overall['p_value']:.3g})."
+                f"No significant and material difference in difficulty between val and train "
+                f"(val/train mean loss {rel:+.1%}, 95% CI {overall['relative_ci_low']:+.1%} to "
+                f"{overall['relative_ci_high']:+.1%}, p={overall['p_value']:.3g}; a verdict needs "
+                f"p<{alpha:g} and at least {min_relative:.0%})."
             )
         else:
             word = "easier" if direction == "val_easier" else "harder"
@@ -246,6 +275,7 @@ class DifficultyCheck(Check):
         numbers = {
             "direction": direction,
             "source": source,
+            "probe": probe_settings,
             "n_train": overall["n_a"],
             "n_val": overall["n_b"],
             "n_unreadable": n_unreadable,
@@ -280,9 +310,10 @@ class DifficultyCheck(Check):
         if not images["label"].notna().any():
             return []
         labels = images["label"].astype(str).to_numpy()
+        labelled = images["label"].notna().to_numpy()
         rows = []
-        for label in sorted(pd.unique(labels[train | val])):
-            in_class = labels == label
+        for label in sorted(pd.unique(labels[(train | val) & labelled])):
+            in_class = (labels == label) & labelled
             a, b = difficulty[train & in_class], difficulty[val & in_class]
             if len(a) < 2 or len(b) < 2:
                 continue
