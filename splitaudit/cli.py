@@ -85,6 +85,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--embed", default="none",
                    help="embedding model: none (default), auto, default, or a TorchScript file")
+    p.add_argument("--scheduler", default=None,
+                   help="fingerprint on dask: 'local' (LocalCluster) or tcp://HOST:PORT (needs splitaudit[dask])")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
 
 
@@ -99,7 +101,7 @@ def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
 
     cache: Any = False if args.no_cache else (args.cache or True)
     return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
-                embed=args.embed, progress=progress)
+                embed=args.embed, scheduler=args.scheduler, progress=progress)
 
 
 def _print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) -> None:
@@ -152,7 +154,8 @@ def _scan_for_groups(args: argparse.Namespace, progress: Callable) -> Any:
 
     cache: Any = False if args.no_cache else (args.cache or True)
     return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
-                embed=args.embed, checks=["exact_duplicates", "near_duplicates"], progress=progress)
+                embed=args.embed, checks=["exact_duplicates", "near_duplicates"],
+                scheduler=args.scheduler, progress=progress)
 
 
 def cmd_resplit(args: argparse.Namespace) -> int:
@@ -236,7 +239,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
         result = audit(args.root, **_split_kwargs(args), history=args.history, k=args.k,
                        probe=args.probe, epochs=args.epochs, mode=args.mode, jobs=args.jobs,
-                       cache=cache, embed=args.embed, progress=progress)
+                       cache=cache, embed=args.embed, scheduler=args.scheduler, progress=progress)
     written = result.save(args.out)
     if not args.quiet:
         console = _console()

@@ -252,6 +252,7 @@ def scan(
     check_options: dict | None = None,
     image_loss: np.ndarray | None = None,
     random_state: int = 0,
+    scheduler: Any = None,
     progress: Progress | None = None,
 ) -> ScanResult:
     """Audit a train/validation split.
@@ -277,6 +278,9 @@ def scan(
         Embedding model for semantic near-duplicates and drift.
     checks : sequence of str, optional
         Which checks to run (default :data:`DEFAULT_CHECKS`).
+    scheduler : None, "local", "tcp://HOST:PORT" or a dask ``Client``
+        Fingerprint on a dask cluster (see :mod:`splitaudit.distributed`);
+        ``None`` (default) uses local processes and never imports dask.
     progress : callable, optional
         ``progress(stage, done, total)``.
 
@@ -296,7 +300,14 @@ def scan(
 
     cache_arg = _resolve_cache(cache, split)
     t = time.perf_counter()
-    fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress)
+    if scheduler is None:
+        fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress)
+    else:
+        from .distributed import dask_client
+
+        with dask_client(scheduler, jobs=jobs) as client:
+            fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress,
+                                       client=client)
     timings["fingerprints"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -347,6 +358,7 @@ def scan(
         "embeddings_note": embed_note,
         "checks": wanted,
         "random_state": random_state,
+        "scheduler": None if scheduler is None else str(scheduler),
     }
     return ScanResult(split=split, fingerprints=fps, duplicates=dups, findings=findings,
                       embeddings=embeddings, timings=timings, options=options)

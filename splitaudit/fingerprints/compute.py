@@ -414,6 +414,7 @@ def compute_fingerprints(
     chunksize: int = 64,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     whash: bool = False,
+    client: Any = None,
 ) -> Fingerprints:
     """Fingerprint every image of a split (or a list of paths), in input order.
 
@@ -437,6 +438,9 @@ def compute_fingerprints(
         Decompression-bomb limit; larger images get a ``reason``.
     whash : bool, default False
         Also compute imagehash's wHash (slow) into a ``whash`` column.
+    client : distributed.Client, optional
+        Run the chunks on a dask cluster instead of local processes (results
+        and cache use are identical); see :mod:`splitaudit.distributed`.
 
     Returns
     -------
@@ -481,7 +485,7 @@ def compute_fingerprints(
         # One task per chunk; each returns a ChunkResult (columns, not per-image dicts).
         results = ordered_map(
             worker, [[abspaths[i] for i in chunk] for chunk in chunks], jobs=jobs, chunksize=1,
-            progress=report, stage="fingerprints",
+            progress=report, stage="fingerprints", client=client,
         )
         computed.extend(zip(chunks, results))
         if store:
