@@ -41,23 +41,27 @@ class _Progress:
         self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            self._bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
-            self._bar.__enter__()
         return self
+
+    def _start(self) -> None:
+        # Started on the first update, so an early error prints one clean line.
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=self.console, transient=False)
+        self._bar.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self._bar is None or not stage or stage.startswith("check "):
+        if not self.enabled or not stage or stage.startswith("check "):
             return
+        if self._bar is None:
+            self._start()
         if stage not in self._tasks:
             self._tasks[stage] = self._bar.add_task(stage, total=max(total, 1))
         self._bar.update(self._tasks[stage], completed=done, total=max(total, 1))
