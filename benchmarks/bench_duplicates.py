@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--l2", type=float, default=200.0)
+    ap.add_argument("--fps-cache", help="pickle file to reuse fingerprints between runs (timing then skipped)")
     args = ap.parse_args(argv)
 
     from splitaudit import ImageSplit
@@ -91,7 +92,16 @@ def main(argv=None) -> int:
         ordered_map(_imagehash_chunk, paths, jobs=args.jobs, chunksize=500)
         timings["imagehash.phash loop"] = time.perf_counter() - t
     t = time.perf_counter()
-    fps = compute_fingerprints(split, jobs=args.jobs, chunksize=500)
+    if args.fps_cache and Path(args.fps_cache).exists():
+        import pickle
+
+        fps = pickle.loads(Path(args.fps_cache).read_bytes())
+    else:
+        fps = compute_fingerprints(split, jobs=args.jobs, chunksize=500)
+        if args.fps_cache:
+            import pickle
+
+            Path(args.fps_cache).write_bytes(pickle.dumps(fps))
     timings["compute_fingerprints"] = time.perf_counter() - t
     t = time.perf_counter()
     stage_times: dict[str, float] = {}
@@ -139,8 +149,10 @@ def main(argv=None) -> int:
     for k, v in stage_times.items():
         print(f"| {k} | {v:.2f} |")
     print("\nTop reported pairs:\n")
-    print(pairs[["val_path", "train_path", "kind", "score", "thumb_rms", "phash", "dhash",
-                 "descriptor_cos"]].head(15).to_markdown(index=False))
+    cols = ["val_path", "train_path", "kind", "score", "thumb_rms", "phash", "dhash", "descriptor_cos"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for row in pairs[cols].head(15).itertuples(index=False):
+        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |")
     return 0
 
 

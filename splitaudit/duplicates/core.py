@@ -189,6 +189,22 @@ def _near_candidates(table, vectors, emb, ia, ib, within, p):
     return pair[:, 0], pair[:, 1]
 
 
+def _prefilter(pooled, std, a, b, min_corr, max_rms, batch=200_000):
+    """Keep pairs whose 16x16 thumbnails correlate >= min_corr, as is or mirrored,
+    and whose residual there, ``sqrt(1 - corr^2) * min(std)``, is <= max_rms grey
+    levels (pooling smooths, so this rarely exceeds the 32x32 residual).
+    One 256-d dot product per orientation; alignment costs ~20x more."""
+    plain, mirror = pooled
+    keep = np.zeros(len(a), bool)
+    for s in range(0, len(a), batch):
+        pa, pb = a[s:s + batch], b[s:s + batch]
+        va = plain[pa]
+        corr = np.maximum(np.einsum("ij,ij->i", va, plain[pb]), np.einsum("ij,ij->i", va, mirror[pb]))
+        est = np.sqrt(np.clip(1 - corr * corr, 0, None)) * np.minimum(std[pa], std[pb])
+        keep[s:s + batch] = (corr >= min_corr) & (est <= max_rms)
+    return a[keep], b[keep]
+
+
 def _evidence(table, fp, emb, a, b, flipped):
     ev = {}
     for h in HASHES:
@@ -204,7 +220,7 @@ def _evidence(table, fp, emb, a, b, flipped):
     return ev
 
 
-def _pairs_between(fp, vectors, emb, ia, ib, within, p, progress, stage):
+def _pairs_between(fp, vectors, pooled, std, emb, ia, ib, within, p, progress, stage):
     """Verified exact + near pairs between two index sets, as a DataFrame (a, b, ...)."""
     table = fp.table
     if progress:
@@ -213,13 +229,15 @@ def _pairs_between(fp, vectors, emb, ia, ib, within, p, progress, stage):
     if progress:
         progress(stage, 1, 3)
     a, b = _near_candidates(table, vectors, emb, ia, ib, within, p)
+    if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
+        a, b = _prefilter(pooled, std, a, b, p["min_corr"], p["score_mid"] + 6 * p["score_scale"])
     if progress:
         progress(stage, 2, 3)
     if len(exact):
         known = pd.MultiIndex.from_arrays([exact["a"], exact["b"]])
         fresh = ~pd.MultiIndex.from_arrays([a, b]).isin(known)
         a, b = a[fresh], b[fresh]
-    v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"])
+    v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
     score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
     if emb is not None:
         cos = (emb[a] * emb[b]).sum(1)
@@ -229,7 +247,7 @@ def _pairs_between(fp, vectors, emb, ia, ib, within, p, progress, stage):
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")}})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
-    ve = align_pairs(fp.thumbs, ea, eb, max_shift=0, trim=p["trim"])
+    ve = align_pairs(fp.thumbs, ea, eb, max_shift=0, trim=p["trim"], pooled=pooled)
     exact_df = pd.DataFrame({"a": ea, "b": eb, "kind": "exact", "score": 1.0,
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
@@ -254,7 +272,7 @@ def find_duplicates(
     max_hash_candidates: int = 8,
     neighbors: int = 5,
     search_dims: int = 64,
-    min_corr: float = 0.8,
+    min_corr: float = 0.9,
     max_shift: int = 1,
     trim: float = 0.05,
     score_mid: float = SCORE_MID,
@@ -293,8 +311,9 @@ def find_duplicates(
         Thumbnail (and embedding) neighbours per image; 0 turns it off.
     search_dims : int, default 64
         PCA dimensions for the thumbnail neighbour search.
-    min_corr : float, default 0.8
-        16x16 thumbnail correlation a neighbour must be able to reach.
+    min_corr : float, default 0.9
+        16x16 thumbnail correlation (as is or mirrored) a candidate needs
+        before it is aligned and scored; planted copies reach >= 0.95.
     max_shift, trim : int, float
         Alignment shift (thumbnail pixels) and residual trim share.
     score_mid, score_scale : float, default 5.0, 0.5
@@ -338,18 +357,24 @@ def find_duplicates(
 
     if progress:
         progress("thumbnail vectors", 0, 1)
-    vectors = np.zeros((n, min(search_dims, 256)), np.float32)  # 256 = 16x16 pooled thumbnail
+    pooled = np.zeros((2, n, 256), np.float32)  # 16x16 pooled thumbnails, as is and mirrored
+    std = np.zeros(n, np.float32)
     if ok.any():
-        vectors[ok] = project(thumb_vectors(fingerprints.thumbs[ok]), search_dims)
+        pooled[0, ok], std[ok] = thumb_vectors(fingerprints.thumbs[ok], return_std=True)
+        # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
+        pooled[1, ok] = pooled[0, ok].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
+    vectors = np.zeros((n, min(search_dims, 256)), np.float32)
+    if ok.any():
+        vectors[ok] = project(pooled[0, ok], search_dims)
     if progress:
         progress("thumbnail vectors", 1, 1)
 
-    cross = _pairs_between(fingerprints, vectors, emb, ia_val, ia_train, False, params, progress,
+    cross = _pairs_between(fingerprints, vectors, pooled, std, emb, ia_val, ia_train, False, params, progress,
                            "cross-split search")
     parts = []
     if within:
         for name, idx in (("train", ia_train), ("val", ia_val)):
-            w = _pairs_between(fingerprints, vectors, emb, idx, idx, True, params, progress,
+            w = _pairs_between(fingerprints, vectors, pooled, std, emb, idx, idx, True, params, progress,
                                f"within {name}")
             w.insert(0, "split", name)
             parts.append(w)

@@ -131,12 +131,13 @@ def _hamming_faiss(q, b, radius):
     return qi, ids.astype(np.int64), dist.astype(np.int8)
 
 
-def thumb_vectors(thumbs: np.ndarray, size: int = 16) -> np.ndarray:
+def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = False):
     """Pool (N, 32, 32) thumbnails to ``size``², remove each row's mean and
     scale to unit norm, so an inner product is the Pearson correlation of two
     thumbnails (invariant to brightness and contrast).
 
-    Flat images (zero variance) get a zero vector.
+    Flat images (zero variance) get a zero vector. With ``return_std``, also
+    return each pooled thumbnail's standard deviation (grey levels).
     """
     t = np.asarray(thumbs, dtype=np.float32)
     n, h, w = t.shape
@@ -144,11 +145,14 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16) -> np.ndarray:
         raise ValueError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
     t = t.reshape(n, size, h // size, size, w // size).mean(axis=(2, 4)).reshape(n, -1)
     t -= t.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(t, axis=1, keepdims=True)
-    return np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
+    norm = np.sqrt(np.einsum("ij,ij->i", t, t))[:, None]
+    out = np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
+    if return_std:
+        return out, norm[:, 0] / np.sqrt(t.shape[1])
+    return out
 
 
-def project(vectors: np.ndarray, dims: int, *, fit_rows: int = 20_000, seed: int = 0) -> np.ndarray:
+def project(vectors: np.ndarray, dims: int, *, fit_rows: int = 5_000, seed: int = 0) -> np.ndarray:
     """Project rows onto their top ``dims`` principal axes (fit on a sample).
 
     An orthogonal projection never increases distances, and duplicates are

@@ -5,7 +5,9 @@ on its (N, 32, 32) grayscale thumbnails:
 
 1. orientation: the mirror is used when it correlates better at 16x16;
 2. alignment: the best Pearson correlation over shifts of up to
-   ``max_shift`` pixels (handles slight crops);
+   ``max_shift`` pixels; pairs still uncertain (residual 1 to 15 grey
+   levels) are retried with the second image zoomed by +-5 % (a slight
+   crop changes the scale);
 3. residual: at that alignment, the second image is fitted to the first with
    an affine intensity map ``y = a*x + b`` (undoes brightness / contrast);
    ``thumb_rms`` is the RMS of the smallest ``1 - trim`` share of absolute
@@ -64,6 +66,7 @@ def align_pairs(
     max_shift: int = 1,
     trim: float = 0.05,
     batch: int = 20_000,
+    pooled: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Align and compare thumbnail pairs ``(a[i], b[i])``.
 
@@ -77,11 +80,15 @@ def align_pairs(
         Largest shift tried in each direction, in thumbnail pixels.
     trim : float
         Share of the largest absolute residuals left out of ``thumb_rms``.
+    pooled : float32 array (2, N, 256), optional
+        :func:`~splitaudit.duplicates.search.thumb_vectors` of ``thumbs``
+        and of their mirrors (computed per batch when not given).
 
     Returns
     -------
     dict of arrays (P,)
-        ``flipped`` (bool), ``shift_y``, ``shift_x``, ``thumb_corr``,
+        ``flipped`` (bool), ``shift_y``, ``shift_x``, ``zoom`` (1, or the
+        zoom of the second image that fitted better), ``thumb_corr``,
         ``thumb_rms``, ``thumb_nrms``, ``score``.
     """
     a = np.asarray(a, dtype=np.int64)
@@ -94,38 +101,53 @@ def align_pairs(
         "thumb_corr": np.zeros(p, np.float32),
         "thumb_rms": np.zeros(p, np.float32),
         "thumb_nrms": np.zeros(p, np.float32),
+        "zoom": np.ones(p, np.float32),
     }
     for start in range(0, p, batch):
         sl = slice(start, min(p, start + batch))
-        _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl)
+        _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled)
     out["score"] = score_from_rms(out["thumb_rms"]).astype(np.float32)
     return out
 
 
-def _align_batch(thumbs, a, b, m, trim, out, sl):
-    ta = thumbs[a].astype(np.float32)
-    tb = thumbs[b].astype(np.float32)
-    va = thumb_vectors(ta)
-    flip = (thumb_vectors(tb[:, :, ::-1]) * va).sum(1) > (thumb_vectors(tb) * va).sum(1)
-    tb[flip] = tb[flip, :, ::-1]
+ZOOM = 0.05
+"""Relative zoom tried on uncertain pairs (a 5% crop rescaled to the thumbnail)."""
+
+
+def _zoom_matrix(size: int, zoom: float) -> np.ndarray:
+    """Bilinear resampling matrix magnifying a ``size`` axis by ``zoom`` about its centre."""
+    c = (size - 1) / 2.0
+    src = np.clip(c + (np.arange(size) - c) / zoom, 0, size - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, size - 1)
+    w = (src - lo).astype(np.float32)
+    mat = np.zeros((size, size), np.float32)
+    mat[np.arange(size), lo] += 1 - w
+    mat[np.arange(size), hi] += w
+    return mat
+
+
+def _best_alignment(ta, tb, m, trim):
+    """Best shift by correlation, then the trimmed affine residual there."""
+    n = len(ta)
     s = ta.shape[1]
     inner = s - 2 * m
     # The reference crop is fixed; the other image moves under it.
-    x = ta[:, m : m + inner, m : m + inner].reshape(len(a), -1)
+    x = ta[:, m : m + inner, m : m + inner].reshape(n, -1)
     zx = _standardise(x)
-    best = np.full(len(a), -2.0, np.float32)
-    best_dy = np.zeros(len(a), np.int8)
-    best_dx = np.zeros(len(a), np.int8)
+    best = np.full(n, -2.0, np.float32)
+    best_dy = np.zeros(n, np.int8)
+    best_dx = np.zeros(n, np.int8)
     for dy in range(-m, m + 1):
         for dx in range(-m, m + 1):
-            y = tb[:, m + dy : m + dy + inner, m + dx : m + dx + inner].reshape(len(a), -1)
+            y = tb[:, m + dy : m + dy + inner, m + dx : m + dx + inner].reshape(n, -1)
             c = (zx * _standardise(y)).sum(1)
             better = c > best
             best[better], best_dy[better], best_dx[better] = c[better], dy, dx
-    rows = np.arange(len(a))
+    rows = np.arange(n)
     iy = (m + best_dy)[:, None] + np.arange(inner)[None, :]
     ix = (m + best_dx)[:, None] + np.arange(inner)[None, :]
-    y = tb[rows[:, None, None], iy[:, :, None], ix[:, None, :]].reshape(len(a), -1)
+    y = tb[rows[:, None, None], iy[:, :, None], ix[:, None, :]].reshape(n, -1)
     # Least-squares affine map x -> y, then trimmed residual RMS.
     xm, ym = x.mean(1, keepdims=True), y.mean(1, keepdims=True)
     xc, yc = x - xm, y - ym
@@ -142,6 +164,33 @@ def _align_batch(thumbs, a, b, m, trim, out, sl):
     if flat.any():
         rms[flat] = np.sqrt(((x[flat] - y[flat]) ** 2).mean(1))
     nrms = np.divide(rms, ystd, out=np.where(rms > 1e-6, np.inf, 0.0).astype(np.float32), where=ystd > 1e-6)
+    return best, best_dy, best_dx, rms.astype(np.float32), nrms.astype(np.float32)
+
+
+def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
+    ta = thumbs[a].astype(np.float32)
+    tb = thumbs[b].astype(np.float32)
+    if pooled is None:
+        va = thumb_vectors(ta)
+        flip = (thumb_vectors(tb[:, :, ::-1]) * va).sum(1) > (thumb_vectors(tb) * va).sum(1)
+    else:
+        va = pooled[0][a]
+        flip = (pooled[1][b] * va).sum(1) > (pooled[0][b] * va).sum(1)
+    tb[flip] = tb[flip, :, ::-1]
+    best, best_dy, best_dx, rms, nrms = _best_alignment(ta, tb, m, trim)
+    zoomed = np.zeros(len(a), np.float32)
+    # Slight crops change the scale, which shifts cannot undo: retry the
+    # uncertain pairs with the other image zoomed by +-ZOOM.
+    unsure = np.flatnonzero((rms > 1.0) & (rms < 3 * SCORE_MID))
+    for zoom in (1.0 + ZOOM, 1.0 / (1.0 + ZOOM)) if len(unsure) else ():
+        zmat = _zoom_matrix(tb.shape[1], zoom)
+        tz = np.einsum("ij,pjk,lk->pil", zmat, tb[unsure], zmat, optimize=True)
+        res = _best_alignment(ta[unsure], tz, m, trim)
+        better = res[3] < rms[unsure]
+        idx = unsure[better]
+        best[idx], best_dy[idx], best_dx[idx], rms[idx], nrms[idx] = (r[better] for r in res)
+        zoomed[idx] = zoom
+    out["zoom"][sl] = np.where(zoomed > 0, zoomed, 1.0)
     out["flipped"][sl] = flip
     out["shift_y"][sl] = best_dy
     out["shift_x"][sl] = best_dx
