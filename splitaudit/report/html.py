@@ -20,7 +20,7 @@ import pandas as pd
 from . import plots
 
 MAX_PAIRS = 200
-EVIDENCE_COLUMNS = ("phash_distance", "thumb_rms", "descriptor_cosine", "embedding_cosine")
+EVIDENCE_COLUMNS = ("phash", "dhash", "flipped", "thumb_rms", "thumb_corr", "descriptor_cos", "embedding_cos")
 THUMB_PX = 112
 PROPERTY_PLOTS = ("brightness", "contrast", "sharpness", "entropy", "colourfulness", "file_size")
 
