@@ -104,8 +104,9 @@ def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
     from .scan import scan
 
     cache: Any = False if args.no_cache else (args.cache or True)
+    checks = [c.strip() for c in args.checks.split(",") if c.strip()] if args.checks else None
     return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
-                embed=args.embed, scheduler=args.scheduler, progress=progress)
+                embed=args.embed, scheduler=args.scheduler, checks=checks, progress=progress)
 
 
 def _print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) -> None:
@@ -114,7 +115,7 @@ def _print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any)
     s = result.summary()
     console.print(f"[bold]splitaudit scan[/bold] {s['root']}")
     console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
-                  f" · ignored {len(s['ignored']):,} · {s['timings'].get('total', 0):.1f}s")
+                  f" · ignored {len(s['ignored']):,} · {result.timings.get('total', 0):.1f}s")
     for note in s["notes"]:
         console.print(f"  [yellow]note[/yellow] {note}")
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.add_argument("--checks", default=None,
+                   help="comma-separated checks to run (default: all): exact_duplicates, near_duplicates, "
+                        "label_conflicts, label_distribution, property_drift, embedding_drift, difficulty")
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("resplit", help="write a leak-free k-fold (or train/val) manifest")

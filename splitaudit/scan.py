@@ -183,7 +183,8 @@ class ScanResult:
 
     # ---------------------------------------------------------------- outputs
     def summary(self) -> dict:
-        """The content of ``summary.json``."""
+        """The content of ``summary.json``: deterministic for the same data and
+        options (timings go to ``timings.json``), so reruns can be diffed."""
         unreadable = self.unreadable
         return jsonable(
             {
@@ -202,7 +203,6 @@ class ScanResult:
                 "expected_cross_duplicates": getattr(self.duplicates, "expected", {}),
                 "findings": [f.to_dict() for f in self.findings],
                 "options": self.options,
-                "timings": self.timings,
             }
         )
 
@@ -352,7 +352,6 @@ def scan(
     options = {
         "mode": mode,
         "jobs": jobs,
-        "cache": None if cache_arg is None else str(cache_arg),
         "embed": embed if isinstance(embed, str) or embed is None else type(embed).__name__,
         "embeddings_used": embeddings is not None,
         "embeddings_note": embed_note,

@@ -21,6 +21,7 @@ SCAN_FILES = {
     "within": "within_duplicates.csv",
     "images": "images.csv",
     "unreadable": "unreadable.csv",
+    "timings": "timings.json",
     "report": "report.html",
 }
 
@@ -63,6 +64,9 @@ def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = 
         "within": _write_csv(result.within, out / SCAN_FILES["within"]),
         "images": _write_csv(result.images(), out / SCAN_FILES["images"]),
         "unreadable": _write_csv(result.unreadable, out / SCAN_FILES["unreadable"]),
+        "timings": write_json({"seconds": result.timings,
+                               "fingerprint_stats": getattr(result.fingerprints, "stats", {})},
+                              out / SCAN_FILES["timings"]),
     }
     if html:
         path = out / SCAN_FILES["report"]
