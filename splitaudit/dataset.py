@@ -270,7 +270,7 @@ class ImageSplit:
         abspaths, rels, bad_paths = [], [], []
         for p in df[path_col].astype(str):
             full = os.path.normpath(p if os.path.isabs(p) else os.path.join(root_s, p))
-            if full != root_s and not full.startswith(root_s.rstrip(os.sep) + os.sep):
+            if not full.startswith(root_s.rstrip(os.sep) + os.sep):  # the root itself is no file
                 bad_paths.append(p)
                 continue
             abspaths.append(full)
