@@ -2,6 +2,7 @@
 
 from .audit import AuditResult, audit
 from .dataset import ImageSplit
+from .index import TrainingIndex
 from .explain import Explanation, History, explain, read_history
 from .resplit import LeakAwareSplitter, combine_groups, leak_free_split, resplit_manifest
 from .retrain import KFoldResult, kfold
@@ -19,6 +20,7 @@ from ._version import __version__
 
 __all__ = [
     "ImageSplit",
+    "TrainingIndex",
     "scan",
     "ScanResult",
     "audit",

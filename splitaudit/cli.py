@@ -261,6 +261,40 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_new(args: argparse.Namespace) -> int:
+    from .index import TrainingIndex
+
+    cache: Any = False if args.no_cache else (args.cache or True)
+    if len(args.new) > 1 and any(Path(p).is_dir() for p in args.new):
+        raise _UsageError("give one folder or a list of image files as NEW, not both")
+    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+        if args.build is not None:
+            index = TrainingIndex.build(args.build, mode=args.mode or "fast", jobs=args.jobs, cache=cache,
+                                        progress=progress)
+            index.save(args.index)
+        else:
+            index = TrainingIndex.load(args.index, mode=args.mode)
+        if not args.new:
+            return EXIT_OK
+        sources = args.new[0] if len(args.new) == 1 and Path(args.new[0]).is_dir() else args.new
+        matches = index.check(sources, jobs=args.jobs, cache=cache, progress=progress,
+                              hash_radius=args.hash_radius, min_score=args.min_score)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    matches.to_csv(out, index=False, lineterminator="\n")
+    if not args.quiet:
+        console = _console()
+        n_hit = matches["new_index"].nunique()
+        console.print(f"[bold]splitaudit check-new[/bold] {matches.attrs['n_new']:,} new images vs "
+                      f"{len(index):,} indexed: {n_hit:,} match a training image "
+                      f"({len(matches):,} pairs), {len(matches.attrs['unreadable']):,} unreadable")
+        for row in matches.head(5).itertuples():
+            console.print(f"    {row.score:.2f} {row.kind:<5} new:{row.new_path}  train:{row.train_path}",
+                          markup=False)
+        console.print(f"  wrote {out}", markup=False)
+    return EXIT_FAIL_ON if args.fail_on_match and len(matches) else EXIT_OK
+
+
 # --------------------------------------------------------------------- explain
 def _print_explanation(expl: Any, console: Any) -> None:
     from rich.table import Table
@@ -347,6 +381,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", action="append", default=[],
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"])
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("check-new", help="check new images against a saved index of a training set")
+    p.add_argument("new", nargs="*", help="a folder of new images, or image files")
+    p.add_argument("--index", required=True, help="index folder (read; written with --build)")
+    p.add_argument("--build", metavar="TRAIN", default=None,
+                   help="first build the index from TRAIN (a train/val root: its train images; "
+                        "else every image under it) and save it to --index")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--mode", choices=["fast", "exact"], default=None,
+                   help="fingerprint mode (default: fast when building; the index's own when loading)")
+    p.add_argument("--cache", default=None, help="cache folder (default: ~/.cache/splitaudit)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--hash-radius", type=int, default=4, help="largest Hamming distance of a hash candidate")
+    p.add_argument("--min-score", type=float, default=0.5, help="smallest score of a reported near match")
+    p.add_argument("--out", default="matches.csv", help="CSV of matches (default: matches.csv)")
+    p.add_argument("--fail-on-match", action="store_true", help="exit 1 when any new image matches")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
+    p.set_defaults(func=cmd_check_new)
 
     p = sub.add_parser("explain", help="rank the causes of a validation loss below the training loss")
     p.add_argument("history", help="loss history: Keras CSVLogger CSV, Lightning metrics.csv, "

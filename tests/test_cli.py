@@ -105,3 +105,19 @@ def test_api_result_object(demo_scan, tmp_path):
     assert html.read_text().startswith("<!doctype html>")
     written = result.save(tmp_path / "saved")
     assert written["summary"].is_file()
+
+
+def test_check_new_builds_index_and_finds_planted(demo_scan, tmp_path, capsys):
+    data, _, planted, _ = demo_scan
+    index_dir, out = tmp_path / "index", tmp_path / "matches.csv"
+    code = main(["check-new", str(data / "val"), "--index", str(index_dir), "--build", str(data),
+                 "--out", str(out), "--no-cache", "--jobs", "1", "--quiet", "--fail-on-match"])
+    assert code == 1
+    matches = pd.read_csv(out)
+    assert {"new_path", "train_path", "kind", "score"} <= set(matches.columns)
+    assert set(matches["train_path"]) == set(planted.values())
+    # reloading the saved index gives the same matches
+    code = main(["check-new", str(data / "val"), "--index", str(index_dir), "--out", str(tmp_path / "m2.csv"),
+                 "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0
+    assert pd.read_csv(tmp_path / "m2.csv").equals(matches)

@@ -1,0 +1,241 @@
+"""Scale benchmarks (issue 8): dask vs local fingerprinting, 1M x 1M hash search, peak RSS vs N.
+
+Usage::
+
+    python benchmarks/bench_scale.py cluster [--n 20000]       # LocalCluster(2) vs jobs=2 vs jobs=1
+    python benchmarks/bench_scale.py search  [--base 1000000 --queries 50000 --radius 8]
+    python benchmarks/bench_scale.py rss     [--sizes 10000 30000 100000]
+    python benchmarks/bench_scale.py all
+
+Every memory number is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of a fresh
+subprocess that does one measurement (tracemalloc does not see faiss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _child(kind: str, **params) -> dict:
+    """Run one measurement in a fresh interpreter; returns its JSON result."""
+    code = f"import sys; sys.path.insert(0, {HERE!r}); import bench_scale as b; b._measure({kind!r}, {params!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _maxrss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _measure(kind: str, p: dict) -> None:
+    result = {"baseline_rss_mb": _maxrss_mb()}
+    t0 = time.perf_counter()
+    result.update(globals()[f"_run_{kind}"](**p))
+    result["seconds"] = result.get("seconds", time.perf_counter() - t0)
+    result["peak_rss_mb"] = _maxrss_mb()
+    print(json.dumps(result))
+
+
+# ----------------------------------------------------------------- (1) cluster
+def _fmnist_paths(n: int) -> list[str]:
+    paths = sorted(glob.glob("/work/data/fmnist/train/*/*.png"))
+    if len(paths) < n:
+        raise SystemExit(f"need {n} PNGs under /work/data/fmnist/train (run benchmarks/fmnist.py); found {len(paths)}")
+    return paths[:: max(1, len(paths) // n)][:n]
+
+
+def _run_fingerprint(n: int, jobs: int, scheduler: str | None) -> dict:
+    from splitaudit.fingerprints import compute_fingerprints
+
+    paths = _fmnist_paths(n)
+    if scheduler is None:
+        t = time.perf_counter()
+        fps = compute_fingerprints(paths, jobs=jobs)
+        return {"seconds": time.perf_counter() - t, "startup": 0.0, "shutdown": 0.0,
+                "phash_sum": int(fps.table["phash"].sum() % (1 << 61))}
+    import distributed
+
+    t = time.perf_counter()
+    cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    client.run(lambda: __import__("splitaudit.fingerprints"))  # workers import once, counted as startup
+    startup = time.perf_counter() - t
+    t = time.perf_counter()
+    fps = compute_fingerprints(paths, jobs=jobs, client=client)
+    seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    client.close()
+    cluster.close()
+    return {"seconds": seconds, "startup": startup, "shutdown": time.perf_counter() - t,
+            "phash_sum": int(fps.table["phash"].sum() % (1 << 61))}
+
+
+def bench_cluster(n: int) -> str:
+    rows = [("local, jobs=1", 1, None), ("local multiprocessing, jobs=2", 2, None),
+            ("dask LocalCluster, 2 workers x 1 thread", 2, "local")]
+    lines = [f"### (1) Fingerprinting {n:,} Fashion-MNIST PNGs (no cache)", "",
+             "| path | compute s | img/s | vs jobs=1 | cluster start s | cluster stop s | same hashes |",
+             "|---|---|---|---|---|---|---|"]
+    base = None
+    ref = None
+    for name, jobs, sched in rows:
+        r = _child("fingerprint", n=n, jobs=jobs, scheduler=sched)
+        base = base or r["seconds"]
+        ref = ref if ref is not None else r["phash_sum"]
+        lines.append(f"| {name} | {r['seconds']:.2f} | {n / r['seconds']:,.0f} | {base / r['seconds']:.2f}x | "
+                     f"{r['startup']:.2f} | {r['shutdown']:.2f} | {r['phash_sum'] == ref} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- (2) search
+def _planted(n_base: int, n_queries: int, n_planted: int, radius: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, np.iinfo(np.uint64).max, n_base, dtype=np.uint64, endpoint=True)
+    queries = rng.integers(0, np.iinfo(np.uint64).max, n_queries, dtype=np.uint64, endpoint=True)
+    q_at = rng.choice(n_queries, n_planted, replace=False)
+    b_at = rng.choice(n_base, n_planted, replace=False)
+    flips = rng.integers(0, radius + 1, n_planted)
+    for qi, bi, f in zip(q_at, b_at, flips):
+        bits = rng.choice(64, f, replace=False)
+        mask = np.uint64(sum(1 << int(k) for k in bits))
+        queries[qi] = base[bi] ^ mask
+    return base, queries, set(zip(q_at.tolist(), b_at.tolist()))
+
+
+def _run_search(n_base: int, n_queries: int, radius: int, method: str, n_planted: int) -> dict:
+    import faiss
+
+    from splitaudit.duplicates import hamming_range
+
+    base, queries, planted = _planted(n_base, n_queries, n_planted, radius)
+    t = time.perf_counter()
+    if method == "faiss IndexBinaryFlat.range_search":
+        index = faiss.IndexBinaryFlat(64)
+        index.add(base.view(np.uint8).reshape(-1, 8))
+        lims, dist, ids = index.range_search(queries.view(np.uint8).reshape(-1, 8), radius + 1)
+        qi = np.repeat(np.arange(n_queries), np.diff(lims.astype(np.int64)))
+        bi = ids
+    else:
+        backend = method.split("backend=")[1].rstrip(")").strip("'\"")
+        qi, bi, dist = hamming_range(queries, base, radius, backend=backend)
+    seconds = time.perf_counter() - t
+    found = set(zip(qi.tolist(), bi.tolist()))
+    return {"seconds": seconds, "pairs": len(found), "planted_found": len(planted & found),
+            "planted": len(planted)}
+
+
+def bench_search(n_base: int, n_queries: int, radius: int, n_planted: int) -> str:
+    lines = [f"### (2) Hamming range search, radius {radius}, {n_base:,} base x {n_queries:,} queries "
+             f"(64-bit, uniform random, {n_planted:,} planted copies with 0-{radius} flipped bits)", "",
+             "| method | seconds | queries/s | extrapolated to 1M queries | peak RSS MB | pairs | planted found |",
+             "|---|---|---|---|---|---|---|"]
+    methods = ["faiss IndexBinaryFlat.range_search", "splitaudit hamming_range(backend='faiss')"]
+    if n_base * n_queries <= 5e9:
+        methods.append("splitaudit hamming_range(backend='numpy')")
+    for method in methods:
+        r = _child("search", n_base=n_base, n_queries=n_queries, radius=radius, method=method,
+                   n_planted=n_planted)
+        extra = r["seconds"] * 1_000_000 / n_queries
+        lines.append(f"| {method} | {r['seconds']:.1f} | {n_queries / r['seconds']:,.0f} | {extra:,.0f} s | "
+                     f"{r['peak_rss_mb']:.0f} | {r['pairs']:,} | {r['planted_found']:,}/{r['planted']:,} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- (3) RSS vs N
+def _synthetic_fingerprints(n: int, seed: int = 0):
+    """Fingerprints of n distinct smooth random 32x32 images plus 1 % planted copies (no files)."""
+    import pandas as pd
+
+    from splitaudit.fingerprints import DESCRIPTOR_DIM, TABLE_COLUMNS, Fingerprints
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (n, 8, 8)).astype(np.float32)
+    thumbs = np.clip(coarse.repeat(4, 1).repeat(4, 2) + rng.normal(0, 4, (n, 32, 32)), 0, 255).astype(np.uint8)
+    copies = rng.choice(n, n // 100, replace=False)
+    thumbs[copies[: len(copies) // 2]] = thumbs[copies[len(copies) // 2:]]
+    table = pd.DataFrame({c: np.zeros(n, np.float64) for c in TABLE_COLUMNS})
+    table["path"] = [f"img/{i}.png" for i in range(n)]
+    table["ok"] = True
+    table["reason"] = None
+    table["bytes_sha1"] = [f"{i:040x}" for i in range(n)]
+    table["pixel_sha1"] = table["bytes_sha1"]
+    for col in ("phash", "dhash", "ahash", "phash_flip", "dhash_flip", "ahash_flip"):
+        table[col] = rng.integers(0, np.iinfo(np.uint64).max, n, dtype=np.uint64, endpoint=True)
+    for col in ("phash", "dhash"):
+        v = table[col].to_numpy().copy()
+        v[copies[: len(copies) // 2]] = v[copies[len(copies) // 2:]]
+        table[col] = v
+    desc = rng.normal(size=(n, DESCRIPTOR_DIM)).astype(np.float32)
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    return Fingerprints(table=table, thumbs=thumbs, descriptor=desc, mode="fast"), len(copies) // 2
+
+
+def _run_rss(n: int) -> dict:
+    import pandas as pd
+
+    from splitaudit.duplicates import find_duplicates
+
+    fps, planted = _synthetic_fingerprints(n)
+    after_data = _maxrss_mb()
+    split = np.where(np.arange(n) % 5 == 0, "val", "train")
+    images = pd.DataFrame({"path": fps.table["path"], "split": split, "label": "x"})
+    t = time.perf_counter()
+    res = find_duplicates(fps, images)
+    return {"seconds": time.perf_counter() - t, "after_data_mb": after_data,
+            "pairs": int(len(res.pairs) + len(res.within)), "planted": planted}
+
+
+def bench_rss(sizes: list[int]) -> str:
+    lines = ["### (3) Peak RSS of fingerprints + duplicate search vs N (synthetic fingerprints, no files)", "",
+             "| N | duplicate search s | RSS after data MB | peak RSS MB | peak - interpreter MB | pairs found (planted) |",
+             "|---|---|---|---|---|---|"]
+    pts = []
+    for n in sizes:
+        r = _child("rss", n=n)
+        extra = r["peak_rss_mb"] - r["baseline_rss_mb"]
+        pts.append((n, extra, r["seconds"]))
+        lines.append(f"| {n:,} | {r['seconds']:.1f} | {r['after_data_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+                     f"{extra:.0f} | {r['pairs']:,} ({r['planted']:,}) |")
+    if len(pts) >= 2:
+        (n0, m0, s0), (n1, m1, s1) = pts[0], pts[-1]
+        lines += ["", f"Growth exponent {n0:,} -> {n1:,}: memory {math.log(m1 / m0) / math.log(n1 / n0):.2f}, "
+                      f"time {math.log(s1 / s0) / math.log(n1 / n0):.2f} (1 = linear, 2 = an N x N matrix)."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["cluster", "search", "rss", "all"])
+    ap.add_argument("--n", type=int, default=20_000, help="images for the cluster benchmark")
+    ap.add_argument("--base", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=50_000,
+                    help="queries actually run (the table extrapolates linearly to 1M)")
+    ap.add_argument("--radius", type=int, default=8)
+    ap.add_argument("--planted", type=int, default=1_000)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    args = ap.parse_args(argv)
+    print(f"python {sys.version.split()[0]}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
+    if args.what in ("cluster", "all"):
+        print(bench_cluster(args.n), "\n", flush=True)
+    if args.what in ("search", "all"):
+        print(bench_search(args.base, args.queries, args.radius, args.planted), "\n", flush=True)
+    if args.what in ("rss", "all"):
+        print(bench_rss(args.sizes), "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
