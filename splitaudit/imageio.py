@@ -74,6 +74,12 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _WHITE_RGB = (255, 255, 255)
+# Format tried first for a file extension (skips probing the other plugins);
+# a file whose content does not match its extension falls back to all formats.
+_FORMAT_HINTS = {
+    ".png": ("PNG",), ".jpg": ("JPEG",), ".jpeg": ("JPEG",), ".jpe": ("JPEG",), ".jfif": ("JPEG",),
+    ".bmp": ("BMP",), ".gif": ("GIF",), ".webp": ("WEBP",), ".tif": ("TIFF",), ".tiff": ("TIFF",),
+}
 # Where Pillow's getexif() looks for an orientation; when none is present the
 # orientation is 1 and the (slow) EXIF parse is skipped.
 _ORIENTATION_SOURCES = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
@@ -292,6 +298,17 @@ def _orientation(image: Image.Image) -> int:
     return image.getexif().get(_ORIENTATION_TAG, 1)
 
 
+def _open_bytes(data: bytes, path) -> Image.Image:
+    """``Image.open`` on the bytes, trying the extension's format first."""
+    hint = _FORMAT_HINTS.get(os.path.splitext(os.fspath(path))[1].lower())
+    if hint is not None:
+        try:
+            return Image.open(io.BytesIO(data), formats=hint)
+        except UnidentifiedImageError:
+            pass  # content does not match the extension: probe every format
+    return Image.open(io.BytesIO(data))
+
+
 def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_raw: bool) -> LoadedImage:
     """:func:`open_image` body; the caller holds ``_pillow_limit(max_pixels)``."""
     try:
@@ -304,7 +321,7 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
     fmt = mode = None
     width = height = 0
     try:
-        image = Image.open(io.BytesIO(data))
+        image = _open_bytes(data, path)
         fmt, mode = image.format, image.mode
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
@@ -321,11 +338,13 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
             scale = max(1, round(width / max(1, image.size[0])))
         image.load()
         orientation = _orientation(image)
-        if reduce_to is not None and scale == 1:
-            factor = min(image.size) // (2 * reduce_to)
-            if factor >= 2:
-                image = image.reduce(factor)
-                scale = factor
+        factor = min(image.size) // (2 * reduce_to) if reduce_to is not None and scale == 1 else 1
+        # Pillow cannot reduce palette, bilevel or 16-bit images: those are
+        # reduced after the mode normalisation instead.
+        late = factor >= 2 and (image.mode in ("P", "1") or image.mode.startswith("I;16"))
+        if factor >= 2 and not late:
+            image = image.reduce(factor)
+            scale = factor
         method = _TRANSPOSE.get(orientation)
         if method is not None:
             image = image.transpose(method)
@@ -333,6 +352,9 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
                           Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
                 width, height = height, width
         normal = normalize_mode(image)
+        if late:
+            normal = normal.reduce(factor)
+            scale = factor
     except Exception as exc:  # a bad file is a record, not a crash
         reason = _reason_for(exc)
         if reason.startswith("decompression bomb") and max_pixels is not None:

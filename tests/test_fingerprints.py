@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from splitaudit import ImageSplit
-from splitaudit.fingerprints import TABLE_COLUMNS, Fingerprints, compute_fingerprints
+from splitaudit.fingerprints import TABLE_COLUMNS, Fingerprints, compute_fingerprints, describe
 
 RNG = np.random.default_rng(11)
 
@@ -162,3 +162,43 @@ def test_bad_arguments_say_what_is_wrong(tmp_path):
         compute_fingerprints([], cache=3.5)
     empty = compute_fingerprints([], jobs=1)
     check_contract(empty, 0)
+
+
+def test_fast_descriptor_and_property_paths_match_the_general_ones():
+    from splitaudit.fingerprints.descriptor import _gradient_histogram, rgb_to_gray
+    from splitaudit.fingerprints.properties import pixel_properties
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    rgb[20:] = rgb[20:, :, :, :1]  # gray rows (r == g == b)
+    rgb[30:] //= 41  # low-contrast gray rows
+    colour = np.arange(40) < 20
+    gray8 = rgb_to_gray(rgb, np.uint8)
+    # table-lookup gradients (uint8) == arctan2 gradients (float32), bit for bit
+    assert np.array_equal(_gradient_histogram(gray8), _gradient_histogram(gray8.astype(np.float32)))
+    # the gray shortcut (no HSV conversion) gives the same descriptor
+    assert np.array_equal(describe(rgb, gray8, colour=colour), describe(rgb, rgb_to_gray(rgb)))
+    fast = pixel_properties(rgb, gray8, colour=colour)
+    x = rgb.reshape(40, -1, 3).astype(np.float64)
+    g = gray8.reshape(40, -1).astype(np.float64)
+    rg, yb = x[..., 0] - x[..., 1], 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    want = np.hypot(rg.std(1), yb.std(1)) + 0.3 * np.hypot(rg.mean(1), yb.mean(1))
+    np.testing.assert_allclose(fast["colourfulness"], want, rtol=1e-12, atol=1e-12)
+    assert np.all(fast["colourfulness"][20:] == 0)
+    np.testing.assert_allclose(fast["contrast"], g.std(1), rtol=1e-12)
+    np.testing.assert_array_equal(fast["brightness"], g.mean(1))
+
+
+def test_numpy_resize_is_bit_identical_to_pillow():
+    from splitaudit.fingerprints.resample import resize_stack
+
+    rng = np.random.default_rng(5)
+    lanczos, bilinear = Image.Resampling.LANCZOS, Image.Resampling.BILINEAR
+    for trial in range(24):  # tall, wide, tiny, upscaled and downscaled, gray and RGB
+        w, h = (int(v) for v in rng.integers(1, 160, 2))
+        stack = rng.integers(0, 256, (3, h, w, *((3,) if trial % 2 else ())), dtype=np.uint8)
+        stack[1] = np.where(stack[1] > 127, 255, 0)  # hard edges: ringing gets clipped
+        for size, resample in (((32, 32), lanczos), ((9, 8), lanczos), ((8, 8), lanczos), ((32, 32), bilinear)):
+            got = resize_stack(stack, size, resample)
+            want = np.stack([np.asarray(Image.fromarray(img).resize(size, resample)) for img in stack])
+            assert got is not None and np.array_equal(got, want), (w, h, size, resample)

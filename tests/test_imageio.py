@@ -180,3 +180,28 @@ def test_fast_decode_reduces_jpeg_and_png(tmp_path):
     png = open_image(tmp_path / "big.png", reduce_to=32)
     assert png.scale == 7 and min(png.image.size) >= 64
     assert (jpg.width, jpg.height) == (640, 480) == (png.width, png.height)
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16"])
+def test_fast_decode_reduces_modes_pillow_cannot_reduce(mode, tmp_path):
+    # Pillow's reduce() refuses P, 1 and I;16: these are reduced after normalising.
+    base = Image.fromarray(RNG.integers(0, 256, (200, 180), dtype=np.uint8))
+    image = {"P": base.convert("RGB").quantize(16), "1": base.convert("1"),
+             "I;16": Image.fromarray(np.asarray(base).astype(np.uint16) * 257)}[mode]
+    path = tmp_path / "big.png"
+    image.save(path)
+    loaded = open_image(path, reduce_to=32)
+    assert loaded.ok, loaded.reason
+    assert loaded.mode == mode and (loaded.width, loaded.height) == (180, 200)
+    full = open_image(path).image
+    assert loaded.scale >= 2 and loaded.image.size == full.reduce(loaded.scale).size
+    assert np.array_equal(np.asarray(loaded.image), np.asarray(full.reduce(loaded.scale)))
+
+
+def test_extension_that_lies_falls_back_to_probing(tmp_path):
+    path = tmp_path / "really_a_jpeg.png"
+    Image.fromarray(_rgb()).save(path, "JPEG")
+    loaded = open_image(path)
+    assert loaded.ok and loaded.format == "JPEG"
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    assert open_image(tmp_path / "junk.png").reason == "not an image (cannot identify format)"

@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
@@ -32,17 +34,17 @@ __all__ = ["describe", "DESCRIPTOR_DIM", "rgb_to_gray", "block_mean"]
 DESCRIPTOR_DIM = 512
 
 
-def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """Pillow's ``convert("L")`` of each RGB image, as float32 ``(n, h, w)``.
+def rgb_to_gray(rgb: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Pillow's ``convert("L")`` of each RGB image, shape ``(n, h, w)`` (float32 unless ``dtype``).
 
     The stack is converted as one tall image, so it is one C call.
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     n, h, w, _ = rgb.shape
     if n == 0:
-        return np.zeros((0, h, w), np.float32)
+        return np.zeros((0, h, w), dtype)
     tall = Image.fromarray(rgb.reshape(n * h, w, 3), "RGB").convert("L")
-    return np.asarray(tall, dtype=np.float32).reshape(n, h, w)
+    return np.asarray(tall, dtype=dtype).reshape(n, h, w)
 
 
 def block_mean(arr: np.ndarray, factor: int) -> np.ndarray:
@@ -57,38 +59,97 @@ def _l2(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-12)
 
 
-def _hsv_histogram(rgb: np.ndarray) -> np.ndarray:
+def _hsv_histogram(rgb: np.ndarray, colour: np.ndarray | None = None) -> np.ndarray:
     n, h, w, _ = rgb.shape
-    # One Pillow call converts the whole stack (as one tall image) to 8-bit HSV.
-    tall = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8).reshape(n * h, w, 3), "RGB")
-    hsv = np.asarray(tall.convert("HSV")).reshape(n, h * w, 3)
-    index = ((hsv[..., 0] >> 5) << 4) | ((hsv[..., 1] >> 6) << 2) | (hsv[..., 2] >> 6)  # uint8, < 128
-    index = index.astype(np.intp)
+    index = np.empty((n, h * w), np.intp)
+    rows = np.arange(n) if colour is None else np.flatnonzero(colour)
+    if len(rows):
+        # One Pillow call converts the colour rows (as one tall image) to 8-bit HSV.
+        part = np.ascontiguousarray(rgb[rows] if len(rows) < n else rgb, dtype=np.uint8)
+        hsv = np.asarray(Image.fromarray(part.reshape(len(rows) * h, w, 3), "RGB").convert("HSV"))
+        hsv = hsv.reshape(len(rows), h * w, 3)
+        index[rows] = ((hsv[..., 0] >> 5) << 4) | ((hsv[..., 1] >> 6) << 2) | (hsv[..., 2] >> 6)
+    if len(rows) < n:
+        # r == g == b: Pillow's HSV is (0, 0, v) with v the gray level.
+        plain = np.flatnonzero(~colour)
+        index[plain] = rgb[plain, :, :, 0].reshape(len(plain), h * w) >> 6
     index += (np.arange(n, dtype=np.intp) * 128)[:, None]
     counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128)
     return np.sqrt(counts * (1.0 / (h * w)))
 
 
+@lru_cache(maxsize=16)
 def _cell_bins(h: int, w: int, cells: int, bins: int) -> np.ndarray:
     cell_y = (np.arange(h) * cells // h)[:, None]
     cell_x = (np.arange(w) * cells // w)[None, :]
-    return ((cell_y * cells + cell_x) * bins).astype(np.intp)
+    table = ((cell_y * cells + cell_x) * bins).astype(np.intp)
+    table.flags.writeable = False  # shared through the cache
+    return table
 
 
 def _gradient_histogram(gray: np.ndarray, cells: int = 4, bins: int = 8) -> np.ndarray:
+    if gray.dtype == np.uint8 and bins == 8:
+        return _gradient_histogram_u8(gray, cells)
     gray = np.asarray(gray, dtype=np.float32)
     n, h, w = gray.shape
     gx = np.zeros_like(gray)
     gy = np.zeros_like(gray)
     np.subtract(gray[:, :, 2:], gray[:, :, :-2], out=gx[:, :, 1:-1])
     np.subtract(gray[:, 2:, :], gray[:, :-2, :], out=gy[:, 1:-1, :])
-    angle = np.mod(np.arctan2(gy, gx), np.float32(np.pi))  # unsigned orientation in [0, pi)
-    magnitude = np.hypot(gx, gy, out=gx)
-    orient = (angle * np.float32(bins / np.pi)).astype(np.intp)
-    np.minimum(orient, bins - 1, out=orient)
+    orient, magnitude = _orientation_bins(gx, gy, bins)
     orient += _cell_bins(h, w, cells, bins)[None]
     orient += (np.arange(n, dtype=np.intp) * (cells * cells * bins))[:, None, None]
     hist = np.bincount(orient.ravel(), weights=magnitude.ravel(), minlength=n * cells * cells * bins)
+    hist = _l2(hist.reshape(n, cells * cells, bins))
+    return hist.reshape(n, cells * cells * bins)
+
+
+def _orientation_bins(gx: np.ndarray, gy: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unsigned orientation bin (intp) and magnitude (float32) of float32 gradients."""
+    angle = np.mod(np.arctan2(gy, gx), np.float32(np.pi))  # unsigned orientation in [0, pi)
+    magnitude = np.hypot(gx, gy)
+    orient = (angle * np.float32(bins / np.pi)).astype(np.intp)
+    np.minimum(orient, bins - 1, out=orient)
+    return orient, magnitude
+
+
+_GRADIENT_LUT: list[np.ndarray] = []
+
+
+def _gradient_lut() -> tuple[np.ndarray, np.ndarray]:
+    """Bin and magnitude of every 8-bit gradient pair, indexed ``(gy & 511) << 9 | (gx & 511)``.
+
+    Central differences of 8-bit images lie in [-255, 255], so a 512x512
+    table computed with the same float32 operations as the general path gives
+    bit-identical histograms without an ``arctan2`` per pixel.
+    """
+    if not _GRADIENT_LUT:
+        values = np.arange(512, dtype=np.int32)
+        values[values > 255] -= 512  # two's complement of the 9-bit index
+        gy, gx = np.meshgrid(values.astype(np.float32), values.astype(np.float32), indexing="ij")
+        orient, magnitude = _orientation_bins(gx.ravel(), gy.ravel(), 8)
+        _GRADIENT_LUT.extend([orient.astype(np.intp), magnitude.astype(np.float32)])
+    return _GRADIENT_LUT[0], _GRADIENT_LUT[1]
+
+
+def _gradient_histogram_u8(gray: np.ndarray, cells: int) -> np.ndarray:
+    """:func:`_gradient_histogram` for uint8 images via :func:`_gradient_lut`."""
+    bins = 8
+    n, h, w = gray.shape
+    lut_bin, lut_mag = _gradient_lut()
+    g = gray.astype(np.int32)
+    index = np.zeros((n, h, w), np.int32)
+    np.subtract(g[:, 2:, :], g[:, :-2, :], out=index[:, 1:-1, :])
+    index &= 511
+    index <<= 9
+    gx = np.zeros((n, h, w), np.int32)
+    np.subtract(g[:, :, 2:], g[:, :, :-2], out=gx[:, :, 1:-1])
+    gx &= 511
+    index |= gx
+    orient = lut_bin.take(index)
+    orient += _cell_bins(h, w, cells, bins)
+    orient += (np.arange(n, dtype=np.intp) * (cells * cells * bins))[:, None, None]
+    hist = np.bincount(orient.ravel(), weights=lut_mag.take(index).ravel(), minlength=n * cells * cells * bins)
     hist = _l2(hist.reshape(n, cells * cells, bins))
     return hist.reshape(n, cells * cells * bins)
 
@@ -98,7 +159,7 @@ def _half(gray: np.ndarray) -> np.ndarray:
     return (gray[:, 0::2, 0::2] + gray[:, 1::2, 0::2] + gray[:, 0::2, 1::2] + gray[:, 1::2, 1::2]) * 0.25
 
 
-def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
+def describe(rgb: np.ndarray, gray: np.ndarray | None = None, *, colour: np.ndarray | None = None) -> np.ndarray:
     """Descriptors of a stack of RGB images.
 
     Parameters
@@ -106,7 +167,12 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
     rgb : ndarray of uint8, shape (n, 32, 32, 3)
         Images resized to 32x32 (any size divisible by 32 works).
     gray : ndarray, optional
-        ``rgb_to_gray(rgb)`` when the caller already has it.
+        ``rgb_to_gray(rgb)`` (or ``rgb_to_gray(rgb, np.uint8)``, which takes
+        the faster table lookup for the gradients) when the caller has it.
+    colour : ndarray of bool, shape (n,), optional
+        ``False`` marks rows known to be gray (``r == g == b``): their colour
+        histogram is read off the gray level without an HSV conversion (same
+        result). ``None``: every row may have colour.
 
     Returns
     -------
@@ -116,17 +182,28 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 4 or rgb.shape[3] != 3 or rgb.shape[1] % 16 or rgb.shape[2] % 16:
         raise ValueError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
-    if len(rgb) == 0:
+    n = len(rgb)
+    if colour is not None:
+        colour = np.asarray(colour, dtype=bool)
+        if colour.shape != (n,):
+            raise ValueError(f"colour must be a bool array of shape ({n},), got shape {colour.shape}")
+    if n == 0:
         return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
-    gray = (rgb_to_gray(rgb) if gray is None else gray).astype(np.float32, copy=False)
+    if gray is None:
+        gray = rgb_to_gray(rgb, np.uint8)
+    gray = np.asarray(gray)
+    grayf = gray.astype(np.float32, copy=False)
     factor = gray.shape[1] // 16
-    thumb = (_half(gray) if factor == 2 else block_mean(gray, factor)).reshape(len(rgb), 256)
+    thumb = (_half(grayf) if factor == 2 else block_mean(grayf, factor)).reshape(n, 256)
     thumb = _l2(thumb - thumb.mean(axis=1, keepdims=True))
     if rgb.shape[1] <= 32:
         small = rgb.astype(np.uint8, copy=False)
     else:
         small = np.rint(block_mean(rgb.astype(np.float32), rgb.shape[1] // 32)).astype(np.uint8)
-    colour = _l2(_hsv_histogram(small))
-    gray32 = block_mean(gray, gray.shape[1] // 32) if gray.shape[1] >= 32 else gray
+    hues = _l2(_hsv_histogram(small, colour))
+    if gray.shape[1] > 32:
+        gray32 = block_mean(grayf, gray.shape[1] // 32)
+    else:
+        gray32 = gray if gray.dtype == np.uint8 else grayf
     edges = _l2(_gradient_histogram(gray32))
-    return _l2(np.concatenate([thumb, colour, edges], axis=1)).astype(np.float32)
+    return _l2(np.concatenate([thumb, hues, edges], axis=1)).astype(np.float32)

@@ -77,36 +77,76 @@ def _quality_of_table(values: tuple[int, ...]) -> float:
     return float(np.argmin(error) + 1)
 
 
-def pixel_properties(rgb: np.ndarray, gray: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _variance(total: np.ndarray, squares: np.ndarray, count: int) -> np.ndarray:
+    """Population variance from exact integer sums (one rounding, never negative)."""
+    numerator = count * squares - total * total
+    return np.maximum(numerator, 0).astype(np.float64) / float(count * count)
+
+
+def pixel_properties(
+    rgb: np.ndarray, gray: np.ndarray | None = None, *, colour: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Pixel statistics of a stack of same-size RGB images, shape ``(n, h, w, 3)``.
 
-    ``gray`` may pass ``rgb_to_gray(rgb)`` when the caller already has it.
+    ``gray`` may pass ``rgb_to_gray(rgb)`` when the caller already has it;
+    ``colour`` (bool, shape ``(n,)``) may mark rows known to be gray
+    (``r == g == b``) with ``False``: their colourfulness is 0 without work.
+    Every statistic is computed from exact integer sums of the 8-bit values.
     """
     rgb = np.asarray(rgb)
     n = len(rgb)
     if n == 0:
         return {name: np.zeros(0) for name in PIXEL_COLUMNS}
-    gray = (rgb_to_gray(rgb) if gray is None else gray).astype(np.float32, copy=False)
-    flat = gray.reshape(n, -1)
-    lap = gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:]
-    lap += gray[:, :-2, 1:-1]
-    lap += gray[:, 2:, 1:-1]
-    lap -= 4.0 * gray[:, 1:-1, 1:-1]
-    lap = lap.reshape(n, -1)
-    levels = np.clip(flat, 0, 255).astype(np.intp)
+    if gray is None:
+        gray = rgb_to_gray(rgb, np.uint8)
+    gray = np.asarray(gray)
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    _, h, w = gray.shape
+    count = h * w
+    levels = gray.reshape(n, count).astype(np.intp)
     levels += (np.arange(n, dtype=np.intp) * 256)[:, None]
-    hist = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256) * (1.0 / flat.shape[1])
+    counts = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256)
+    values = np.arange(256, dtype=np.int64)
+    total = counts @ values
+    squares = counts @ (values * values)
+    hist = counts * (1.0 / count)
     logs = np.log2(hist, out=np.zeros_like(hist), where=hist > 0)
-    x = rgb.reshape(n, -1, 3).astype(np.float32)
-    rg = x[..., 0] - x[..., 1]
-    yb = 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]  # exact in float32 for 8-bit input
-    colourfulness = np.hypot(rg.std(axis=1, dtype=np.float64), yb.std(axis=1, dtype=np.float64)) + 0.3 * np.hypot(
-        rg.mean(axis=1, dtype=np.float64), yb.mean(axis=1, dtype=np.float64)
-    )
+    g = gray.astype(np.int32)
+    lap = g[:, 1:-1, :-2] + g[:, 1:-1, 2:]
+    lap += g[:, :-2, 1:-1]
+    lap += g[:, 2:, 1:-1]
+    lap -= 4 * g[:, 1:-1, 1:-1]
+    lap = lap.reshape(n, -1)
+    inner = lap.shape[1]
+    sharpness = _variance(lap.sum(axis=1, dtype=np.int64), (lap * lap).sum(axis=1, dtype=np.int64), inner) \
+        if inner else np.full(n, np.nan)
     return {
-        "brightness": flat.mean(axis=1, dtype=np.float64),
-        "contrast": flat.std(axis=1, dtype=np.float64),
-        "sharpness": lap.var(axis=1, dtype=np.float64),
+        "brightness": total / float(count),
+        "contrast": np.sqrt(_variance(total, squares, count)),
+        "sharpness": sharpness,
         "entropy": -(hist * logs).sum(axis=1) + 0.0,
-        "colourfulness": colourfulness,
+        "colourfulness": _colourfulness(rgb, colour),
     }
+
+
+def _colourfulness(rgb: np.ndarray, colour: np.ndarray | None) -> np.ndarray:
+    """Hasler & Süsstrunk colourfulness from exact integer sums; 0 for rows marked gray."""
+    n = len(rgb)
+    out = np.zeros(n)
+    rows = np.arange(n) if colour is None else np.flatnonzero(np.asarray(colour, dtype=bool))
+    if not len(rows):
+        return out
+    x = (rgb if len(rows) == n else rgb[rows]).reshape(len(rows), -1, 3).astype(np.int32)
+    count = x.shape[1]
+    rg = x[..., 0] - x[..., 1]
+    yb2 = x[..., 0] + x[..., 1]
+    yb2 -= 2 * x[..., 2]  # 2 * yb, kept integer
+    sum_rg = rg.sum(axis=1, dtype=np.int64)
+    sum_yb2 = yb2.sum(axis=1, dtype=np.int64)
+    var_rg = _variance(sum_rg, (rg * rg).sum(axis=1, dtype=np.int64), count)
+    var_yb = _variance(sum_yb2, (yb2 * yb2).sum(axis=1, dtype=np.int64), count) * 0.25
+    mean_rg = sum_rg / float(count)
+    mean_yb = sum_yb2 / (2.0 * count)
+    out[rows] = np.sqrt(var_rg + var_yb) + 0.3 * np.hypot(mean_rg, mean_yb)
+    return out
