@@ -150,7 +150,11 @@ def _stratified_group_folds(strata: np.ndarray, group_ids: np.ndarray, n_splits:
     if multi.any():
         multi_idx = np.flatnonzero(multi)
         n_multi_groups = len(np.unique(group_ids[multi_idx]))
-        if n_multi_groups >= n_splits:
+        # StratifiedGroupKFold refuses when every stratum has fewer than n_splits
+        # members (e.g. a few small duplicate clusters): place those greedily.
+        stratifiable = (n_multi_groups >= n_splits
+                        and np.bincount(strata[multi_idx]).max() >= n_splits)
+        if stratifiable:
             cv = StratifiedGroupKFold(n_splits, shuffle=shuffle, random_state=seed)
             with warnings.catch_warnings():
                 # "least populated class has fewer members than n_splits": expected here

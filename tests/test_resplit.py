@@ -214,3 +214,19 @@ def test_accepts_a_duplicate_result_with_clusters_attribute():
     manifest = resplit_manifest(images, found, k=2)
     assert manifest.loc[0, "fold"] == manifest.loc[1, "fold"]
     assert manifest.loc[4, "fold"] == manifest.loc[5, "fold"]
+
+
+def test_few_small_duplicate_clusters_in_many_classes():
+    """Regression (found on Fashion-MNIST subsets): 6 two-image clusters spread over
+    10 classes, so every class has fewer grouped images than folds."""
+    from splitaudit.resplit import LeakAwareSplitter, check_cv_coverage, check_no_group_straddles
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.arange(n) % 10
+    groups = np.arange(n)
+    for k, (a, b) in enumerate([(0, 10), (1, 11), (2, 12), (3, 13), (4, 14), (5, 15)]):
+        groups[b] = groups[a]
+    folds = list(LeakAwareSplitter(5, random_state=0).split(np.zeros(n), y, groups))
+    check_cv_coverage(folds, n)
+    check_no_group_straddles(folds, groups)
