@@ -135,9 +135,11 @@ class _DuplicateCheck(Check):
         exp = x["expected"]
         tail = (f"; a random split would give about {exp:.1f} (ratio {x['ratio']:.1f})"
                 if exp > 0 else "; no duplicates inside either split, so a random split would give none")
+        article = "an" if self.kind[0] in "aeiou" else "a"
+        pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
         return (f"{x['val_with_train_duplicate']} of {x['n_val']} val images "
-                f"({100 * x['fraction_val']:.2f}%) have a {self.kind} duplicate in train "
-                f"({x['pairs']} pairs){tail}.")
+                f"({100 * x['fraction_val']:.2f}%) have {article} {self.kind} duplicate in train "
+                f"({pairs}){tail}.")
 
 
 @register
@@ -174,6 +176,7 @@ class LabelConflicts(_DuplicateCheck):
     def _message(self, x: dict) -> str:
         if not x["pairs"]:
             return f"No duplicate pair across the split has conflicting labels ({x['n_val']} val images)."
-        return (f"{x['pairs']} cross-split duplicate pairs carry different labels "
+        verb = "pair carries" if x["pairs"] == 1 else "pairs carry"
+        return (f"{x['pairs']} cross-split duplicate {verb} different labels "
                 f"({x['val_with_train_duplicate']} val images, {100 * x['fraction_val']:.2f}%); "
                 f"{x['within_train'] + x['within_val']} such pairs inside the splits.")
