@@ -31,6 +31,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
+from splitaudit.duplicates.verify import verify_geometric
 from splitaudit.fingerprints.embeddings import embed_images
 from splitaudit.neighbors import cosine_range, cosine_topk, l2_normalize
 
@@ -215,6 +216,22 @@ def aligned_correlation(query_thumbs, ref_thumbs, pairs_q, pairs_r):
     return out
 
 
+def geometric_verification(queries, ref_images, hash_nearest, variants, k_grid=3, k_head=1):
+    """Best :func:`verify_geometric` score per query over its candidates (32-px thumbnails)."""
+    thumb = lambda ims: np.stack([np.asarray(im.convert("L").resize((32, 32), Image.BILINEAR)) for im in ims])
+    thumbs = np.concatenate([thumb(ref_images), thumb(queries)])
+    n_ref = len(ref_images)
+    cands = np.sort(np.concatenate([hash_nearest[:, None], variants["_blocks.8, grid2"][3][:, :k_grid],
+                                    variants["head, avg"][3][:, :k_head]], 1), 1)
+    fresh = np.concatenate([np.ones((len(cands), 1), bool), cands[:, 1:] != cands[:, :-1]], 1)
+    qi, ci = np.nonzero(fresh)
+    v = verify_geometric(thumbs, cands[qi, ci], n_ref + qi)  # the query side is warped
+    score = np.full(cands.shape, -1.0)
+    score[qi, ci] = v["score"]
+    j = score.argmax(1)
+    return cands[np.arange(len(cands)), j], score[np.arange(len(cands)), j]
+
+
 # ----------------------------------------------------------------- scoring
 def _score(pred_ref, detected, truth):
     """truth: reference row of each query's original, -1 for non-copies."""
@@ -293,6 +310,10 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
     corr = corr.reshape(cands.shape)
     ver_pred, ver_score = cands[np.arange(len(cands)), corr.argmax(1)], corr.max(1)
     times["verify"] = time.perf_counter() - t0
+    # library verifier: hash nearest + 3 grid-embedding + 1 head-embedding nearest, verify_geometric on 32 px
+    t0 = time.perf_counter()
+    geo_pred, geo_score = geometric_verification(queries, ref_images, hi, variants)
+    times["verify_geometric"] = time.perf_counter() - t0
 
     calib = ((truth >= 0) & (truth < n_originals // 2)) | ((truth < 0) & (np.arange(len(truth)) % 2 == 0))
     test = ~calib
@@ -309,6 +330,7 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
         ("hash + embedding (default, normalised)", True, head_norm),
         ("hash + embedding (_blocks.8 grid2, normalised)", True, grid_norm),
         ("hash + embedding candidates + aligned verification", True, (ver_score, ver_pred)),
+        ("hash + embedding candidates + verify_geometric (library)", True, (geo_score, geo_pred)),
     ]:
         th, te = _calibrate(use_hash, score is not none[0], hd[calib], hi[calib], score[calib], pred[calib],
                             truth[calib])
@@ -327,7 +349,8 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
                 times=times, input_size=ref_e.input_size,
                 top1={name: float((v[0] == truth)[truth >= 0].mean()) for name, v in variants.items()}
                 | {"hash": float((hi == truth)[truth >= 0].mean()),
-                   "verified candidates": float((ver_pred == truth)[truth >= 0].mean())})
+                   "verified candidates": float((ver_pred == truth)[truth >= 0].mean()),
+                   "verify_geometric": float((geo_pred == truth)[truth >= 0].mean())})
     return rows, info
 
 
