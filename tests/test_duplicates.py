@@ -200,6 +200,39 @@ def test_topk_inner_matches_brute_force():
         assert not (idx_self == np.arange(60)[:, None]).any()
 
 
+@pytest.mark.parametrize("same", [False, True])
+def test_mirror_range_matches_brute_force(same):
+    from splitaudit.duplicates.search import mirror_project, mirror_range, thumb_vectors
+
+    rng = np.random.default_rng(3)
+    thumbs = rng.integers(0, 256, (300, 32, 32)).astype(np.uint8)
+    thumbs[150:] = np.clip(thumbs[:150, :, ::-1] + rng.normal(0, 40, (150, 32, 32)), 0, 255)
+    x = thumb_vectors(thumbs)
+    xm = x.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(x), -1)
+    q, b = (x, x) if same else (x[:120], x[100:])
+    qm_b = xm if same else xm[100:]
+    best = np.minimum(((q[:, None] - b[None]) ** 2).sum(-1), ((q[:, None] - qm_b[None]) ** 2).sum(-1))
+    thr_q = rng.uniform(0.5, 1.5, len(q)).astype(np.float32)
+    thr_b = thr_q if same else rng.uniform(0.5, 1.5, len(b)).astype(np.float32)
+    ok = best <= np.maximum(thr_q[:, None], thr_b[None])
+    if same:
+        ok = np.triu(ok, 1)
+    want = set(map(tuple, np.argwhere(ok)))
+    assert want  # the planted mirrored copies are within range
+    sym, anti = mirror_project(x, 256)  # all axes: distances are exact
+    cq = (sym, anti) if same else (sym[:120], anti[:120])
+    cb = (sym, anti) if same else (sym[100:], anti[100:])
+    qi, bi, d2 = mirror_range(cq, cb, (thr_q, thr_b), same=same, block=64, jobs=2)
+    assert set(zip(qi.tolist(), bi.tolist())) == want
+    np.testing.assert_allclose(d2, best[qi, bi], atol=1e-4)
+    # Fewer axes: distances shrink, so nothing is lost (a superset).
+    sym, anti = mirror_project(x, 24)
+    cq = (sym, anti) if same else (sym[:120], anti[:120])
+    cb = (sym, anti) if same else (sym[100:], anti[100:])
+    qi, bi, _ = mirror_range(cq, cb, (thr_q, thr_b), same=same, block=50, jobs=1)
+    assert want <= set(zip(qi.tolist(), bi.tolist()))
+
+
 def test_bad_arguments(planted):
     _, split, fps, _, _ = planted
     with pytest.raises(TypeError, match="images"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -11,13 +12,13 @@ import pandas as pd
 
 from ..checks.base import jsonable
 from .clusters import duplicate_clusters, expected_cross
-from .search import hamming_range, project, thumb_vectors, topk_inner
+from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold
+from .search import mirror_project, thumb_vectors
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
 
 __all__ = ["DuplicateResult", "find_duplicates", "HASHES"]
 
 HASHES = ("phash", "dhash", "ahash")
-_SEARCH_HASHES = ("phash", "dhash")
 Progress = Callable[[str, int, int], None]
 
 PAIR_COLUMNS = [
@@ -121,6 +122,8 @@ def _validate(fingerprints, images, embeddings, params):
         emb = np.asarray(embeddings)
         if emb.ndim != 2 or len(emb) != n:
             raise ValueError(f"embeddings must be an (N, D) array with N={n}; got shape {emb.shape}")
+    if not isinstance(params["jobs"], (int, np.integer)) or isinstance(params["jobs"], bool) or params["jobs"] < 1:
+        raise ValueError(f"jobs must be a positive int or None; got {params['jobs']!r}")
     for name in ("hash_radius", "neighbors", "max_hash_candidates", "max_shift", "search_dims"):
         value = params[name]
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
@@ -149,62 +152,6 @@ def _exact_pairs(table, ia, ib, within):
     return out
 
 
-def _near_candidates(table, vectors, emb, ia, ib, within, p):
-    """Candidate pairs (global a, b) from hashes, thumbnail and embedding neighbours."""
-    qa, qb = [], []
-    for h in _SEARCH_HASHES:
-        base = table[h].to_numpy(np.uint64)[ib]
-        for col in (h, h + "_flip"):
-            qi, bi, dist = hamming_range(table[col].to_numpy(np.uint64)[ia], base, p["hash_radius"],
-                                         backend=p["backend"], upper_only=within and col == h)
-            if len(qi) and p["max_hash_candidates"]:
-                # Keep each query's closest hash hits: look-alikes can share hashes by the thousand.
-                order = np.lexsort((dist, qi))
-                qi, bi = qi[order], bi[order]
-                rank = np.arange(len(qi)) - np.searchsorted(qi, qi)
-                keep = rank < p["max_hash_candidates"]
-                qi, bi = qi[keep], bi[keep]
-            qa.append(ia[qi]); qb.append(ib[bi])
-    if p["neighbors"]:
-        sims, idx = topk_inner(vectors[ia], vectors[ib], p["neighbors"], exclude_self=within,
-                               backend=p["backend"])
-        # Projection shrinks distances, so ||pa - pb||^2 <= 2 - 2 corr: a cheap, safe prefilter.
-        na = (vectors[ia] ** 2).sum(1)[:, None]
-        nb = (vectors[ib] ** 2).sum(1)[idx]
-        keep = na + nb - 2 * sims <= 2 * (1 - p["min_corr"])
-        qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
-    if emb is not None and p["neighbors"]:
-        from ..neighbors import cosine_topk  # lazy: only with embeddings
-
-        sims, idx = cosine_topk(emb[ia], emb[ib], p["neighbors"] + (1 if within else 0))
-        keep = sims >= p["min_embedding_cos"]
-        qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
-    a = np.concatenate(qa) if qa else np.zeros(0, np.int64)
-    b = np.concatenate(qb) if qb else np.zeros(0, np.int64)
-    if within:
-        a, b = np.minimum(a, b), np.maximum(a, b)
-        ok = a != b
-        a, b = a[ok], b[ok]
-    pair = np.unique(np.stack([a, b], 1).astype(np.int64), axis=0)
-    return pair[:, 0], pair[:, 1]
-
-
-def _prefilter(pooled, std, a, b, min_corr, max_rms, batch=200_000):
-    """Keep pairs whose 16x16 thumbnails correlate >= min_corr, as is or mirrored,
-    and whose residual there, ``sqrt(1 - corr^2) * min(std)``, is <= max_rms grey
-    levels (pooling smooths, so this rarely exceeds the 32x32 residual).
-    One 256-d dot product per orientation; alignment costs ~20x more."""
-    plain, mirror = pooled
-    keep = np.zeros(len(a), bool)
-    for s in range(0, len(a), batch):
-        pa, pb = a[s:s + batch], b[s:s + batch]
-        va = plain[pa]
-        corr = np.maximum(np.einsum("ij,ij->i", va, plain[pb]), np.einsum("ij,ij->i", va, mirror[pb]))
-        est = np.sqrt(np.clip(1 - corr * corr, 0, None)) * np.minimum(std[pa], std[pb])
-        keep[s:s + batch] = (corr >= min_corr) & (est <= max_rms)
-    return a[keep], b[keep]
-
-
 def _evidence(table, fp, emb, a, b, flipped):
     ev = {}
     for h in HASHES:
@@ -220,7 +167,7 @@ def _evidence(table, fp, emb, a, b, flipped):
     return ev
 
 
-def _pairs_between(fp, vectors, pooled, std, emb, ia, ib, within, p, progress, stage):
+def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progress, stage):
     """Verified exact + near pairs between two index sets, as a DataFrame (a, b, ...)."""
     table = fp.table
     if progress:
@@ -228,9 +175,9 @@ def _pairs_between(fp, vectors, pooled, std, emb, ia, ib, within, p, progress, s
     exact = _exact_pairs(table, ia, ib, within)
     if progress:
         progress(stage, 1, 3)
-    a, b = _near_candidates(table, vectors, emb, ia, ib, within, p)
+    a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
     if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
-        a, b = _prefilter(pooled, std, a, b, p["min_corr"], p["score_mid"] + 6 * p["score_scale"])
+        a, b = _prefilter(pooled, std, a, b, p["min_corr"], _max_rms(p))
     if progress:
         progress(stage, 2, 3)
     if len(exact):
@@ -282,14 +229,19 @@ def find_duplicates(
     min_embedding_cos: float = 0.9,
     within: bool = True,
     backend: str = "auto",
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> DuplicateResult:
     """Find exact and near duplicates across the split and inside each side.
 
-    Candidates come from equal SHA-1 of bytes or pixels (``exact``), 64-bit
-    pHash / dHash within ``hash_radius`` (also against the mirror), the
-    ``neighbors`` nearest thumbnails by correlation (PCA to ``search_dims``)
-    and, when given, the nearest embeddings. Each near candidate is verified
+    Candidates come from equal SHA-1 of bytes or pixels (``exact``) and a
+    blocked range search on 16x16 thumbnails (as is and mirrored; PCA to
+    ``search_dims``) for every pair the thumbnail prefilter could accept
+    (``min_corr`` and a residual bound). Of those, each image keeps its
+    ``neighbors`` closest and the ``max_hash_candidates`` closest whose pHash
+    or dHash (also against the mirror) is within ``hash_radius``. With
+    ``embeddings``, full Hamming range hits and the nearest embeddings are
+    added (unfiltered). Each near candidate is verified
     on aligned thumbnails (:mod:`splitaudit.duplicates.verify`) and kept when
     its ``score`` is at least ``min_score``.
 
@@ -325,7 +277,9 @@ def find_duplicates(
         Also search train–train and val–val (needed for ``expected`` and
         full clusters).
     backend : {"auto", "numpy", "faiss"}
-        Search backend.
+        Hamming search backend (used with ``embeddings``).
+    jobs : int, optional
+        Threads for the blocked thumbnail search (default: all cores).
     progress : callable, optional
         ``progress(stage, done, total)``.
 
@@ -343,7 +297,8 @@ def find_duplicates(
                   max_shift=max_shift, trim=float(trim), score_mid=float(score_mid),
                   score_scale=float(score_scale), min_score=float(min_score),
                   embedding_cos=float(embedding_cos), min_embedding_cos=float(min_embedding_cos),
-                  within=bool(within), backend=backend)
+                  within=bool(within), backend=backend,
+                  jobs=(os.cpu_count() or 1) if jobs is None else jobs)
     _validate(fingerprints, images, embeddings, params)
     if backend not in ("auto", "numpy", "faiss"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss'; got {backend!r}")
@@ -363,18 +318,22 @@ def find_duplicates(
         pooled[0, ok], std[ok] = thumb_vectors(fingerprints.thumbs[ok], return_std=True)
         # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
         pooled[1, ok] = pooled[0, ok].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
-    vectors = np.zeros((n, min(search_dims, 256)), np.float32)
-    if ok.any():
-        vectors[ok] = project(pooled[0, ok], search_dims)
+    dims = min(search_dims, 256)
+    coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
+    if ok.any() and dims:
+        sym, anti = mirror_project(pooled[0, ok], dims)
+        coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
+        coords[0][ok], coords[1][ok] = sym, anti
+    thr = _range_threshold(std, params)
     if progress:
         progress("thumbnail vectors", 1, 1)
 
-    cross = _pairs_between(fingerprints, vectors, pooled, std, emb, ia_val, ia_train, False, params, progress,
+    cross = _pairs_between(fingerprints, coords, thr, pooled, std, emb, ia_val, ia_train, False, params, progress,
                            "cross-split search")
     parts = []
     if within:
         for name, idx in (("train", ia_train), ("val", ia_val)):
-            w = _pairs_between(fingerprints, vectors, pooled, std, emb, idx, idx, True, params, progress,
+            w = _pairs_between(fingerprints, coords, thr, pooled, std, emb, idx, idx, True, params, progress,
                                f"within {name}")
             w.insert(0, "split", name)
             parts.append(w)

@@ -17,6 +17,8 @@ from .._optional import available, require
 
 __all__ = [
     "hamming_range",
+    "mirror_project",
+    "mirror_range",
     "thumb_vectors",
     "project",
     "topk_inner",
@@ -139,11 +141,16 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = Fals
     Flat images (zero variance) get a zero vector. With ``return_std``, also
     return each pooled thumbnail's standard deviation (grey levels).
     """
-    t = np.asarray(thumbs, dtype=np.float32)
+    t = np.asarray(thumbs)
     n, h, w = t.shape
     if h % size or w % size:
         raise ValueError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
-    t = t.reshape(n, size, h // size, size, w // size).mean(axis=(2, 4)).reshape(n, -1)
+    fy, fx = h // size, w // size
+    if t.dtype == np.uint8 and fy * fx <= 256:  # integer block sums: no float copy of the full thumbnails
+        t = t.reshape(n, size, fy, size, fx).sum(axis=(2, 4), dtype=np.uint16).reshape(n, -1)
+        t = t.astype(np.float32) * np.float32(1.0 / (fy * fx))
+    else:
+        t = t.astype(np.float32).reshape(n, size, fy, size, fx).mean(axis=(2, 4)).reshape(n, -1)
     t -= t.mean(axis=1, keepdims=True)
     norm = np.sqrt(np.einsum("ij,ij->i", t, t))[:, None]
     out = np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
@@ -223,3 +230,164 @@ def _topk_faiss(q, b, k, exclude_self):
         sims = sims[keep].reshape(len(q), k)
         idx = idx[keep].reshape(len(q), k)
     return sims.astype(np.float32), idx.astype(np.int64)
+
+
+_SQRT_HALF = np.float32(np.sqrt(0.5))
+
+
+def mirror_split(pooled: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of flattened ``size``² images in an orthonormal basis of
+    mirror-symmetric and mirror-antisymmetric images (left-right mirror).
+
+    Mirroring leaves the symmetric part unchanged and negates the
+    antisymmetric one, so ``<x, mirror(y)> = <xs, ys> - <xa, ya>`` while
+    ``<x, y> = <xs, ys> + <xa, ya>``: both orientations come from the same
+    two half-size products.
+    """
+    x = np.asarray(pooled, dtype=np.float32).reshape(len(pooled), size, size)
+    half = size // 2
+    left, right = x[:, :, :half], x[:, :, ::-1][:, :, :half]
+    sym = ((left + right) * _SQRT_HALF).reshape(len(x), -1)
+    anti = ((left - right) * _SQRT_HALF).reshape(len(x), -1)
+    return sym, anti
+
+
+def mirror_project(
+    pooled: np.ndarray, dims: int, *, fit_rows: int = 5_000, seed: int = 0, size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project rows onto their top ``dims`` principal axes of the
+    mirror-augmented data (each row and its mirror), keeping symmetric and
+    antisymmetric axes apart.
+
+    Returns ``(sym (N, ds), anti (N, da))`` with ``ds + da = dims``. The
+    projection is orthogonal, so projected distances never exceed true ones
+    (as is, or against the mirror: ``mirror(y) -> (ys, -ya)``).
+    """
+    sym, anti = mirror_split(pooled, size)
+    dims = int(min(dims, sym.shape[1] + anti.shape[1]))
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(sym)) if len(sym) <= fit_rows else rng.choice(len(sym), fit_rows, replace=False)
+    vals, vecs = [], []
+    for part in (sym, anti):
+        s = part[rows].astype(np.float64)
+        s -= s.mean(0) if part is sym else 0.0  # the mirror-augmented mean is symmetric
+        w, v = np.linalg.eigh(s.T @ s)
+        vals.append(w); vecs.append(v)
+    # Largest eigenvalues over both subspaces.
+    which = np.concatenate([np.zeros(len(vals[0]), int), np.ones(len(vals[1]), int)])
+    order = np.argsort(-np.concatenate(vals), kind="stable")[:dims]
+    cols = [np.sort(np.concatenate([np.arange(len(vals[0])), np.arange(len(vals[1]))])[order][which[order] == k])
+            for k in (0, 1)]
+    return (np.ascontiguousarray(sym @ vecs[0][:, cols[0]].astype(np.float32)),
+            np.ascontiguousarray(anti @ vecs[1][:, cols[1]].astype(np.float32)))
+
+
+def mirror_range(
+    q: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
+    max_d2,
+    *,
+    same: bool = False,
+    block: int = 1024,
+    coarse: int | None = None,
+    jobs: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs whose squared distance, as is or with ``b`` mirrored, is at
+    most a threshold, from :func:`mirror_project` coordinates.
+
+    Parameters
+    ----------
+    q, b : (sym, anti) pairs of float32 arrays
+        Query and base coordinates.
+    max_d2 : float or (array (Q,), array (B,))
+        Threshold on the squared distance; given per row as two arrays, a
+        pair's threshold is the larger of its two rows' values.
+    same : bool
+        ``q`` is ``b``: search the upper triangle only (``qi < bi``).
+    block : int
+        Rows and columns per block (memory ~ 2 * block² * 4 bytes per job).
+    coarse : int, optional
+        Leading symmetric axes in the blocked bound (the rest enters by
+        norm); default all of them. On Fashion-MNIST fewer axes let far more
+        pairs through than they save in GEMM time.
+    jobs : int
+        Threads over blocks (BLAS runs single-threaded inside each).
+
+    Returns
+    -------
+    qi, bi : int64 arrays
+    d2 : float32 array
+        Squared distance in the better orientation.
+
+    Notes
+    -----
+    With ``x = (xs, xa)``, the better orientation's squared distance is
+    ``|xs - ys|² + |xa|² + |ya|² - 2 |<xa, ya>|``. Splitting ``x`` into its
+    first ``coarse`` symmetric axes ``xc`` and the rest ``xr``, it is at
+    least ``|xc - yc|² + (|xr| - |yr|)²`` (the mirror is orthogonal). That
+    bound is one thin GEMM (norms folded in as extra columns) compared with
+    one scalar per block (rows are sorted by threshold so it is tight); only
+    pairs under it get the exact distance. Memory stays at a few blocks.
+    """
+    qs, qa = (np.ascontiguousarray(v, dtype=np.float32) for v in q)
+    bs, ba = (np.ascontiguousarray(v, dtype=np.float32) for v in b)
+    nq, nb = len(qs), len(bs)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if nq == 0 or nb == 0:
+        return empty
+    if isinstance(max_d2, tuple):
+        tq, tb = (np.asarray(t, np.float32).ravel() for t in max_d2)
+    else:
+        tq, tb = np.full(nq, max_d2, np.float32), np.full(nb, max_d2, np.float32)
+    if len(tq) != nq or len(tb) != nb:
+        raise ValueError(f"max_d2 arrays must have {nq} and {nb} values; got {len(tq)} and {len(tb)}")
+    # Sort rows by threshold so each block's largest threshold is close to all of its rows'.
+    oq = np.argsort(tq, kind="stable")
+    ob = oq if same else np.argsort(tb, kind="stable")
+    qs, qa, tq = qs[oq], qa[oq], tq[oq]
+    bs, ba, tb = bs[ob], ba[ob], tb[ob]
+    k = qs.shape[1] if coarse is None else int(min(max(coarse, 1), qs.shape[1]))
+    # Bound on the first k symmetric axes; the rest (mirror-affected or not) enters by its norm only.
+    rq = np.sqrt((qs[:, k:] ** 2).sum(1) + (qa * qa).sum(1))
+    rbn = np.sqrt((bs[:, k:] ** 2).sum(1) + (ba * ba).sum(1))
+    lq = np.hstack([-2 * qs[:, :k], ((qs[:, :k] ** 2).sum(1) + rq * rq)[:, None],
+                    np.ones((nq, 1), np.float32), -2 * rq[:, None]])
+    rb = np.ascontiguousarray(np.hstack([bs[:, :k], np.ones((nb, 1), np.float32),
+                                         ((bs[:, :k] ** 2).sum(1) + rbn * rbn)[:, None], rbn[:, None]]).T)
+    nqa, nba = (qa * qa).sum(1), (ba * ba).sum(1)
+
+    def run(task):
+        r0, r1, c0, c1 = task
+        bound = lq[r0:r1] @ rb[:, c0:c1]
+        limit = max(tq[r1 - 1], tb[c1 - 1])
+        if same and r0 == c0:
+            bound[np.tril_indices(r1 - r0, 0, c1 - c0)] = np.inf
+        r, c = np.nonzero(bound <= limit)
+        r += r0
+        c += c0
+        diff = qs[r] - bs[c]
+        d2 = (np.einsum("ij,ij->i", diff, diff) + nqa[r] + nba[c]
+              - 2 * np.abs(np.einsum("ij,ij->i", qa[r], ba[c])))
+        keep = d2 <= np.maximum(tq[r], tb[c])
+        return r[keep], c[keep], d2[keep]
+
+    tasks = [(r0, min(nq, r0 + block), c0, min(nb, c0 + block))
+             for r0 in range(0, nq, block) for c0 in range(r0 if same else 0, nb, block)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        threadpool_limits = None
+    jobs = max(1, int(jobs))
+    if threadpool_limits is not None and jobs > 1:
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
+            parts = list(pool.map(run, tasks))
+    else:
+        parts = [run(t) for t in tasks]
+    qi = oq[np.concatenate([p[0] for p in parts])].astype(np.int64)
+    bi = ob[np.concatenate([p[1] for p in parts])].astype(np.int64)
+    d2 = np.maximum(np.concatenate([p[2] for p in parts]), 0).astype(np.float32)
+    if same:  # sorting reordered the rows: restore qi < bi
+        qi, bi = np.minimum(qi, bi), np.maximum(qi, bi)
+    return qi, bi, d2
