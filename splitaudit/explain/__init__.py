@@ -37,7 +37,9 @@ measure it); among equal scores an unknown cause ranks above a ruled-out one.
     re-split folds whose gap closes in eval mode, else, when
     ``verdict.persists`` is true, ``n_folds_val_lower / n_folds * (1 - lag
     score)``; ``persists`` false gives 0 (a regularisation effect would appear
-    on every split) and halves a history-based score.
+    on every split) and halves a history-based score when the k-fold
+    probe itself shows val < train on the original split (otherwise the
+    probe carries no evidence either way).
 ``leakage``
     ``f`` = fraction of val with a train duplicate (larger of the
     exact/near findings: a lower bound on their union; a passing finding that

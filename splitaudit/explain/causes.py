@@ -172,7 +172,14 @@ def regularization(curves: Curves, kfold: Mapping | None, lag_share: float | Non
             score = fraction_lower * (1.0 - (lag_share or 0.0)) if persists else 0.0
             evidence["rule"] = "gap persists across re-splits, not explained by measurement lag"
         elif score is not None and persists is False:
-            score *= PERSISTS_FACTOR
+            original_gap = (kfold.get("original") or {}).get("gap")
+            if original_gap is not None and original_gap < 0:
+                # the probe reproduces val < train on this split but not on re-splits:
+                # a split-specific effect, which speaks against regularisation
+                score *= PERSISTS_FACTOR
+            else:
+                evidence["kfold_note"] = ("the k-fold probe does not show val < train on the original "
+                                          "split, so it says nothing about regularisation")
     if score is None:
         evidence["reason"] = "no eval-mode train loss and no k-fold result; pass either"
     return _cause("regularization", score, evidence, advice)
