@@ -121,3 +121,18 @@ def test_check_new_builds_index_and_finds_planted(demo_scan, tmp_path, capsys):
                  "--no-cache", "--jobs", "1", "--quiet"])
     assert code == 0
     assert pd.read_csv(tmp_path / "m2.csv").equals(matches)
+
+
+@pytest.mark.parametrize("rows, fragment", [
+    ("file,split\na.png,train\n", "missing ['path']"),
+    ("path,split\na.png,holdout\n", "unknown split names"),
+    ("path,split\n../a.png,train\n", "outside the root"),
+    ("path,split\na.png,train\na.png,val\n", "repeat a path"),
+])
+def test_bad_manifest_exit_2(tmp_path, capsys, rows, fragment):
+    csv = tmp_path / "m.csv"
+    csv.write_text(rows)
+    code = main(["scan", "--manifest", str(csv), "--out", str(tmp_path / "out"), "--no-cache", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
