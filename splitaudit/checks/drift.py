@@ -252,6 +252,8 @@ class EmbeddingDriftCheck(Check):
         oof, (rest, rest_score) = cross_val(y[fit_rows], True)
         auc, p_mw = auc_mann_whitney(oof, y[fit_rows])
         p_value, p_method = p_mw, "mann-whitney on out-of-fold scores"
+        if progress:
+            progress("embedding drift", 1, 1 + n_permutations)
         if n_permutations > 0:
             null = []
             for i in range(n_permutations):
