@@ -5,10 +5,14 @@ Usage::
     python benchmarks/bench_scale.py cluster [--n 20000]       # LocalCluster(2) vs jobs=2 vs jobs=1
     python benchmarks/bench_scale.py search  [--base 1000000 --queries 50000 --radius 8]
     python benchmarks/bench_scale.py rss     [--sizes 10000 30000 100000]
+    python benchmarks/bench_scale.py files   [--sizes 10000 30000 100000 --all-checks-at 30000]
     python benchmarks/bench_scale.py all
 
 Every memory number is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of a fresh
-subprocess that does one measurement (tracemalloc does not see faiss).
+subprocess that does one measurement (tracemalloc does not see faiss); ``files``
+writes N synthetic PNGs under /tmp and runs ``python -m splitaudit scan`` on them,
+reporting ``RUSAGE_CHILDREN`` of a fresh wrapper (the largest single process
+among the scan and its worker processes).
 """
 
 from __future__ import annotations
@@ -85,19 +89,24 @@ def _run_fingerprint(n: int, jobs: int, scheduler: str | None) -> dict:
 
 
 def bench_cluster(n: int) -> str:
+    from splitaudit.fingerprints.compute import DASK_MIN_CHUNKSIZE
+
     rows = [("local, jobs=1", 1, None), ("local multiprocessing, jobs=2", 2, None),
             ("dask LocalCluster, 2 workers x 1 thread", 2, "local")]
     lines = [f"### (1) Fingerprinting {n:,} Fashion-MNIST PNGs (no cache)", "",
-             "| path | compute s | img/s | vs jobs=1 | cluster start s | cluster stop s | same hashes |",
-             "|---|---|---|---|---|---|---|"]
+             "| path | images per task | compute s | img/s | vs jobs=1 | cluster start s | cluster stop s | "
+             "compute + start + stop s | same hashes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     base = None
     ref = None
     for name, jobs, sched in rows:
         r = _child("fingerprint", n=n, jobs=jobs, scheduler=sched)
         base = base or r["seconds"]
         ref = ref if ref is not None else r["phash_sum"]
-        lines.append(f"| {name} | {r['seconds']:.2f} | {n / r['seconds']:,.0f} | {base / r['seconds']:.2f}x | "
-                     f"{r['startup']:.2f} | {r['shutdown']:.2f} | {r['phash_sum'] == ref} |")
+        per_task = max(64, DASK_MIN_CHUNKSIZE) if sched else 64
+        lines.append(f"| {name} | {per_task} | {r['seconds']:.2f} | {n / r['seconds']:,.0f} | "
+                     f"{base / r['seconds']:.2f}x | {r['startup']:.2f} | {r['shutdown']:.2f} | "
+                     f"{r['seconds'] + r['startup'] + r['shutdown']:.2f} | {r['phash_sum'] == ref} |")
     return "\n".join(lines)
 
 
@@ -217,9 +226,135 @@ def bench_rss(sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------- (4) real files
+SCAN_CHECKS = "exact_duplicates,near_duplicates,label_conflicts"
+
+
+def _image(seed: int, shift: int = 0) -> np.ndarray:
+    """A textured 32x32 RGB image: coarse 8x8 random colours upsampled, plus noise."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (8, 8, 3)).astype(np.int16)
+    img = coarse.repeat(4, 0).repeat(4, 1) + rng.integers(-12, 13, (32, 32, 3)) + shift
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _write_range(args) -> None:
+    from PIL import Image
+
+    root, n, lo, hi = args
+    n_train = n * 4 // 5
+    sources = _plants(n)
+    for i in range(lo, hi):
+        split, j = ("train", i) if i < n_train else ("val", i - n_train)
+        seed, shift, label = i, 0, i % 10
+        if i in sources:  # a planted copy of a training image
+            seed, kind, label = sources[i]
+            shift = 0 if kind == "exact" else 5
+        Image.fromarray(_image(seed, shift)).save(os.path.join(root, split, f"c{label}", f"{j:06d}.png"),
+                                                  compress_level=1)
+
+
+def _plants(n: int) -> dict[int, tuple[int, str, int]]:
+    """val image index -> (train index it copies, 'exact'|'near', label); 1 % of val, every 5th relabelled."""
+    n_train = n * 4 // 5
+    rng = np.random.default_rng(n)
+    val = rng.choice(np.arange(n_train, n), max(2, (n - n_train) // 100), replace=False)
+    src = rng.choice(n_train, len(val), replace=False)
+    return {int(v): (int(s), "exact" if k % 2 == 0 else "near", (int(s) + (k % 5 == 4)) % 10)
+            for k, (v, s) in enumerate(zip(val, src))}
+
+
+def write_synthetic_pngs(root: str, n: int, jobs: int = 2) -> set[tuple[str, str]]:
+    """Write n PNGs (80 % train, 20 % val, 10 classes) under root; returns the planted (val, train) pairs."""
+    from multiprocessing import Pool
+
+    n_train = n * 4 // 5
+    for split in ("train", "val"):
+        for c in range(10):
+            os.makedirs(os.path.join(root, split, f"c{c}"), exist_ok=True)
+    step = 2_000
+    with Pool(jobs) as pool:
+        pool.map(_write_range, [(root, n, lo, min(n, lo + step)) for lo in range(0, n, step)])
+    return {(f"val/c{label}/{v - n_train:06d}.png", f"train/c{s % 10}/{s:06d}.png")
+            for v, (s, _, label) in _plants(n).items()}
+
+
+def _relabelled(planted: set[tuple[str, str]]) -> int:
+    return sum(v.split("/")[1] != t.split("/")[1] for v, t in planted)
+
+
+_WRAPPER = """
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:]).returncode
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}))
+"""
+
+
+def _scan_files(root: str, out: str, checks: str | None, jobs: int) -> dict:
+    cmd = [sys.executable, "-m", "splitaudit", "scan", root, "--out", out, "--no-cache",
+           "--jobs", str(jobs), "--quiet"] + (["--checks", checks] if checks else [])
+    res = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True)
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    if r["rc"] != 0:
+        raise SystemExit(f"scan failed ({r['rc']}): {res.stderr[-2000:]}")
+    with open(os.path.join(out, "timings.json")) as f:
+        r["timings"] = json.load(f)["seconds"]
+    import pandas as pd
+
+    dup = pd.read_csv(os.path.join(out, "duplicates.csv"))
+    r["found"] = set(zip(dup["val_path"], dup["train_path"]))
+    r["conflicts"] = int(dup["label_conflict"].sum()) if len(dup) else 0
+    return r
+
+
+def bench_files(sizes: list[int], all_checks_at: int | None, jobs: int = 2, tmp: str = "/tmp") -> str:
+    import shutil
+    import tempfile
+
+    lines = [f"### (4) `splitaudit scan --no-cache --jobs {jobs}` on N synthetic 32x32 PNG files "
+             "(80/20 train/val, 10 classes, 1 % of val planted copies: half exact, half brightness +5; "
+             "every 5th copy relabelled)", "",
+             "| N | checks | write s | scan wall s | fingerprints s | duplicates s | peak RSS MB | "
+             "peak - N=1k MB | planted found | other cross pairs | label conflicts (planted) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs = [(1_000, SCAN_CHECKS)] + [(n, SCAN_CHECKS) for n in sizes]
+    if all_checks_at:
+        runs.append((all_checks_at, None))
+    base = None
+    pts = []
+    for n, checks in runs:
+        work = tempfile.mkdtemp(prefix=f"sa_scale_{n}_", dir=tmp)
+        try:
+            t = time.perf_counter()
+            planted = write_synthetic_pngs(os.path.join(work, "data"), n, jobs=jobs)
+            written = time.perf_counter() - t
+            r = _scan_files(os.path.join(work, "data"), os.path.join(work, "out"), checks, jobs)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        base = base if base is not None else r["peak_rss_mb"]
+        net = r["peak_rss_mb"] - base
+        if checks == SCAN_CHECKS and n != 1_000:
+            pts.append((n, r["peak_rss_mb"], net, r["seconds"]))
+        tm = r["timings"]
+        lines.append(f"| {n:,} | {'3 (dup, near, labels)' if checks else 'all'} | {written:.1f} | "
+                     f"{r['seconds']:.1f} | {tm.get('fingerprints', 0):.1f} | {tm.get('duplicates', 0):.1f} | "
+                     f"{r['peak_rss_mb']:.0f} | {net:.0f} | {len(planted & r['found'])}/{len(planted)} | "
+                     f"{len(r['found'] - planted)} | {r['conflicts']} ({_relabelled(planted)}) |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    lines += ["", "Growth exponents log(y1/y0)/log(N1/N0) between consecutive sizes "
+                  "(1 = linear, 2 = quadratic):", "",
+              "| N0 -> N1 | peak RSS | peak RSS - N=1k scan | scan wall time |", "|---|---|---|---|"]
+    for (n0, m0, d0, s0), (n1, m1, d1, s1) in zip(pts, pts[1:]):
+        e = lambda a, b: f"{math.log(b / a) / math.log(n1 / n0):.2f}" if a > 0 and b > 0 else "n/a"
+        lines.append(f"| {n0:,} -> {n1:,} | {e(m0, m1)} | {e(d0, d1)} | {e(s0, s1)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["cluster", "search", "rss", "all"])
+    ap.add_argument("what", choices=["cluster", "search", "rss", "files", "all"])
     ap.add_argument("--n", type=int, default=20_000, help="images for the cluster benchmark")
     ap.add_argument("--base", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=50_000,
@@ -227,6 +362,9 @@ def main(argv=None) -> None:
     ap.add_argument("--radius", type=int, default=8)
     ap.add_argument("--planted", type=int, default=1_000)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    ap.add_argument("--all-checks-at", type=int, default=30_000,
+                    help="files: one extra scan with every check at this N (0: skip)")
+    ap.add_argument("--tmp", default="/tmp", help="files: where the synthetic PNGs are written")
     args = ap.parse_args(argv)
     print(f"python {sys.version.split()[0]}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
     if args.what in ("cluster", "all"):
@@ -235,6 +373,8 @@ def main(argv=None) -> None:
         print(bench_search(args.base, args.queries, args.radius, args.planted), "\n", flush=True)
     if args.what in ("rss", "all"):
         print(bench_rss(args.sizes), "\n", flush=True)
+    if args.what in ("files", "all"):
+        print(bench_files(args.sizes, args.all_checks_at or None, tmp=args.tmp), "\n", flush=True)
 
 
 if __name__ == "__main__":

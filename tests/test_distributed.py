@@ -8,6 +8,7 @@ import pytest
 
 from splitaudit import ImageSplit
 from splitaudit.fingerprints import compute_fingerprints
+from splitaudit.fingerprints.compute import DASK_MIN_CHUNKSIZE
 from splitaudit.scan import scan
 
 from .conftest import write_split_folder
@@ -52,6 +53,9 @@ def test_local_cluster_fingerprints_match_local_path(client, small_split):
     assert remote.stats["unreadable"] == local.stats["unreadable"] == 1
     # Progress is reported from this process, ends at the total.
     assert seen and seen[-1][1] == seen[-1][2] == len(split)
+    # On dask, chunksize=4 is raised to DASK_MIN_CHUNKSIZE: all images go in one task (one report).
+    assert len(split) < DASK_MIN_CHUNKSIZE
+    assert [d for _, d, _ in seen if d > 0] == [len(split)]
 
 
 def test_scan_on_local_cluster_matches_local_scan(client, small_split):
