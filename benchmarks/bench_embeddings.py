@@ -5,6 +5,7 @@ Run::
     /work/venv/bin/python benchmarks/bench_embeddings.py            # both parts
     /work/venv/bin/python benchmarks/bench_embeddings.py --part speed
     /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --originals 150
+    /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --tune-precision 0.98
 
 Part "speed": images/s of the default model (EfficientNet-Lite0) on files, at
 several input sizes and 1/2 threads.
@@ -13,8 +14,14 @@ Part "quality": Fashion-MNIST val images (``/work/data/fmnist/arrays.npz``) get
 12 kinds of edit; the reference ("train") set holds the originals plus other
 Fashion-MNIST images as distractors; queries are the edited copies plus an
 equal pool of non-copies (other Fashion-MNIST images) for precision. Thresholds
-are chosen on one half of the originals (best recall at precision >= 0.99 there)
-and reported on the other half.
+are chosen on one half of the originals (best recall at precision >= 0.99 there,
+or ``--tune-precision``) and reported on the other half. Methods (10)-(12)
+combine both verifiers: a union of thresholds, and a logistic model / gradient
+boosting on per-pair features (both verifiers' scores, embedding cosines, hash
+distance, margins over the query's other candidates), fitted on the tuning
+half only (out-of-fold scores there for the thresholds). ``BENCH_DUMP=file.npz``
+saves the raw arrays. Method (9) is the library rule of
+``find_duplicates(geometric=True)`` (max of the two scores >= 0.5, untuned).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from splitaudit.duplicates.verify import verify_geometric
+from splitaudit.duplicates.verify import align_pairs, verify_geometric
 from splitaudit.fingerprints.embeddings import embed_images
 from splitaudit.neighbors import cosine_range, cosine_topk, l2_normalize
 
@@ -228,8 +235,85 @@ def geometric_verification(queries, ref_images, hash_nearest, variants, k_grid=3
     v = verify_geometric(thumbs, cands[qi, ci], n_ref + qi)  # the query side is warped
     score = np.full(cands.shape, -1.0)
     score[qi, ci] = v["score"]
+    pair = {k: np.full(cands.shape, np.nan) for k in ("geo_nrms", "geo_corr")}
+    for k in pair:
+        pair[k][qi, ci] = v[k]
+    pair["score"], pair["fresh"] = score, fresh
     j = score.argmax(1)
-    return cands[np.arange(len(cands)), j], score[np.arange(len(cands)), j]
+    return cands[np.arange(len(cands)), j], score[np.arange(len(cands)), j], cands, pair
+
+
+# ----------------------------------------------------------------- combination
+def _pair_features(cands, pair, corr, hash_dist, cos_head, cos_grid):
+    """Per (query, candidate) features for the learned combination, shape (Q, C, F)."""
+    nrms = np.log(np.clip(np.nan_to_num(pair["geo_nrms"], nan=1.0, posinf=1.0), 1e-3, 1.0))
+    def margin(x):  # value minus the best other candidate of the same query (look-alike crowding)
+        other = np.where(pair["fresh"], x, -np.inf)
+        top2 = np.sort(other, 1)[:, -2:]
+        best_other = np.where(x >= top2[:, 1:2], top2[:, 0:1], top2[:, 1:2])
+        return np.clip(x - best_other, -1, 1)
+    feats = [corr, nrms, np.nan_to_num(pair["geo_corr"]), hash_dist / 32.0, cos_head, cos_grid,
+             margin(corr), margin(-nrms), margin(cos_grid)]
+    return np.stack(feats, -1)
+
+
+def learned_combination(feats, pair, cands, truth, calib, kind="logistic", seed=0):
+    """Fit P(candidate is the query's original) on calibration-half pairs only.
+
+    Returns per-query (score, predicted reference): score is out-of-fold
+    (5-fold, grouped by original) on the calibration half, so thresholds are
+    tuned on predictions the model did not fit, and from the model fitted on
+    the whole calibration half on the test half.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def model():
+        if kind == "logistic":
+            return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                              random_state=seed)
+
+    q_all = np.arange(len(cands))
+    group_q = np.where(truth >= 0, truth, len(truth) + q_all)
+    valid = pair["fresh"]
+    qi, ci = np.nonzero(valid)
+    x, y = feats[qi, ci], (cands[qi, ci] == truth[qi])
+    in_cal = calib[qi]
+    prob = np.zeros(len(qi))
+    folds = GroupKFold(n_splits=5).split(x[in_cal], y[in_cal], group_q[qi][in_cal])
+    cal_rows = np.nonzero(in_cal)[0]
+    for tr, te in folds:
+        prob[cal_rows[te]] = model().fit(x[cal_rows[tr]], y[cal_rows[tr]]).predict_proba(x[cal_rows[te]])[:, 1]
+    full = model().fit(x[in_cal], y[in_cal])
+    prob[~in_cal] = full.predict_proba(x[~in_cal])[:, 1]
+    score = np.full(cands.shape, -1.0)
+    score[qi, ci] = prob
+    j = score.argmax(1)
+    return score[q_all, j], cands[q_all, j]
+
+
+def _decide_union(th, t_ver, t_geo, hd, hi, ver, geo):
+    """Accept when the hash, the aligned correlation or verify_geometric passes; the hash's
+    reference wins, then verify_geometric's (better top-1 identity), then the correlation's."""
+    by_hash, by_geo, by_ver = hd <= th, geo[0] >= t_geo, ver[0] >= t_ver
+    ref = np.where(by_hash, hi, np.where(by_geo, geo[1], ver[1]))
+    return by_hash | by_geo | by_ver, ref
+
+
+def _calibrate_union(hd, hi, ver, geo, truth, min_precision=0.99, n_grid=41):
+    grid = lambda s: np.unique(np.quantile(s, np.linspace(0.3, 1.0, n_grid)))
+    best = (-1.0, (-1, np.inf, np.inf))
+    for th in range(0, 9):
+        for t_ver in grid(ver[0]):
+            for t_geo in grid(geo[0]):
+                rec, prec = _score(*_decide_union(th, t_ver, t_geo, hd, hi, ver, geo)[::-1], truth)
+                if prec >= min_precision and rec > best[0]:
+                    best = (rec, (th, t_ver, t_geo))
+    return best[1]
 
 
 # ----------------------------------------------------------------- scoring
@@ -252,7 +336,7 @@ def _calibrate(use_hash, use_score, hd, hi, score, pred, truth, min_precision=0.
         te_grid = np.unique(np.quantile(score, np.linspace(0.3, 1.0, 141)))
     else:
         te_grid = [np.inf]
-    best = (-1.0, None, None)
+    best = (-1.0, -1, np.inf)  # nothing reaches the precision: accept nothing
     for th in th_grid:
         for te in te_grid:
             rec, prec = _score(*_decide(th, te, hd, hi, score, pred)[::-1], truth)
@@ -261,7 +345,8 @@ def _calibrate(use_hash, use_score, hd, hi, score, pred, truth, min_precision=0.
     return best[1], best[2]
 
 
-def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors: int, input_size, seed=0):
+def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors: int, input_size, seed=0,
+                  tune_precision=0.99):
     rng = np.random.default_rng(seed)
     val_idx = rng.permutation(len(x_val))
     orig_idx = val_idx[:n_originals]
@@ -294,7 +379,7 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
     ref_hf = _hashes([im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in ref_images])
     hd, hi = _hash_nearest(_hashes(queries), ref_h, ref_hf)
     times["hash"] = time.perf_counter() - t0
-    variants = {}
+    variants, vectors = {}, {}
     for name, kw in (("head, avg", {}), ("_blocks.8, grid2", dict(layer="_blocks.8", pool="grid2"))):
         t0 = time.perf_counter()
         ref_e = embed_images(ref_paths, input_size=input_size, flip=True, threads=1, **kw)
@@ -302,6 +387,7 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
         times[name] = time.perf_counter() - t0
         mean = ref_e.vectors.mean(0)  # centre: Fashion-MNIST embeddings share a large common part
         variants[name] = _emb_scores(query_e.vectors - mean, ref_e.vectors - mean, ref_e.flipped - mean)
+        vectors[name] = tuple(l2_normalize(v - mean) for v in (query_e.vectors, ref_e.vectors, ref_e.flipped))
     # verification: hash nearest + 3 embedding nearest, re-scored by aligned correlation
     t0 = time.perf_counter()
     cands = np.concatenate([hi[:, None], variants["_blocks.8, grid2"][3][:, :3]], 1)
@@ -312,9 +398,33 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
     times["verify"] = time.perf_counter() - t0
     # library verifier: hash nearest + 3 grid-embedding + 1 head-embedding nearest, verify_geometric on 32 px
     t0 = time.perf_counter()
-    geo_pred, geo_score = geometric_verification(queries, ref_images, hi, variants)
+    geo_pred, geo_score, geo_cands, geo_pair = geometric_verification(queries, ref_images, hi, variants)
     times["verify_geometric"] = time.perf_counter() - t0
+    # combination: both verifiers' scores per pair (+ embedding cosines and hash distance)
+    t0 = time.perf_counter()
+    q_rep = np.repeat(np.arange(len(queries)), geo_cands.shape[1])
+    corr_g = aligned_correlation(_gray_thumbs(queries), _gray_thumbs(ref_images), q_rep,
+                                 geo_cands.ravel()).reshape(geo_cands.shape)
+    qh = _hashes(queries)
+    hash_pair = np.minimum(*[np.maximum(np.bitwise_count(qh[q_rep, 0] ^ t[geo_cands.ravel(), 0]),
+                                        np.bitwise_count(qh[q_rep, 1] ^ t[geo_cands.ravel(), 1]))
+                             for t in (ref_h, ref_hf)]).reshape(geo_cands.shape).astype(np.float64)
+    cos = {name: np.maximum(*[np.einsum("qd,qcd->qc", qv, rv[geo_cands]) for rv in (r, rf)])
+           for name, (qv, r, rf) in vectors.items()}
+    feats = _pair_features(geo_cands, geo_pair, corr_g, hash_pair, cos["head, avg"], cos["_blocks.8, grid2"])
+    times["combination features"] = time.perf_counter() - t0
+    # the library's opt-in rule, find_duplicates(geometric=True): max(align_pairs score, verify_geometric
+    # score) >= min_score 0.5, fixed (no tuning); align_pairs on the same 32-px thumbnails
+    thumbs32 = np.stack([np.asarray(im.convert("L").resize((32, 32), Image.BILINEAR))
+                         for im in ref_images + queries])
+    lib = align_pairs(thumbs32, len(ref_images) + q_rep, geo_cands.ravel())["score"].reshape(geo_cands.shape)
+    lib = np.where(geo_pair["fresh"], np.maximum(lib, geo_pair["score"]), -1.0)
+    lib_pred, lib_score = geo_cands[np.arange(len(lib)), lib.argmax(1)], lib.max(1)
 
+    if os.environ.get("BENCH_DUMP"):  # raw per-query / per-pair arrays, for offline analysis
+        np.savez(os.environ["BENCH_DUMP"], truth=truth, kinds=kinds, hd=hd, hi=hi, ver_score=ver_score,
+                 ver_pred=ver_pred, geo_score=geo_score, geo_pred=geo_pred, geo_cands=geo_cands, feats=feats,
+                 fresh=geo_pair["fresh"], geo_pair_score=geo_pair["score"])
     calib = ((truth >= 0) & (truth < n_originals // 2)) | ((truth < 0) & (np.arange(len(truth)) % 2 == 0))
     test = ~calib
     none = (np.full(len(truth), -np.inf), hi)
@@ -331,9 +441,36 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
         ("hash + embedding (_blocks.8 grid2, normalised)", True, grid_norm),
         ("hash + embedding candidates + aligned verification", True, (ver_score, ver_pred)),
         ("hash + embedding candidates + verify_geometric (library)", True, (geo_score, geo_pred)),
+        ("library rule: max(align_pairs, verify_geometric score) >= 0.5, untuned", False,
+         (lib_score, lib_pred)),
+        ("union: hash, or (7) passes, or (8) passes (3 thresholds tuned jointly)", True, (None, None)),
+        ("logistic on pair features (both verifiers, cosines, hash distance)", True,
+         learned_combination(feats, geo_pair, geo_cands, truth, calib, "logistic")),
+        ("gradient boosting on the same pair features", True,
+         learned_combination(feats, geo_pair, geo_cands, truth, calib, "boosting")),
     ]:
+        if label.startswith("library rule"):
+            det, ref = lib_score >= 0.5, lib_pred
+            rec, prec = _score(ref[test], det[test], truth[test])
+            per_kind = {k: float((det & (ref == truth))[test & (kinds == k)].mean()) for k in EDITS}
+            rows.append(dict(method=label, th="-", te="0.500 (fixed)", recall=rec, precision=prec,
+                             per_kind=per_kind, ceiling=float("nan"),
+                             fp_noncopy=int((det & test & (truth < 0)).sum())))
+            continue
+        if label.startswith("union"):
+            ver, geo = (ver_score, ver_pred), (geo_score, geo_pred)
+            sub = lambda m: ((ver[0][m], ver[1][m]), (geo[0][m], geo[1][m]))
+            th, t_ver, t_geo = _calibrate_union(hd[calib], hi[calib], *sub(calib), truth[calib], tune_precision)
+            det, ref = _decide_union(th, t_ver, t_geo, hd, hi, ver, geo)
+            rec, prec = _score(ref[test], det[test], truth[test])
+            o = _calibrate_union(hd[test], hi[test], *sub(test), truth[test], min_precision=0.98)
+            ceiling = _score(*_decide_union(*o, hd[test], hi[test], *sub(test))[::-1], truth[test])[0]
+            per_kind = {k: float((det & (ref == truth))[test & (kinds == k)].mean()) for k in EDITS}
+            rows.append(dict(method=label, th=th, te=f"{t_ver:.3f} / {t_geo:.3f}", recall=rec, precision=prec,
+                             per_kind=per_kind, ceiling=ceiling, fp_noncopy=int((det & test & (truth < 0)).sum())))
+            continue
         th, te = _calibrate(use_hash, score is not none[0], hd[calib], hi[calib], score[calib], pred[calib],
-                            truth[calib])
+                            truth[calib], tune_precision)
         det, ref = _decide(th, te, hd, hi, score, pred)
         rec, prec = _score(ref[test], det[test], truth[test])
         # ceiling: the best recall any thresholds reach on the test half at precision >= 0.98
@@ -361,6 +498,8 @@ def main(argv=None) -> int:
     parser.add_argument("--originals", type=int, default=150)
     parser.add_argument("--distractors", type=int, default=1500)
     parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--tune-precision", type=float, default=0.99,
+                        help="thresholds: best recall at this precision on the tuning half")
     args = parser.parse_args(argv)
     if not ARRAYS.is_file():
         print(f"missing {ARRAYS}; run benchmarks/fmnist.py first", file=sys.stderr)
@@ -384,12 +523,13 @@ def main(argv=None) -> int:
             for r in bench_search():
                 print(f"| {r['call']} | {r['seconds']:.2f} | {r['agree']:.4f} |")
         if args.part in ("quality", "all"):
-            rows, info = bench_quality(x_train, x_val, folder, args.originals, args.distractors, args.input_size)
+            rows, info = bench_quality(x_train, x_val, folder, args.originals, args.distractors, args.input_size,
+                                       tune_precision=args.tune_precision)
             print(f"\n## Near-duplicate detection on Fashion-MNIST (EfficientNet-Lite0, input {info['input_size']} px)\n")
             print(f"References: {info['n_refs']} ({args.originals} val originals + {args.distractors} val distractors). "
                   f"Queries: {info['n_copies']} copies ({len(EDITS)} edits) + {info['n_noncopies']} non-copies "
                   f"(train images). Thresholds chosen on half the originals / non-copies (best recall at "
-                  f"precision >= 0.99 there), scored on the other half ({info['n_test_copies']} copies, "
+                  f"precision >= {args.tune_precision} there), scored on the other half ({info['n_test_copies']} copies, "
                   f"{info['n_test_noncopies']} non-copies).")
             print("Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in info["times"].items()) + ". "
                   "Top-1 identity of copies (nearest reference is the original, no threshold): "

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from splitaudit import ImageSplit
 from splitaudit.checks.base import AuditContext, registered
@@ -20,7 +21,7 @@ from splitaudit.duplicates import (
 )
 from splitaudit.fingerprints import compute_fingerprints
 
-from .conftest import EXACT_KINDS, TRANSFORMS, write_split_folder
+from .conftest import EXACT_KINDS, TRANSFORMS, look_alike, synthetic_image, write_split_folder
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +301,57 @@ def test_unreadable_rows_never_paired(tmp_path):
     assert (~fps.table["ok"]).sum() == 2
     res = find_duplicates(fps, split.images)
     assert _pair_set(res.pairs, "val_path", "train_path") == {info.copies["jpeg_q30"]}
+
+
+def _geo_crop(im, keep, dx=0.0):
+    s = im.width
+    off = (1 - keep) / 2 * s
+    return im.resize(im.size, Image.Resampling.BILINEAR, box=(off + dx, off, off + dx + keep * s, off + keep * s))
+
+
+GEO_EDITS = {
+    "crop80": lambda im: _geo_crop(im, 0.8, 2),
+    "crop85": lambda im: _geo_crop(im, 0.85, -1),
+    "shift": lambda im: im.transform(im.size, Image.Transform.AFFINE, (1, 0, 8, 0, 1, -6),
+                                     resample=Image.Resampling.BILINEAR),
+    "rotate8": lambda im: im.rotate(8, resample=Image.Resampling.BILINEAR),
+}
+
+
+@pytest.fixture(scope="module")
+def geo_planted(tmp_path_factory):
+    """Train: 8 originals + 2 look-alikes; val: a crop/shift/rotation of 4 originals + 4 unrelated."""
+    root = tmp_path_factory.mktemp("geo")
+    for side in ("train", "val"):
+        (root / side / "a").mkdir(parents=True)
+    copies, look = set(), set()
+    for i in range(8):
+        synthetic_image(100 + i).convert("L").save(root / "train" / "a" / f"orig_{i}.png")
+    for j, (name, edit) in enumerate(GEO_EDITS.items()):
+        edit(synthetic_image(100 + j).convert("L")).save(root / "val" / "a" / f"{name}.png")
+        copies.add((f"val/a/{name}.png", f"train/a/orig_{j}.png"))
+    for i in range(4):
+        synthetic_image(300 + i).convert("L").save(root / "val" / "a" / f"other_{i}.png")
+    for i in range(2):  # a different photo of the same scene as an original
+        look_alike(104 + i).convert("L").save(root / "val" / "a" / f"look_{i}.png")
+        look.add((f"val/a/look_{i}.png", f"train/a/orig_{4 + i}.png"))
+    split = ImageSplit.from_folder(root)
+    fps = compute_fingerprints(split, jobs=1)
+    return split, fps, copies, look
+
+
+def test_geometric_opt_in_finds_crops_and_shifts(geo_planted):
+    split, fps, copies, look = geo_planted
+    plain = find_duplicates(fps, split.images)
+    geo = find_duplicates(fps, split.images, geometric=True)
+    found_plain = _pair_set(plain.pairs, "val_path", "train_path")
+    found_geo = _pair_set(geo.pairs, "val_path", "train_path")
+    assert len(copies - found_plain) >= 2  # the plain alignment misses most of these edits
+    assert copies <= found_geo  # the geometric re-check finds every one
+    assert found_geo == copies  # ... and no look-alike or unrelated image
+    assert not (look & found_geo)
+    assert found_plain <= found_geo  # opt-in only adds pairs: scores are a max
+    assert (geo.pairs["score"] >= 0.5).all() and geo.params["geometric"] is True
+    check_result_invariants(geo, split)
+    with pytest.raises(TypeError, match="geometric"):
+        find_duplicates(fps, split.images, geometric="yes")
