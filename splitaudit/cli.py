@@ -172,9 +172,9 @@ def cmd_resplit(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_for_groups(args, progress)
     out = Path(args.out)
-    from .report import _refuse_inside
+    from .report import refuse_inside_root
 
-    _refuse_inside(out, result.split.root)
+    refuse_inside_root(out, result.split.root)
     out.mkdir(parents=True, exist_ok=True)
     ok = result.fingerprints.table["ok"].to_numpy(dtype=bool)
     images = result.split.images[ok].reset_index(drop=True)
@@ -211,7 +211,7 @@ def _kfold_summary(kf: Any, console: Any) -> None:
 
 def cmd_kfold(args: argparse.Namespace) -> int:
     from .audit import kfold_inputs
-    from .report import _refuse_inside, write_json
+    from .report import refuse_inside_root, write_json
     from .retrain import kfold
 
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
@@ -225,7 +225,7 @@ def cmd_kfold(args: argparse.Namespace) -> int:
         kf = kfold(images, k=args.k, probe=args.probe, epochs=args.epochs, clusters=clusters,
                    repeats=args.repeats, random_state=args.seed, progress=progress, **kw)
     out = Path(args.out)
-    _refuse_inside(out, result.split.root)
+    refuse_inside_root(out, result.split.root)
     out.mkdir(parents=True, exist_ok=True)
     write_json(kf.to_dict(), out / "kfold.json")
     kf.plot(out / "kfold.png")

@@ -298,7 +298,7 @@ def scan(
     split = resolve_split(root, train=train, val=val, manifest=manifest)
     timings["discover"] = time.perf_counter() - t0
 
-    cache_arg = _resolve_cache(cache, split)
+    cache_arg = None if cache is False else cache  # True: default folder; a path: that folder
     t = time.perf_counter()
     if scheduler is None:
         fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress)
@@ -361,10 +361,3 @@ def scan(
     }
     return ScanResult(split=split, fingerprints=fps, duplicates=dups, findings=findings,
                       embeddings=embeddings, timings=timings, options=options)
-
-
-def _resolve_cache(cache: Any, split: ImageSplit) -> Any:
-    """``False``/``None`` → no cache; ``True`` → the default location; a path → that."""
-    if cache is None or cache is False:
-        return None
-    return cache

@@ -2,7 +2,8 @@
 
 Read in the order of the data: :mod:`.search` finds candidate pairs (packed
 64-bit hashes within a Hamming radius, thumbnail nearest neighbours),
-:mod:`.verify` aligns each candidate's thumbnails and scores it,
+:mod:`.verify` aligns each candidate's thumbnails and scores it (:mod:`.geometric`
+re-checks unsure pairs under rotation, zoom and shift when asked),
 :mod:`.clusters` groups duplicates and compares the cross-split count with
 what a random split would give, and :mod:`.core` ties them together in
 :func:`find_duplicates`.

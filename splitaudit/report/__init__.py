@@ -13,7 +13,7 @@ from typing import Any
 
 from .html import render_scan_html
 
-__all__ = ["write_scan_outputs", "render_scan_html", "write_json"]
+__all__ = ["write_scan_outputs", "render_scan_html", "write_json", "refuse_inside_root"]
 
 SCAN_FILES = {
     "summary": "summary.json",
@@ -42,7 +42,7 @@ def _write_csv(frame, path: Path) -> Path:
     return path
 
 
-def _refuse_inside(out_dir: Path, root: Path) -> None:
+def refuse_inside_root(out_dir: Path, root: Path) -> None:
     from ..errors import InputError
 
     out_r, root_r = out_dir.resolve(), Path(root).resolve()
@@ -56,7 +56,7 @@ def _refuse_inside(out_dir: Path, root: Path) -> None:
 def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = True) -> dict[str, Path]:
     """Write every scan output into ``out_dir`` and return {kind: path}."""
     out = Path(out_dir)
-    _refuse_inside(out, result.split.root)
+    refuse_inside_root(out, result.split.root)
     out.mkdir(parents=True, exist_ok=True)
     written = {
         "summary": write_json(result.summary(), out / SCAN_FILES["summary"]),
