@@ -136,3 +136,53 @@ def test_bad_manifest_exit_2(tmp_path, capsys, rows, fragment):
     assert code == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def test_resplit_writes_leak_free_manifest(demo_scan, tmp_path):
+    data, _, planted, _ = demo_scan
+    out = tmp_path / "split"
+    code = main(["resplit", str(data), "--k", "4", "--val-fraction", "0.25", "--out", str(out),
+                 "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert {"path", "label", "group", "fold", "split"} <= set(manifest.columns)
+    assert set(manifest["fold"]) == {0, 1, 2, 3}
+    fold_of = dict(zip(manifest["path"], manifest["fold"]))
+    split_of = dict(zip(manifest["path"], manifest["split"]))
+    for val_path, train_path in planted.items():  # each planted copy stays with its original
+        assert fold_of[val_path] == fold_of[train_path]
+        assert split_of[val_path] == split_of[train_path]
+    assert abs((manifest["split"] == "val").mean() - 0.25) < 0.1
+
+
+def test_kfold_and_explain_and_audit_commands(demo_scan, tmp_path):
+    data, _, _, _ = demo_scan
+    code = main(["kfold", str(data), "--k", "3", "--epochs", "3", "--out", str(tmp_path / "kf"),
+                 "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0
+    kf = json.loads((tmp_path / "kf" / "kfold.json").read_text())
+    assert {"original", "folds", "verdict"} <= set(kf) and len(kf["folds"]) == 3
+    assert {"persists", "n_folds_val_lower", "mean_gap", "ci_low", "ci_high", "percentile_of_original",
+            "message"} <= set(kf["verdict"])
+    assert (tmp_path / "kf" / "kfold.png").stat().st_size > 0
+    history = tmp_path / "log.csv"
+    history.write_text("epoch,loss,val_loss\n0,1.2,0.95\n1,0.8,0.66\n2,0.62,0.55\n3,0.52,0.48\n")
+    code = main(["explain", str(history), "--kfold", str(tmp_path / "kf"), "--out", str(tmp_path / "why"),
+                 "--quiet"])
+    assert code == 0
+    causes = json.loads((tmp_path / "why" / "explain.json").read_text())["causes"]
+    assert [c["cause"] for c in causes][0] == "measurement_lag"
+    code = main(["audit", str(data), "--history", str(history), "--k", "3", "--epochs", "2",
+                 "--out", str(tmp_path / "audit"), "--no-cache", "--jobs", "1", "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "audit" / "report.json").read_text())
+    assert {"verdict", "scan", "kfold", "explain"} <= set(report)
+    assert "<h2>Why is validation loss lower? Ranked causes</h2>" in (tmp_path / "audit" / "report.html").read_text()
+
+
+def test_explain_unknown_history_exit_2(tmp_path, capsys):
+    bad = tmp_path / "h.csv"
+    bad.write_text("step,accuracy\n1,0.5\n")
+    code = main(["explain", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 2
+    assert "columns" in capsys.readouterr().err
