@@ -7,7 +7,6 @@ This is the only module that imports argparse and rich. Exit codes:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "LoadedImage",

@@ -3,7 +3,6 @@ byte-identical outputs; concurrent scans on one cache don't corrupt it."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess

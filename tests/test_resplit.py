@@ -221,7 +221,6 @@ def test_few_small_duplicate_clusters_in_many_classes():
     10 classes, so every class has fewer grouped images than folds."""
     from splitaudit.resplit import LeakAwareSplitter, check_cv_coverage, check_no_group_straddles
 
-    rng = np.random.default_rng(0)
     n = 400
     y = np.arange(n) % 10
     groups = np.arange(n)

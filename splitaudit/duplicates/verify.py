@@ -45,7 +45,7 @@ import numpy as np
 from .search import thumb_vectors
 
 __all__ = ["align_pairs", "score_from_rms", "verify_geometric", "SCORE_MID", "SCORE_SCALE",
-           "GEO_SCORE_MID", "GEO_SCORE_SCALE"]
+           "GEO_SCORE_MID", "GEO_SCORE_SCALE", "GEO_ROTATIONS", "GEO_ZOOMS"]
 
 SCORE_MID = 5.0
 """``thumb_rms`` (grey levels) at which the score is 0.5."""

@@ -65,7 +65,7 @@ def _thumb_uri(abspath: str) -> str:
 
 def _img(uri: str, alt: str) -> str:
     if not uri:
-        return f'<div class="small">(not viewable)</div>'
+        return '<div class="small">(not viewable)</div>'
     return f'<img src="{uri}" alt="{escape(alt)}" loading="lazy">'
 
 
