@@ -99,12 +99,36 @@ def _split_kwargs(args: argparse.Namespace) -> dict:
     return {"train": args.train, "val": args.val, "manifest": args.manifest}
 
 
+def _cache_arg(args: argparse.Namespace) -> Any:
+    """``--no-cache`` → False, ``--cache DIR`` → DIR, else True (the default folder)."""
+    return False if args.no_cache else (args.cache or True)
+
+
+def _split_outside(args: argparse.Namespace) -> Any:
+    """Discover the split (cheap) and refuse an --out inside its root before any work."""
+    from .report import refuse_inside_root
+    from .scan import resolve_split
+
+    split = resolve_split(args.root, **_split_kwargs(args))
+    refuse_inside_root(Path(args.out), split.root)
+    return split
+
+
+def _fail_on_exit(scan_result: Any, args: argparse.Namespace) -> int:
+    """EXIT_FAIL_ON (with a one-line reason) when a --fail-on group fired, else EXIT_OK."""
+    fired = scan_result.triggered(args.fail_on) if args.fail_on else []
+    if fired:
+        print(f"splitaudit: --fail-on {','.join(args.fail_on)} triggered by {', '.join(fired)}",
+              file=sys.stderr)
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
 def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
     from .scan import scan
 
-    cache: Any = False if args.no_cache else (args.cache or True)
     checks = [c.strip() for c in args.checks.split(",") if c.strip()] if args.checks else None
-    return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
+    return scan(_split_outside(args), mode=args.mode, jobs=args.jobs, cache=_cache_arg(args),
                 embed=args.embed, scheduler=args.scheduler, checks=checks, progress=progress)
 
 
@@ -142,13 +166,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     written = result.save(out_dir, html=not args.no_html)
     if not args.quiet:
         _print_scan_summary(result, out_dir, written, console)
-    if args.fail_on:
-        fired = result.triggered(args.fail_on)
-        if fired:
-            print(f"splitaudit: --fail-on {','.join(args.fail_on)} triggered by {', '.join(fired)}",
-                  file=sys.stderr)
-            return EXIT_FAIL_ON
-    return EXIT_OK
+    return _fail_on_exit(result, args)
 
 
 # -------------------------------------------------------------- resplit / kfold
@@ -156,8 +174,7 @@ def _scan_for_groups(args: argparse.Namespace, progress: Callable) -> Any:
     """Fingerprints and duplicate clusters only (no drift/difficulty checks)."""
     from .scan import scan
 
-    cache: Any = False if args.no_cache else (args.cache or True)
-    return scan(args.root, **_split_kwargs(args), mode=args.mode, jobs=args.jobs, cache=cache,
+    return scan(_split_outside(args), mode=args.mode, jobs=args.jobs, cache=_cache_arg(args),
                 embed=args.embed, checks=["exact_duplicates", "near_duplicates"],
                 scheduler=args.scheduler, progress=progress)
 
@@ -171,9 +188,6 @@ def cmd_resplit(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_for_groups(args, progress)
     out = Path(args.out)
-    from .report import refuse_inside_root
-
-    refuse_inside_root(out, result.split.root)
     out.mkdir(parents=True, exist_ok=True)
     ok = result.fingerprints.table["ok"].to_numpy(dtype=bool)
     images = result.split.images[ok].reset_index(drop=True)
@@ -210,7 +224,7 @@ def _kfold_summary(kf: Any, console: Any) -> None:
 
 def cmd_kfold(args: argparse.Namespace) -> int:
     from .audit import kfold_inputs
-    from .report import refuse_inside_root, write_json
+    from .report import write_json
     from .retrain import kfold
 
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
@@ -224,7 +238,6 @@ def cmd_kfold(args: argparse.Namespace) -> int:
         kf = kfold(images, k=args.k, probe=args.probe, epochs=args.epochs, clusters=clusters,
                    repeats=args.repeats, random_state=args.seed, progress=progress, **kw)
     out = Path(args.out)
-    refuse_inside_root(out, result.split.root)
     out.mkdir(parents=True, exist_ok=True)
     write_json(kf.to_dict(), out / "kfold.json")
     kf.plot(out / "kfold.png")
@@ -239,11 +252,11 @@ def cmd_kfold(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
-    cache: Any = False if args.no_cache else (args.cache or True)
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
-        result = audit(args.root, **_split_kwargs(args), history=args.history, k=args.k,
+        result = audit(_split_outside(args), history=args.history, k=args.k,
                        probe=args.probe, epochs=args.epochs, mode=args.mode, jobs=args.jobs,
-                       cache=cache, embed=args.embed, scheduler=args.scheduler, progress=progress)
+                       cache=_cache_arg(args), embed=args.embed, scheduler=args.scheduler,
+                       progress=progress)
     written = result.save(args.out)
     if not args.quiet:
         console = _console()
@@ -251,19 +264,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
             console.print(("[bold]" if i == 0 else "  ") + line + ("[/bold]" if i == 0 else ""),
                           markup=i == 0, highlight=False)
         console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
-    if args.fail_on:
-        fired = result.scan.triggered(args.fail_on)
-        if fired:
-            print(f"splitaudit: --fail-on {','.join(args.fail_on)} triggered by {', '.join(fired)}",
-                  file=sys.stderr)
-            return EXIT_FAIL_ON
-    return EXIT_OK
+    return _fail_on_exit(result.scan, args)
 
 
 def cmd_check_new(args: argparse.Namespace) -> int:
     from .index import TrainingIndex
 
-    cache: Any = False if args.no_cache else (args.cache or True)
+    cache = _cache_arg(args)
     if len(args.new) > 1 and any(Path(p).is_dir() for p in args.new):
         raise _UsageError("give one folder or a list of image files as NEW, not both")
     with _Progress(not args.quiet, _console(stderr=True)) as progress:

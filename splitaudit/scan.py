@@ -139,7 +139,15 @@ class ScanResult:
         return next((f for f in self.findings if f.check == check), None)
 
     def images(self) -> pd.DataFrame:
-        """One row per image: split, label, properties, cluster, difficulty."""
+        """One row per image: split, label, properties, cluster, difficulty (a copy)."""
+        # Built once: images.csv and the report's plots both need it.
+        cached = self.__dict__.get("_images")
+        if cached is None:
+            cached = self._build_images()
+            object.__setattr__(self, "_images", cached)
+        return cached.copy()
+
+    def _build_images(self) -> pd.DataFrame:
         img = self.split.images.drop(columns=["abspath"]).copy()
         t = self.fingerprints.table
         for col in t.columns:
