@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .search import hamming_range, mirror_range
+from .hamming import hamming_range
+from .search import mirror_range
 
 SEARCH_HASHES = ("phash", "dhash")
 

@@ -1,12 +1,8 @@
-"""Candidate search: Hamming range search on packed 64-bit hashes, and
-nearest neighbours on intensity-normalised thumbnails.
+"""Nearest neighbours on intensity-normalised thumbnails (and float vectors).
 
 Everything here is blocked so memory stays bounded, and nothing loops over
-pairs in Python. Two backends for Hamming search:
-
-- ``numpy``: ``np.bitwise_count(q[:, None] ^ b[None, :])`` over row blocks.
-- ``faiss``: ``IndexBinaryFlat.range_search`` (exact); used by ``"auto"`` when
-  faiss is installed and the product of the sizes passes ``FAISS_MIN_WORK``.
+pairs in Python. Hamming range search on packed hashes lives in
+:mod:`.hamming` (re-exported here).
 """
 
 from __future__ import annotations
@@ -14,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import available, require
+from .hamming import FAISS_MIN_WORK, _check_backend, hamming_range
 
 __all__ = [
     "hamming_range",
@@ -24,113 +21,6 @@ __all__ = [
     "topk_inner",
     "FAISS_MIN_WORK",
 ]
-
-FAISS_MIN_WORK = 2e8
-"""``len(queries) * len(base)`` above which ``backend="auto"`` picks faiss."""
-
-_BLOCK_ELEMENTS = 8_000_000  # ~64 MB of uint64 per XOR block
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in ("auto", "numpy", "faiss"):
-        raise ValueError(
-            f"backend must be 'auto', 'numpy' or 'faiss'; got {backend!r}"
-        )
-
-
-def _as_u64(name: str, values) -> np.ndarray:
-    arr = np.ascontiguousarray(values, dtype=np.uint64).ravel()
-    return arr
-
-
-def hamming_range(
-    queries: np.ndarray,
-    base: np.ndarray,
-    radius: int,
-    *,
-    backend: str = "auto",
-    upper_only: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs of 64-bit hashes within Hamming distance ``radius``.
-
-    Parameters
-    ----------
-    queries, base : array of uint64
-        Packed hashes.
-    radius : int
-        Largest Hamming distance reported (inclusive), 0..64.
-    backend : {"auto", "numpy", "faiss"}
-        ``"auto"`` uses faiss for large inputs when it is installed.
-    upper_only : bool
-        When ``queries`` and ``base`` are the same array, keep only pairs
-        with ``query index < base index`` (within-set search).
-
-    Returns
-    -------
-    qi, bi : int64 arrays
-        Query and base indices of each pair.
-    dist : int8 array
-        Hamming distance of each pair.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> q = np.array([0b1011], dtype=np.uint64); b = np.array([0b1001, 0xFF], dtype=np.uint64)
-    >>> hamming_range(q, b, 1, backend="numpy")
-    (array([0]), array([0]), array([1], dtype=int8))
-    """
-    _check_backend(backend)
-    if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool):
-        raise TypeError(f"radius must be an int, got {type(radius).__name__}")
-    if not 0 <= radius <= 64:
-        raise ValueError(f"radius must be in 0..64, got {radius}")
-    q = _as_u64("queries", queries)
-    b = _as_u64("base", base)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
-    if len(q) == 0 or len(b) == 0:
-        return empty
-    use_faiss = backend == "faiss" or (
-        backend == "auto" and len(q) * len(b) >= FAISS_MIN_WORK and available("faiss")
-    )
-    if use_faiss:
-        qi, bi, dist = _hamming_faiss(q, b, radius)
-    else:
-        qi, bi, dist = _hamming_numpy(q, b, radius, upper_only)
-    if upper_only:
-        keep = qi < bi
-        qi, bi, dist = qi[keep], bi[keep], dist[keep]
-    return qi, bi, dist
-
-
-def _hamming_numpy(q, b, radius, upper_only):
-    rows = max(1, _BLOCK_ELEMENTS // len(b))
-    out_q, out_b, out_d = [], [], []
-    for start in range(0, len(q), rows):
-        stop = min(len(q), start + rows)
-        # In a within-set search, columns before `start` only pair with earlier rows.
-        col0 = start if upper_only else 0
-        block = np.bitwise_count(q[start:stop, None] ^ b[None, col0:])
-        r, c = np.nonzero(block <= radius)
-        out_q.append(r + start)
-        out_b.append(c + col0)
-        out_d.append(block[r, c].astype(np.int8))
-    return (np.concatenate(out_q).astype(np.int64), np.concatenate(out_b).astype(np.int64),
-            np.concatenate(out_d))
-
-
-def _to_faiss_bytes(h: np.ndarray) -> np.ndarray:
-    # Big-endian bytes so bit order matches the hex form; Hamming distance is order-free anyway.
-    return np.ascontiguousarray(h.astype(">u8").view(np.uint8).reshape(-1, 8))
-
-
-def _hamming_faiss(q, b, radius):
-    faiss = require("faiss", purpose="binary Hamming search")
-    index = faiss.IndexBinaryFlat(64)
-    index.add(_to_faiss_bytes(b))
-    lims, dist, ids = index.range_search(_to_faiss_bytes(q), radius + 1)  # strict '<'
-    counts = np.diff(lims).astype(np.int64)
-    qi = np.repeat(np.arange(len(q), dtype=np.int64), counts)
-    return qi, ids.astype(np.int64), dist.astype(np.int8)
 
 
 def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = False):
