@@ -234,6 +234,52 @@ def test_mirror_range_matches_brute_force(same):
     assert want <= set(zip(qi.tolist(), bi.tolist()))
 
 
+@pytest.mark.parametrize("same", [False, True])
+@pytest.mark.parametrize("block,band,coarse", [(32, 4, None), (16, 8, 6), (64, 1, 12), (500, 16, None)])
+def test_mirror_range_block_skipping_is_exact(same, block, band, coarse):
+    """Tight per-row thresholds let most block pairs be skipped along the leading axis;
+    the pairs found must still be exactly the brute-force ones."""
+    from splitaudit.duplicates.search import mirror_project, mirror_range, thumb_vectors
+
+    rng = np.random.default_rng(block + band)
+    base = rng.integers(0, 256, (3, 32, 32)).astype(np.float64)
+    # A one-parameter family (blends of two images: distances lie along the leading axis, so
+    # block pairs far apart on it are skipped), a second family, and noisy mirrored copies.
+    mix = rng.uniform(0, 1, (400, 1, 1))
+    thumbs = mix * base[0] + (1 - mix) * base[1]
+    thumbs[200:300] = mix[200:300] * base[2] + (1 - mix[200:300]) * base[1]
+    thumbs[300:] = thumbs[:100, :, ::-1] + rng.normal(0, 6, (100, 32, 32))
+    x = thumb_vectors(np.clip(thumbs, 0, 255).astype(np.uint8))
+    xm = x.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(x), -1)
+    q, b, qm_b = (x, x, xm) if same else (x[:250], x[150:], xm[150:])
+    best = np.minimum(((q[:, None] - b[None]) ** 2).sum(-1), ((q[:, None] - qm_b[None]) ** 2).sum(-1))
+    thr_q = rng.uniform(0.005, 0.08, len(q)).astype(np.float32)
+    thr_b = thr_q if same else rng.uniform(0.005, 0.08, len(b)).astype(np.float32)
+    ok = best <= np.maximum(thr_q[:, None], thr_b[None])
+    if same:
+        ok = np.triu(ok, 1)
+    want = set(map(tuple, np.argwhere(ok)))
+    assert len(want) >= 50
+    sym, anti = mirror_project(x, 256)
+    cq = (sym, anti) if same else (sym[:250], anti[:250])
+    cb = (sym, anti) if same else (sym[150:], anti[150:])
+    qi, bi, d2 = mirror_range(cq, cb, (thr_q, thr_b), same=same, block=block, band=band, coarse=coarse, jobs=2)
+    assert set(zip(qi.tolist(), bi.tolist())) == want
+    assert len(qi) == len(want)  # each pair once
+    np.testing.assert_allclose(d2, best[qi, bi], atol=1e-4)
+
+
+def test_mirror_project_axes_by_decreasing_variance():
+    from splitaudit.duplicates.search import mirror_project, thumb_vectors
+
+    rng = np.random.default_rng(0)
+    thumbs = rng.integers(0, 256, (500, 8, 8)).repeat(4, 1).repeat(4, 2).astype(np.uint8)
+    sym, anti = mirror_project(thumb_vectors(thumbs), 40)
+    for part in (sym, anti):
+        var = part.var(0)
+        assert (np.diff(var) <= 1e-3 * var.max()).all()
+
+
 def test_bad_arguments(planted):
     _, split, fps, _, _ = planted
     with pytest.raises(TypeError, match="images"):

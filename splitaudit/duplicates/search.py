@@ -37,8 +37,13 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = Fals
         raise ValueError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
     fy, fx = h // size, w // size
     if t.dtype == np.uint8 and fy * fx <= 256:  # integer block sums: no float copy of the full thumbnails
-        t = t.reshape(n, size, fy, size, fx).sum(axis=(2, 4), dtype=np.uint16).reshape(n, -1)
-        t = t.astype(np.float32) * np.float32(1.0 / (fy * fx))
+        # One strided add per offset in the block (4 for 32 -> 16): ~8x faster than a reshaped sum.
+        acc = t[:, 0::fy, 0::fx].astype(np.uint16)
+        for dy in range(fy):
+            for dx in range(fx):
+                if dy or dx:
+                    acc += t[:, dy::fy, dx::fx]
+        t = acc.reshape(n, -1).astype(np.float32) * np.float32(1.0 / (fy * fx))
     else:
         t = t.astype(np.float32).reshape(n, size, fy, size, fx).mean(axis=(2, 4)).reshape(n, -1)
     t -= t.mean(axis=1, keepdims=True)
@@ -166,10 +171,29 @@ def mirror_project(
     # Largest eigenvalues over both subspaces.
     which = np.concatenate([np.zeros(len(vals[0]), int), np.ones(len(vals[1]), int)])
     order = np.argsort(-np.concatenate(vals), kind="stable")[:dims]
-    cols = [np.sort(np.concatenate([np.arange(len(vals[0])), np.arange(len(vals[1]))])[order][which[order] == k])
-            for k in (0, 1)]
+    # Keep each subspace's chosen axes in order of decreasing variance: mirror_range's coarse bound
+    # uses the leading symmetric axes, so they must be the informative ones (eigh sorts ascending).
+    local = np.concatenate([np.arange(len(vals[0])), np.arange(len(vals[1]))])[order]
+    cols = [local[which[order] == k] for k in (0, 1)]
     return (np.ascontiguousarray(sym @ vecs[0][:, cols[0]].astype(np.float32)),
             np.ascontiguousarray(anti @ vecs[1][:, cols[1]].astype(np.float32)))
+
+
+def _band_order(t: np.ndarray, lead: np.ndarray | None, rows: int) -> np.ndarray:
+    """Row order: by threshold, then by ``lead`` inside consecutive bands of ``rows`` rows."""
+    order = np.argsort(t, kind="stable")
+    if lead is None:
+        return order
+    band = np.arange(len(order)) // max(1, rows)
+    return order[np.lexsort((lead[order], band))]
+
+
+def _block_stats(coords: np.ndarray, t: np.ndarray, block: int):
+    """Per block of rows: min and max of the leading axis, largest threshold."""
+    starts = np.arange(0, len(t), block)
+    lead = coords[:, 0] if coords.shape[1] else np.zeros(len(t), np.float32)
+    return (np.minimum.reduceat(lead, starts), np.maximum.reduceat(lead, starts),
+            np.maximum.reduceat(t, starts))
 
 
 def mirror_range(
@@ -178,7 +202,8 @@ def mirror_range(
     max_d2,
     *,
     same: bool = False,
-    block: int = 1024,
+    block: int = 512,
+    band: int = 16,
     coarse: int | None = None,
     jobs: int = 2,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,10 +221,15 @@ def mirror_range(
         ``q`` is ``b``: search the upper triangle only (``qi < bi``).
     block : int
         Rows and columns per block (memory ~ 2 * block² * 4 bytes per job).
+    band : int
+        Blocks per threshold band; inside a band rows are ordered by the
+        leading symmetric axis so distant block pairs are skipped.
     coarse : int, optional
-        Leading symmetric axes in the blocked bound (the rest enters by
-        norm); default all of them. On Fashion-MNIST fewer axes let far more
-        pairs through than they save in GEMM time.
+        Leading symmetric axes in the blocked bound (the rest enters by its
+        norm); default all of them. :func:`mirror_project` returns axes in
+        order of decreasing variance, so a small ``coarse`` keeps the
+        informative ones; on Fashion-MNIST (60k within-train, 43 symmetric
+        axes) 16 or 24 axes cost the same CPU as all of them and 8 costs 1.4x.
     jobs : int
         Threads over blocks (BLAS runs single-threaded inside each).
 
@@ -231,11 +261,15 @@ def mirror_range(
         tq, tb = np.full(nq, max_d2, np.float32), np.full(nb, max_d2, np.float32)
     if len(tq) != nq or len(tb) != nb:
         raise ValueError(f"max_d2 arrays must have {nq} and {nb} values; got {len(tq)} and {len(tb)}")
-    # Sort rows by threshold so each block's largest threshold is close to all of its rows'.
-    oq = np.argsort(tq, kind="stable")
-    ob = oq if same else np.argsort(tb, kind="stable")
+    # Rows sorted by threshold (a block's largest threshold stays close to its rows'), then inside
+    # bands of `band` blocks by the leading axis, so blocks are narrow along it and far block pairs
+    # are skipped whole: |x - y|² >= (x0 - y0)² >= the gap between the blocks' intervals.
+    oq = _band_order(tq, qs[:, 0] if qs.shape[1] else None, block * band)
+    ob = oq if same else _band_order(tb, bs[:, 0] if bs.shape[1] else None, block * band)
     qs, qa, tq = qs[oq], qa[oq], tq[oq]
     bs, ba, tb = bs[ob], ba[ob], tb[ob]
+    q_lo, q_hi, q_t = _block_stats(qs, tq, block)
+    b_lo, b_hi, b_t = _block_stats(bs, tb, block)
     k = qs.shape[1] if coarse is None else int(min(max(coarse, 1), qs.shape[1]))
     # Bound on the first k symmetric axes; the rest (mirror-affected or not) enters by its norm only.
     rq = np.sqrt((qs[:, k:] ** 2).sum(1) + (qa * qa).sum(1))
@@ -249,10 +283,11 @@ def mirror_range(
     def run(task):
         r0, r1, c0, c1 = task
         bound = lq[r0:r1] @ rb[:, c0:c1]
-        limit = max(tq[r1 - 1], tb[c1 - 1])
+        limit = max(q_t[r0 // block], b_t[c0 // block])
         if same and r0 == c0:
             bound[np.tril_indices(r1 - r0, 0, c1 - c0)] = np.inf
-        r, c = np.nonzero(bound <= limit)
+        # flatnonzero + divmod: 2-D np.nonzero is ~10x slower and was most of the search time.
+        r, c = np.divmod(np.flatnonzero(bound <= limit), c1 - c0)
         r += r0
         c += c0
         diff = qs[r] - bs[c]
@@ -261,8 +296,12 @@ def mirror_range(
         keep = d2 <= np.maximum(tq[r], tb[c])
         return r[keep], c[keep], d2[keep]
 
-    tasks = [(r0, min(nq, r0 + block), c0, min(nb, c0 + block))
-             for r0 in range(0, nq, block) for c0 in range(r0 if same else 0, nb, block)]
+    gap = np.maximum(0, np.maximum(b_lo[None, :] - q_hi[:, None], q_lo[:, None] - b_hi[None, :]))
+    near = gap * gap <= np.maximum(q_t[:, None], b_t[None, :])
+    tasks = [(i * block, min(nq, (i + 1) * block), j * block, min(nb, (j + 1) * block))
+             for i, j in zip(*np.nonzero(np.triu(near) if same else near))]
+    if not tasks:
+        return empty
     from concurrent.futures import ThreadPoolExecutor
 
     try:
