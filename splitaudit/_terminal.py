@@ -1,0 +1,100 @@
+"""Terminal output of the ``splitaudit`` command: a rich progress display and
+the summaries each sub-command prints. Only the CLI imports this module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim"}
+
+
+class Progress:
+    """A rich progress display driven by the library's ``progress(stage, done, total)``."""
+
+    def __init__(self, enabled: bool, console: Any):
+        self.enabled = enabled
+        self.console = console
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def _start(self) -> None:
+        # Started on the first update, so an early error prints one clean line.
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=self.console, transient=False)
+        self._bar.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or not stage or stage.startswith("check "):
+            return
+        if self._bar is None:
+            self._start()
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(stage, total=max(total, 1))
+        self._bar.update(self._tasks[stage], completed=done, total=max(total, 1))
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) -> None:
+    from rich.table import Table
+
+    s = result.summary()
+    console.print(f"[bold]splitaudit scan[/bold] {s['root']}")
+    console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
+                  f" · ignored {len(s['ignored']):,} · {result.timings.get('total', 0):.1f}s")
+    for note in s["notes"]:
+        console.print(f"  [yellow]note[/yellow] {note}")
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("finding", overflow="fold")
+    for f in result.findings:
+        style = STATUS_STYLE.get(f.status, "")
+        table.add_row(f.check, f"[{style}]{f.status}[/{style}]", f.message)
+    console.print(table)
+    pairs = result.pairs
+    if len(pairs):
+        console.print(f"  top cross-split pairs (of {len(pairs):,}):")
+        for row in pairs.sort_values("score", ascending=False).head(5).itertuples():
+            console.print(f"    {row.score:.2f} {row.kind:<5} val:{row.val_path}  train:{row.train_path}",
+                          markup=False)
+    console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
+
+
+def print_kfold_summary(kf: Any, console: Any) -> None:
+    v = kf.verdict
+    style = "yellow" if getattr(v, "split_specific", False) else "green"
+    console.print(f"[bold]k-fold[/bold]: [{style}]{v.message}[/{style}]")
+    frame = kf.to_frame()
+    for row in frame.itertuples():
+        console.print(f"  {row.run:<9} train {row.train_loss:.4f} (eval {row.train_loss_eval:.4f}) "
+                      f"val {row.val_loss:.4f} gap {row.gap:+.4f}", markup=False)
+
+
+def print_explanation(expl: Any, console: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{expl.summary}[/bold]", markup=True, highlight=False)
+    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
+    for col in ("rank", "cause", "score", "advice"):
+        table.add_column(col, overflow="fold")
+    for rank, cause in enumerate(expl.causes, 1):
+        score = f"{cause['score']:.2f}" if cause.get("known", True) else "unknown"
+        table.add_row(str(rank), cause["cause"], score, str(cause.get("advice", "")))
+    console.print(table)
