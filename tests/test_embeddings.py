@@ -99,7 +99,7 @@ def test_model_loads_offline_and_never_prints(tmp_path, monkeypatch, capsys):
         raise OSError("network access blocked in this test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    emb_mod._default_weights.cache_clear()
+    models_mod._default_weights.cache_clear()
     path = tmp_path / "a.png"
     photo_like(1, 64).save(path)
     result = embed_images([path], input_size=64)
