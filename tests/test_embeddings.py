@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 torch = pytest.importorskip("torch")  # the 'torch' extra; installed in the dev environment
 
 from splitaudit.fingerprints import embeddings as emb_mod  # noqa: E402
+from splitaudit.fingerprints import models as models_mod  # noqa: E402
 from splitaudit.fingerprints.cache import FingerprintCache  # noqa: E402
 from splitaudit.fingerprints.embeddings import Embeddings, embed_images  # noqa: E402
 from splitaudit.neighbors import cosine_topk  # noqa: E402
