@@ -3,14 +3,21 @@
 Usage::
 
     python benchmarks/bench_fingerprints.py [--fmnist /work/data/fmnist] [--limit 5000]
-        [--jpegs 1500] [--workdir DIR]
+        [--jpegs 1500] [--workdir DIR] [--chunksize 500] [--modes fast,exact]
+
+``--limit 0`` uses every Fashion-MNIST image (60k train + 10k val).
 
 For each data set (Fashion-MNIST PNGs; generated 640x480 q90 textured JPEGs)
 it measures, in the same process and run: a decode-only loop
-(``Image.open(p).load()``), a draft decode-only loop, the plain
-``imagehash.phash(Image.open(p))`` loop, and ``compute_fingerprints`` (fast
-and exact, jobs=1 and 2, no cache; plus a cold and a warm cache run). It then
-compares fast and exact hashes with imagehash. Prints Markdown tables.
+(``Image.open(p).load()``) in one process and in two (``ordered_map``, the
+pool compute_fingerprints uses), a draft decode-only loop, the plain
+``imagehash.phash(Image.open(p))`` loop (one and two processes), and
+``compute_fingerprints`` (each mode, jobs=1 and 2, no cache; plus a cold and
+a warm cache run). One-process rows also give CPU microseconds per image
+(``time.process_time``). It then compares fast and exact hashes with
+imagehash. Prints Markdown tables. To compare two versions of splitaudit,
+run the script once per version (``PYTHONPATH=/path/to/old``): every ratio
+is against baselines measured in the same run.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+import splitaudit
+from splitaudit._parallel import ordered_map
 from splitaudit.fingerprints import FingerprintCache, compute_fingerprints, hamming
 
 
@@ -51,15 +60,25 @@ def make_jpegs(folder: str, n: int, seed: int = 0) -> list[str]:
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
+    return timed_cpu(fn)[0]
+
+
+def timed_cpu(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process)."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def decode_only(paths):
     for p in paths:
         with Image.open(p) as im:
             im.load()
+    return [0] * len(paths)
+
+
+def imagehash_chunk(paths):
+    return [int(str(imagehash.phash(Image.open(p))), 16) for p in paths]
 
 
 def draft_only(paths):
@@ -83,71 +102,87 @@ def reference_hashes(paths):
     return {k: np.array(v, dtype=np.uint64) for k, v in out.items()}
 
 
-def bench(name: str, paths: list[str], workdir: str) -> None:
+def bench(name: str, paths: list[str], workdir: str, chunksize: int = 500,
+          modes: tuple[str, ...] = ("fast", "exact")) -> None:
     n = len(paths)
     decode_only(paths[:200])  # warm the page cache
-    rows = []
-    t_decode = timed(lambda: decode_only(paths))
-    rows.append(("decode only `Image.open(p).load()`", 1, t_decode))
-    rows.append(("draft decode only (JPEG DCT 1/8)", 1, timed(lambda: draft_only(paths))))
-    t_ih = timed(lambda: imagehash_loop(paths))
-    rows.append(("`imagehash.phash(Image.open(p))` loop", 1, t_ih))
+    rows = []  # (label, processes, wall seconds, CPU seconds or None)
+    t_decode, cpu = timed_cpu(lambda: decode_only(paths))
+    rows.append(("decode only `Image.open(p).load()`", 1, t_decode, cpu))
+    t_decode2 = timed(lambda: ordered_map(decode_only, paths, jobs=2, chunksize=chunksize))
+    rows.append(("decode only `Image.open(p).load()`", 2, t_decode2, None))
+    rows.append(("draft decode only (JPEG DCT 1/8)", 1, *timed_cpu(lambda: draft_only(paths))))
+    t_ih, cpu = timed_cpu(lambda: imagehash_loop(paths))
+    rows.append(("`imagehash.phash(Image.open(p))` loop", 1, t_ih, cpu))
+    rows.append(("`imagehash.phash(Image.open(p))` loop", 2,
+                 timed(lambda: ordered_map(imagehash_chunk, paths, jobs=2, chunksize=chunksize)), None))
     results = {}
-    for mode in ("fast", "exact"):
+    for mode in modes:
         for jobs in (1, 2):
             holder = {}
-            t = timed(lambda: holder.setdefault("fp", compute_fingerprints(paths, mode=mode, jobs=jobs)))
+            wall, cpu = timed_cpu(lambda: holder.setdefault(
+                "fp", compute_fingerprints(paths, mode=mode, jobs=jobs, chunksize=chunksize)))
             results[(mode, jobs)] = holder["fp"]
-            rows.append((f"compute_fingerprints mode={mode}", jobs, t))
+            rows.append((f"compute_fingerprints mode={mode}", jobs, wall, cpu if jobs == 1 else None))
+    holder = {}
+    rows.append(("compute_fingerprints fast, default chunksize (64)", 2,
+                 timed(lambda: compute_fingerprints(paths, jobs=2)), None))
     cache_dir = tempfile.mkdtemp(dir=workdir, prefix="cache-")
     cache = FingerprintCache(cache_dir)
-    rows.append(("fast, jobs=2, cold cache (fill)", 2,
-                 timed(lambda: compute_fingerprints(paths, jobs=2, cache=cache))))
-    holder = {}
+    rows.append(("fast, cold cache (fill)", 2,
+                 timed(lambda: compute_fingerprints(paths, jobs=2, cache=cache, chunksize=chunksize)), None))
     rows.append(("fast, warm cache rerun", 2,
-                 timed(lambda: holder.setdefault("fp", compute_fingerprints(paths, jobs=2, cache=cache)))))
+                 timed(lambda: holder.setdefault("fp", compute_fingerprints(paths, jobs=2, cache=cache))), None))
     assert holder["fp"].stats["computed"] == 0
     cache.close()
 
-    print(f"\n### {name}: {n} images\n")
-    print("| pipeline | processes | seconds | img/s | vs decode-only | vs imagehash loop |")
-    print("|---|---|---|---|---|---|")
-    for label, jobs, seconds in rows:
-        rate = n / seconds
-        print(f"| {label} | {jobs} | {seconds:.2f} | {rate:,.0f} | {t_decode / seconds:.2f}x | {t_ih / seconds:.2f}x |")
+    print(f"\n### {name}: {n} images (chunksize {chunksize})\n")
+    print("| pipeline | processes | wall s | img/s | CPU µs/img | vs decode-only (same processes) "
+          "| vs imagehash loop (1 proc) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, jobs, seconds, cpu in rows:
+        base = t_decode if jobs == 1 else t_decode2
+        cpu_text = f"{cpu / n * 1e6:.0f}" if cpu is not None else "–"
+        print(f"| {label} | {jobs} | {seconds:.2f} | {n / seconds:,.0f} | {cpu_text} | {seconds / base:.2f}x "
+              f"| {t_ih / seconds:.2f}x faster |")
 
     reference = reference_hashes(paths)
     print("\n| hash | mode | identical to imagehash | mean bits | max bits |")
     print("|---|---|---|---|---|")
-    for mode in ("exact", "fast"):
+    for mode in modes:
         table = results[(mode, 1)].table
         for column in ("phash", "dhash", "ahash"):
             dist = hamming(table[column].to_numpy(), reference[column])
             print(f"| {column} | {mode} | {np.mean(dist == 0):.4f} ({int((dist == 0).sum())}/{n}) "
                   f"| {dist.mean():.3f} | {int(dist.max())} |")
-    same = all(results[("fast", 1)].table.equals(results[("fast", 2)].table) for _ in [0])
+    same = all(results[(mode, 1)].table.equals(results[(mode, 2)].table) for mode in modes)
     print(f"\njobs=2 table identical to jobs=1: {same}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fmnist", default="/work/data/fmnist")
-    parser.add_argument("--limit", type=int, default=5000, help="Fashion-MNIST images to use")
+    parser.add_argument("--limit", type=int, default=5000, help="Fashion-MNIST images to use (0: all)")
+    parser.add_argument("--chunksize", type=int, default=500, help="images per task")
+    parser.add_argument("--modes", default="fast,exact", help="comma-separated fingerprint modes")
     parser.add_argument("--jpegs", type=int, default=1500, help="640x480 JPEGs to generate")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "splitaudit-bench"))
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
-    print(f"python {sys.version.split()[0]}, cores: {len(os.sched_getaffinity(0))}, "
-          f"load average at start: {os.getloadavg()[0]:.1f}")
+    modes = tuple(m for m in args.modes.split(",") if m)
+    print(f"splitaudit from {os.path.dirname(splitaudit.__file__)}; python {sys.version.split()[0]}, "
+          f"cores: {len(os.sched_getaffinity(0))}, load average at start: {os.getloadavg()[0]:.1f}")
     fmnist = sorted(glob.glob(os.path.join(args.fmnist, "train", "*", "*.png")))
     fmnist += sorted(glob.glob(os.path.join(args.fmnist, "val", "*", "*.png")))
     if fmnist:
-        step = max(1, len(fmnist) // args.limit)
-        bench("Fashion-MNIST 28x28 PNG", fmnist[::step][: args.limit], args.workdir)
+        limit = args.limit or len(fmnist)
+        step = max(1, len(fmnist) // limit)
+        bench("Fashion-MNIST 28x28 PNG", fmnist[::step][:limit], args.workdir, args.chunksize, modes)
     else:
         print(f"(no Fashion-MNIST PNGs under {args.fmnist}; skipped)")
     jpegs = make_jpegs(os.path.join(args.workdir, "jpeg640"), args.jpegs)
-    bench("640x480 q90 JPEG", jpegs, args.workdir)
+    if jpegs:
+        bench("640x480 q90 JPEG", jpegs, args.workdir, args.chunksize, modes)
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
     return 0
 

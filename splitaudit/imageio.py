@@ -52,6 +52,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ._plainpng import decode_plain_png as _decode_plain_png
+
 __all__ = [
     "LoadedImage",
     "open_image",
@@ -318,6 +320,9 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
         return LoadedImage(None, _reason_for(exc))
     if not data:
         return LoadedImage(None, "empty file (0 bytes)")
+    plain = _decode_plain_png(data, max_pixels)
+    if plain is not None:
+        return _finish(plain, data, reduce_to, keep_raw)
     fmt = mode = None
     width = height = 0
     try:
@@ -370,4 +375,23 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
         scale=scale,
         raw=image if keep_raw else None,
         quantization=dict(quantization) if quantization else None,
+    )
+
+
+def _finish(image: Image.Image, data: bytes, reduce_to: int | None, keep_raw: bool) -> LoadedImage:
+    """The :class:`LoadedImage` of a decoded plain PNG (mode ``L`` or ``RGB``, no EXIF).
+
+    Same steps as :func:`_open_unguarded` takes for such an image: no
+    orientation, an integer box reduction in fast mode, no mode conversion.
+    """
+    width, height = image.size
+    scale = 1
+    normal = image
+    factor = min(width, height) // (2 * reduce_to) if reduce_to is not None else 1
+    if factor >= 2:
+        normal = image.reduce(factor)
+        scale = factor
+    return LoadedImage(
+        image=normal, data=data, format="PNG", mode=image.mode, width=width, height=height,
+        scale=scale, raw=normal if keep_raw else None,
     )

@@ -59,22 +59,29 @@ def _l2(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 1e-12)
 
 
-def _hsv_histogram(rgb: np.ndarray, colour: np.ndarray | None = None) -> np.ndarray:
+def _hsv_histogram(rgb: np.ndarray, colour: np.ndarray | None = None,
+                   gray: np.ndarray | None = None) -> np.ndarray:
     n, h, w, _ = rgb.shape
-    index = np.empty((n, h * w), np.intp)
+    counts = np.zeros((n, 128), np.int64)
     rows = np.arange(n) if colour is None else np.flatnonzero(colour)
     if len(rows):
         # One Pillow call converts the colour rows (as one tall image) to 8-bit HSV.
         part = np.ascontiguousarray(rgb[rows] if len(rows) < n else rgb, dtype=np.uint8)
         hsv = np.asarray(Image.fromarray(part.reshape(len(rows) * h, w, 3), "RGB").convert("HSV"))
         hsv = hsv.reshape(len(rows), h * w, 3)
-        index[rows] = ((hsv[..., 0] >> 5) << 4) | ((hsv[..., 1] >> 6) << 2) | (hsv[..., 2] >> 6)
+        index = ((hsv[..., 0] >> 5) << 4) | ((hsv[..., 1] >> 6) << 2) | (hsv[..., 2] >> 6)
+        index = index.astype(np.intp) + (np.arange(len(rows), dtype=np.intp) * 128)[:, None]
+        counts[rows] = np.bincount(index.ravel(), minlength=len(rows) * 128).reshape(len(rows), 128)
     if len(rows) < n:
-        # r == g == b: Pillow's HSV is (0, 0, v) with v the gray level.
+        # r == g == b: Pillow's HSV is (0, 0, v) with v the gray level, so only
+        # bins 0-3 (v >> 6) are used; the gray image holds the same level.
         plain = np.flatnonzero(~colour)
-        index[plain] = rgb[plain, :, :, 0].reshape(len(plain), h * w) >> 6
-    index += (np.arange(n, dtype=np.intp) * 128)[:, None]
-    counts = np.bincount(index.ravel(), minlength=n * 128).reshape(n, 128)
+        levels = (rgb[plain, :, :, 0] if gray is None else gray[plain]).reshape(len(plain), h * w)
+        above = [np.count_nonzero(levels >= bound, axis=1) for bound in (64, 128, 192)]
+        counts[plain, 0] = h * w - above[0]
+        counts[plain, 1] = above[0] - above[1]
+        counts[plain, 2] = above[1] - above[2]
+        counts[plain, 3] = above[2]
     return np.sqrt(counts * (1.0 / (h * w)))
 
 
@@ -117,39 +124,73 @@ _GRADIENT_LUT: list[np.ndarray] = []
 
 
 def _gradient_lut() -> tuple[np.ndarray, np.ndarray]:
-    """Bin and magnitude of every 8-bit gradient pair, indexed ``(gy & 511) << 9 | (gx & 511)``.
+    """Orientation bin of every 8-bit gradient pair, indexed ``(gy & 511) << 9 | (gx & 511)``
+    (uint8), and magnitude, indexed ``|gy| << 8 | |gx|`` (float32 values stored as float64).
 
-    Central differences of 8-bit images lie in [-255, 255], so a 512x512
-    table computed with the same float32 operations as the general path gives
-    bit-identical histograms without an ``arctan2`` per pixel.
+    Central differences of 8-bit images lie in [-255, 255], so tables
+    computed with the same float32 operations as the general path give
+    bit-identical histograms without an ``arctan2`` per pixel (``hypot`` does
+    not depend on the signs). The tables are 256 and 512 KB, so lookups stay in cache.
     """
     if not _GRADIENT_LUT:
         values = np.arange(512, dtype=np.int32)
         values[values > 255] -= 512  # two's complement of the 9-bit index
         gy, gx = np.meshgrid(values.astype(np.float32), values.astype(np.float32), indexing="ij")
-        orient, magnitude = _orientation_bins(gx.ravel(), gy.ravel(), 8)
-        _GRADIENT_LUT.extend([orient.astype(np.intp), magnitude.astype(np.float32)])
+        orient, _ = _orientation_bins(gx.ravel(), gy.ravel(), 8)
+        absolute = np.arange(256, dtype=np.float32)
+        ay, ax = np.meshgrid(absolute, absolute, indexing="ij")
+        _, magnitude = _orientation_bins(ax.ravel(), ay.ravel(), 8)
+        # float64 holding the float32 values: what bincount would convert them to anyway
+        _GRADIENT_LUT.extend([orient.astype(np.uint8), magnitude.astype(np.float32).astype(np.float64)])
     return _GRADIENT_LUT[0], _GRADIENT_LUT[1]
 
 
+_ROW_BASE: dict[tuple[int, int, int], np.ndarray] = {}
+_ROW_BASE_MAX = 1 << 21
+"""Largest cached bin-offset table (elements, 16 MB)."""
+
+
+def _row_base(n: int, h: int, w: int, cells: int, bins: int) -> np.ndarray:
+    """``cell * bins + row * cells**2 * bins`` per pixel of ``n`` images, shape ``(n, h, w)`` (intp).
+
+    Row ``i`` of a taller table is the same, so one table is kept per image
+    size and sliced (it depends on nothing else).
+    """
+    key = (h, w, cells * 1000 + bins)
+    table = _ROW_BASE.get(key)
+    if table is None or len(table) < n:
+        table = _cell_bins(h, w, cells, bins)[None] + \
+            (np.arange(n, dtype=np.intp) * (cells * cells * bins))[:, None, None]
+        if table.size <= _ROW_BASE_MAX:
+            table.flags.writeable = False
+            _ROW_BASE[key] = table
+    return table[:n]
+
+
 def _gradient_histogram_u8(gray: np.ndarray, cells: int) -> np.ndarray:
-    """:func:`_gradient_histogram` for uint8 images via :func:`_gradient_lut`."""
+    """:func:`_gradient_histogram` for uint8 images via :func:`_gradient_lut`.
+
+    Each cell sums at most ``h * w`` magnitudes, float32 values below 2**9
+    on a 2**-23 grid, so their float64 sum is exact in any order.
+    """
     bins = 8
     n, h, w = gray.shape
     lut_bin, lut_mag = _gradient_lut()
-    g = gray.astype(np.int32)
-    index = np.zeros((n, h, w), np.int32)
-    np.subtract(g[:, 2:, :], g[:, :-2, :], out=index[:, 1:-1, :])
-    index &= 511
-    index <<= 9
-    gx = np.zeros((n, h, w), np.int32)
+    g = gray.astype(np.int16)
+    gy = np.zeros((n, h, w), np.int16)
+    np.subtract(g[:, 2:, :], g[:, :-2, :], out=gy[:, 1:-1, :])
+    gx = np.zeros((n, h, w), np.int16)
     np.subtract(g[:, :, 2:], g[:, :, :-2], out=gx[:, :, 1:-1])
-    gx &= 511
-    index |= gx
-    orient = lut_bin.take(index)
-    orient += _cell_bins(h, w, cells, bins)
-    orient += (np.arange(n, dtype=np.intp) * (cells * cells * bins))[:, None, None]
-    hist = np.bincount(orient.ravel(), weights=lut_mag.take(index).ravel(), minlength=n * cells * cells * bins)
+    index = (gy & 511).astype(np.int32)
+    index <<= 9
+    index |= gx & 511
+    orient = np.add(_row_base(n, h, w, cells, bins), lut_bin.take(index))
+    np.abs(gy, out=gy)
+    np.abs(gx, out=gx)
+    gy <<= 8
+    gy |= gx  # |gy| << 8 | |gx|, read as uint16 (255 << 8 wraps in int16)
+    magnitude = lut_mag.take(gy.view(np.uint16))
+    hist = np.bincount(orient.ravel(), weights=magnitude.ravel(), minlength=n * cells * cells * bins)
     hist = _l2(hist.reshape(n, cells * cells, bins))
     return hist.reshape(n, cells * cells * bins)
 
@@ -172,7 +213,9 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None, *, colour: np.ndar
     colour : ndarray of bool, shape (n,), optional
         ``False`` marks rows known to be gray (``r == g == b``): their colour
         histogram is read off the gray level without an HSV conversion (same
-        result). ``None``: every row may have colour.
+        result; from ``gray`` when it is uint8 and the images are 32x32, so
+        the RGB of those rows is then never read). ``None``: every row may
+        have colour.
 
     Returns
     -------
@@ -200,7 +243,7 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None, *, colour: np.ndar
         small = rgb.astype(np.uint8, copy=False)
     else:
         small = np.rint(block_mean(rgb.astype(np.float32), rgb.shape[1] // 32)).astype(np.uint8)
-    hues = _l2(_hsv_histogram(small, colour))
+    hues = _l2(_hsv_histogram(small, colour, gray if rgb.shape[1] <= 32 and gray.dtype == np.uint8 else None))
     if gray.shape[1] > 32:
         gray32 = block_mean(grayf, gray.shape[1] // 32)
     else:

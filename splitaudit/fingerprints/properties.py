@@ -104,20 +104,19 @@ def pixel_properties(
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     _, h, w = gray.shape
     count = h * w
-    levels = gray.reshape(n, count).astype(np.intp)
-    levels += (np.arange(n, dtype=np.intp) * 256)[:, None]
+    levels = np.add(gray.reshape(n, count), (np.arange(n, dtype=np.intp) * 256)[:, None], dtype=np.intp)
     counts = np.bincount(levels.ravel(), minlength=n * 256).reshape(n, 256)
     values = np.arange(256, dtype=np.int64)
     total = counts @ values
     squares = counts @ (values * values)
     hist = counts * (1.0 / count)
     logs = np.log2(hist, out=np.zeros_like(hist), where=hist > 0)
-    g = gray.astype(np.int32)
+    g = gray.astype(np.int16)  # the Laplacian lies in [-1020, 1020]
     lap = g[:, 1:-1, :-2] + g[:, 1:-1, 2:]
     lap += g[:, :-2, 1:-1]
     lap += g[:, 2:, 1:-1]
     lap -= 4 * g[:, 1:-1, 1:-1]
-    lap = lap.reshape(n, -1)
+    lap = lap.reshape(n, -1).astype(np.int32)
     inner = lap.shape[1]
     sharpness = _variance(lap.sum(axis=1, dtype=np.int64), (lap * lap).sum(axis=1, dtype=np.int64), inner) \
         if inner else np.full(n, np.nan)
