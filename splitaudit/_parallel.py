@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -88,6 +88,28 @@ def ordered_map(
             if progress:
                 progress(stage, len(out), total)
     return out
+
+
+def iter_map(fn: Callable[[T], R], items: Sequence[T], *, jobs: int | None = 1) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, in input order.
+
+    With ``jobs > 1`` a process pool computes ahead while the caller works on
+    the results it has (e.g. writes them to a cache), instead of idling at
+    batch boundaries. Closing the generator early terminates the pool.
+
+    Examples
+    --------
+    >>> list(iter_map(abs, [-1, 2, -3]))
+    [1, 2, 3]
+    """
+    jobs = resolve_jobs(jobs)
+    if jobs == 1 or len(items) <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(processes=jobs, initializer=_init_worker) as pool:
+        yield from pool.imap(fn, items)
 
 
 def _dask_map(fn, chunks, client, *, total: int, progress: Progress | None, stage: str) -> list:

@@ -36,14 +36,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .._parallel import ordered_map, resolve_jobs
+from .._parallel import iter_map, ordered_map, resolve_jobs
 from ..dataset import ImageSplit, display_path
 from ..imageio import DEFAULT_MAX_PIXELS
 from . import hashes as _hashes
@@ -218,35 +219,29 @@ def compute_fingerprints(
             records[i] = record
     missing = [i for i in range(total) if records[i] is None]
     cached = total - len(missing)
-    worker = partial(fingerprint_chunks, mode=mode, max_pixels=max_pixels, whash=whash)
     jobs = resolve_jobs(jobs)
     if progress:
         progress("fingerprints", cached, total)
     # Commit to the cache every few chunks so an interrupted run keeps its work.
-    batch = max(chunksize, chunksize * jobs * 8) if store else max(1, len(missing))
+    batch = max(chunksize, chunksize * jobs * 8)
     done = cached
     computed: list[tuple[list[int], ChunkResult]] = []
-    for start in range(0, len(missing), batch):
-        part = missing[start : start + batch]
-        chunks = [part[k : k + chunksize] for k in range(0, len(part), chunksize)]
-
-        def report(_stage: str, finished: int, _total: int, base: int = done, size: int = len(part)) -> None:
-            if progress and finished:
-                progress("fingerprints", base + min(size, finished * chunksize), total)
-
-        # One task per chunk; each returns a ChunkResult (columns, not per-image dicts).
-        results = ordered_map(
-            worker, [[abspaths[i] for i in chunk] for chunk in chunks], jobs=jobs, chunksize=1,
-            progress=report, stage="fingerprints", client=client,
-        )
-        computed.extend(zip(chunks, results))
-        if store:
-            store.put_many(
-                [(keys[i], record) for chunk, result in zip(chunks, results)
-                 for i, record in zip(chunk, result.records())],
-                version,
-            )
-        done += len(part)
+    chunks = [missing[k : k + chunksize] for k in range(0, len(missing), chunksize)]
+    unsaved: list[tuple[list[int], ChunkResult]] = []
+    results = _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash,
+                          dask_step=8 * jobs if store else len(chunks))
+    with closing(results):  # an early exit (Ctrl-C) stops the pool at once
+        for chunk, result in zip(chunks, results):
+            computed.append((chunk, result))
+            done += len(chunk)
+            if progress:
+                progress("fingerprints", done, total)
+            if store:
+                unsaved.append((chunk, result))
+                if sum(len(c) for c, _ in unsaved) >= batch or done == total:
+                    store.put_many([(keys[i], record) for c, r in unsaved for i, record in zip(c, r.records())],
+                                   version)
+                    unsaved = []
     if store is not None and not _is_user_cache(cache):
         store.close()
     columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
@@ -265,6 +260,20 @@ def compute_fingerprints(
         "unreadable": int((~table["ok"]).sum()), "seconds": round(time.perf_counter() - started, 3),
     }
     return Fingerprints(table=table, thumbs=thumbs, descriptor=descriptor, mode=mode, stats=stats)
+
+
+def _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash, dask_step) -> Iterator[ChunkResult]:
+    """One ChunkResult per chunk, in order: streamed from a local pool (it computes
+    ahead while the caller writes the cache), or from dask tasks ``dask_step`` chunks at a time."""
+    work = [[abspaths[i] for i in chunk] for chunk in chunks]
+    if client is None:
+        yield from iter_map(partial(fingerprint_columns, mode=mode, max_pixels=max_pixels, whash=whash),
+                            work, jobs=jobs)
+        return
+    worker = partial(fingerprint_chunks, mode=mode, max_pixels=max_pixels, whash=whash)
+    step = max(1, dask_step)
+    for start in range(0, len(work), step):
+        yield from ordered_map(worker, work[start : start + step], jobs=jobs, chunksize=1, client=client)
 
 
 def _column_dtype(column: str):
