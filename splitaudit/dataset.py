@@ -52,36 +52,52 @@ def display_path(path: str) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
+def _prefix_len(folder: str) -> int:
+    """Length of ``folder`` plus its separator: ``path[n:]`` is then relative to it."""
+    return len(folder) if folder.endswith(os.sep) else len(folder) + 1
+
+
 def _rel(path: str, root: str) -> str:
     return display_path(os.path.relpath(path, root).replace(os.sep, "/"))
 
 
 def _walk(top: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """All files under ``top`` (sorted); plus (path, reason) for what was passed over.
+    """All files under ``top`` (sorted, a folder's files before its subfolders);
+    plus (path, reason) for what was passed over.
 
     Symlinked directories are followed once; a loop is reported, not followed.
+    Uses ``os.scandir`` entries (file types come with the listing: no stat per file).
     """
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
-
-    def onerror(err: OSError) -> None:
-        skipped.append((err.filename or top, f"cannot list directory: {err.strerror}"))
-
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=onerror):
+    stack = [top]
+    while stack:
+        dirpath = stack.pop()
         real = os.path.realpath(dirpath)
         if real in seen:
             skipped.append((dirpath, "symlink loop: directory already visited"))
-            dirnames[:] = []
             continue
         seen.add(real)
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            if os.path.islink(full) and not os.path.exists(full):
-                skipped.append((full, "broken symlink"))
-                continue
-            files.append(full)
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            skipped.append((err.filename or dirpath, f"cannot list directory: {err.strerror}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # follows symlinks, like os.walk(followlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append(entry.path)
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                skipped.append((entry.path, "broken symlink"))
+            else:
+                files.append(entry.path)
+        stack.extend(reversed(subdirs))
     return files, skipped
 
 
@@ -189,15 +205,21 @@ class ImageSplit:
             files, skipped = _walk(folder_s)
             ignored.extend((_rel(p, root_s), r) for p, r in skipped)
             n_before = len(rows)
+            # Every listed path starts with the folder (and the root): slice instead of relpath.
+            in_folder = _prefix_len(folder_s)
+            inside = folder_s == root_s or folder_s.startswith(root_s.rstrip(os.sep) + os.sep)
+            in_root = _prefix_len(root_s) if inside else None
             for full in files:
-                rel_to_split = os.path.relpath(full, folder_s).split(os.sep)
+                rel_to_split = full[in_folder:].split(os.sep)
                 if not _is_image_name(full):
                     ignored.append((_rel(full, root_s), "not an image file extension"))
                     continue
                 label = rel_to_split[0] if len(rel_to_split) > 1 else None
+                rel = (display_path(full[in_root:].replace(os.sep, "/")) if in_root is not None
+                       else _rel(full, root_s))
                 rows.append(
                     {
-                        "path": _rel(full, root_s),
+                        "path": rel,
                         "abspath": full,
                         "split": split_name,
                         "label": display_path(label) if label is not None else None,
