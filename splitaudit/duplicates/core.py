@@ -14,6 +14,7 @@ from ..checks.base import jsonable
 from .clusters import duplicate_clusters, expected_cross
 from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold
 from .search import mirror_project, thumb_vectors
+from .learned import centred_embeddings, learned_candidates, learned_score, load_verifier
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms, verify_geometric
 
 __all__ = ["DuplicateResult", "find_duplicates", "HASHES", "GEO_MIN_CORR"]
@@ -136,6 +137,10 @@ def _validate(fingerprints, images, embeddings, params):
         raise TypeError(f"geometric must be a bool; got {type(params['geometric']).__name__}")
     if not 0.0 <= params["min_score"] <= 1.0:
         raise ValueError(f"min_score must be in [0, 1]; got {params['min_score']!r}")
+    if params["verifier"] not in ("thumbnail", "learned"):
+        raise ValueError(f"verifier must be 'thumbnail' or 'learned'; got {params['verifier']!r}")
+    if params["verifier"] == "learned" and embeddings is None:
+        raise ValueError("verifier='learned' needs embeddings (embed_images, default model); got None")
     if not 0.0 <= params["trim"] < 0.5:
         raise ValueError(f"trim must be in [0, 0.5); got {params['trim']!r}")
 
@@ -173,7 +178,7 @@ def _evidence(table, fp, emb, a, b, flipped):
     return ev
 
 
-def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progress, stage):
+def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progress, stage, learned=None):
     """Verified exact + near pairs between two index sets, as a DataFrame (a, b, ...)."""
     table = fp.table
     if progress:
@@ -181,7 +186,10 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     exact = _exact_pairs(table, ia, ib, within)
     if progress:
         progress(stage, 1, 3)
-    a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
+    if learned is not None:
+        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p)
+    else:
+        a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
     if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
         if p["geometric"]:  # looser: verify_geometric judges what the plain alignment cannot
             a, b = _prefilter(pooled, std, a, b, min(p["min_corr"], GEO_MIN_CORR), np.inf)
@@ -195,10 +203,12 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         a, b = a[fresh], b[fresh]
     v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
     score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
-    if emb is not None:
+    if learned is not None:  # probability of a same-photo pair; kept at the shipped threshold
+        score = learned_score(learned[0], fp, learned[1], a, b)
+    elif emb is not None:
         cos = (emb[a] * emb[b]).sum(1)
         score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))
-    if p["geometric"]:
+    if p["geometric"] and learned is None:
         unsure = np.flatnonzero(score < p["min_score"])
         if len(unsure):
             geo = verify_geometric(fp.thumbs, a[unsure], b[unsure])
@@ -243,6 +253,7 @@ def find_duplicates(
     min_embedding_cos: float = 0.9,
     within: bool = True,
     geometric: bool = False,
+    verifier: str = "thumbnail",
     backend: str = "auto",
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -304,6 +315,15 @@ def find_duplicates(
         recall from 0.73 to 0.79 but let precision fall to 0.965 (tiny
         look-alike garments); it suits photo-like data with crops and
         shifts.
+    verifier : {"thumbnail", "learned"}, default "thumbnail"
+        ``"learned"`` (needs ``embeddings`` of the default model) scores each
+        candidate with the shipped MLP of :mod:`splitaudit.duplicates.learned`
+        (extra candidates: 5 nearest centred embeddings, nearest pHash);
+        ``score`` is its probability rescaled so the shipped threshold is 0.5;
+        ``geometric`` is ignored. Experimental: 0.93 recall at 0.98 precision on
+        the planted-edit set, but on real Fashion-MNIST (10k/2k) 724 false cross
+        pairs beside the 10 real ones (``benchmarks/results_embeddings.md`` 3d);
+        ~10 ms of ``verify_geometric`` per candidate.
     backend : {"auto", "numpy", "faiss"}
         Hamming search backend (used with ``embeddings``).
     jobs : int, optional
@@ -325,7 +345,7 @@ def find_duplicates(
                   max_shift=max_shift, trim=float(trim), score_mid=float(score_mid),
                   score_scale=float(score_scale), min_score=float(min_score),
                   embedding_cos=float(embedding_cos), min_embedding_cos=float(min_embedding_cos),
-                  within=bool(within), geometric=geometric, backend=backend,
+                  within=bool(within), geometric=geometric, verifier=verifier, backend=backend,
                   jobs=(os.cpu_count() or 1) if jobs is None else jobs)
     _validate(fingerprints, images, embeddings, params)
     if backend not in ("auto", "numpy", "faiss"):
@@ -360,13 +380,16 @@ def find_duplicates(
     if progress:
         progress("thumbnail vectors", 1, 1)
 
+    learned = None
+    if verifier == "learned":
+        learned = (load_verifier(), centred_embeddings(emb, ok))
     cross = _pairs_between(fingerprints, coords, thr, pooled, std, emb, ia_val, ia_train, False, params, progress,
-                           "cross-split search")
+                           "cross-split search", learned)
     parts = []
     if within:
         for name, idx in (("train", ia_train), ("val", ia_val)):
             w = _pairs_between(fingerprints, coords, thr, pooled, std, emb, idx, idx, True, params, progress,
-                               f"within {name}")
+                               f"within {name}", learned)
             w.insert(0, "split", name)
             parts.append(w)
     within_raw = pd.concat(parts, ignore_index=True) if parts else None
