@@ -362,16 +362,20 @@ def find_duplicates(
         progress("thumbnail vectors", 0, 1)
     pooled = np.zeros((2, n, 256), np.float32)  # 16x16 pooled thumbnails, as is and mirrored
     std = np.zeros(n, np.float32)
+    rows = slice(None) if ok.all() else ok  # a view, not a masked copy, in the usual case
     if ok.any():
-        pooled[0, ok], std[ok] = thumb_vectors(fingerprints.thumbs[ok], return_std=True)
+        pooled[0, rows], std[rows] = thumb_vectors(fingerprints.thumbs[rows], return_std=True)
         # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
-        pooled[1, ok] = pooled[0, ok].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
+        pooled[1, rows] = pooled[0, rows].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
     dims = min(search_dims, 256)
     coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
     if ok.any() and dims:
-        sym, anti = mirror_project(pooled[0, ok], dims)
-        coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
-        coords[0][ok], coords[1][ok] = sym, anti
+        sym, anti = mirror_project(pooled[0, rows], dims)
+        if rows is ok:
+            coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
+            coords[0][ok], coords[1][ok] = sym, anti
+        else:
+            coords = (sym, anti)
     if geometric:  # every pair the looser geometric prefilter could accept (no residual bound)
         thr = _range_threshold(std, {**params, "min_corr": min(params["min_corr"], GEO_MIN_CORR),
                                      "score_mid": np.inf})

@@ -47,10 +47,11 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = Fals
     else:
         t = t.astype(np.float32).reshape(n, size, fy, size, fx).mean(axis=(2, 4)).reshape(n, -1)
     t -= t.mean(axis=1, keepdims=True)
-    norm = np.sqrt(np.einsum("ij,ij->i", t, t))[:, None]
-    out = np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
+    norm = np.sqrt(np.einsum("ij,ij->i", t, t))
+    scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 1e-6)
+    out = t * scale[:, None]  # flat rows (norm ~ 0) become zero vectors
     if return_std:
-        return out, norm[:, 0] / np.sqrt(t.shape[1])
+        return out, norm / np.sqrt(t.shape[1])
     return out
 
 
