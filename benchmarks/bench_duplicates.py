@@ -36,6 +36,15 @@ def nearest_train(x_val: np.ndarray, x_train: np.ndarray, block: int = 1000):
     return dist, idx
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all threads) plus its finished worker processes:
+    unlike wall time, hardly affected by other jobs on a shared machine."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def _decode_chunk(paths):
     from PIL import Image
 
@@ -83,19 +92,21 @@ def main(argv=None) -> int:
     row_of = {(s, k): i for i, (s, k) in enumerate(zip(images["split"], number))}
     paths = images["abspath"].tolist()
 
-    timings = {}
+    timings: dict[str, float] = {}
+    cpu_s: dict[str, float] = {}
     if not args.skip_baselines:
         # The baseline gets its best chunk size of two (the scan uses the library default, 64).
-        best = np.inf
+        best = (np.inf, np.inf)
         for chunksize in (64, 500):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _cpu()
             ordered_map(_decode_chunk, paths, jobs=args.jobs, chunksize=chunksize)
-            best = min(best, time.perf_counter() - t)
-        timings["decode only (PIL open+load)"] = best
-        t = time.perf_counter()
+            best = min(best, (time.perf_counter() - t, _cpu() - c))
+        timings["decode only (PIL open+load)"], cpu_s["decode only (PIL open+load)"] = best
+        t, c = time.perf_counter(), _cpu()
         ordered_map(_imagehash_chunk, paths, jobs=args.jobs, chunksize=500)
         timings["imagehash.phash loop"] = time.perf_counter() - t
-    t = time.perf_counter()
+        cpu_s["imagehash.phash loop"] = _cpu() - c
+    t, c = time.perf_counter(), _cpu()
     if args.fps_cache and Path(args.fps_cache).exists():
         import pickle
 
@@ -107,7 +118,8 @@ def main(argv=None) -> int:
 
             Path(args.fps_cache).write_bytes(pickle.dumps(fps))
     timings["compute_fingerprints"] = time.perf_counter() - t
-    t = time.perf_counter()
+    cpu_s["compute_fingerprints"] = _cpu() - c
+    t, c = time.perf_counter(), _cpu()
     stage_times: dict[str, float] = {}
     last = [time.perf_counter(), None]
 
@@ -119,17 +131,19 @@ def main(argv=None) -> int:
 
     result = find_duplicates(fps, images, progress=progress)
     timings["find_duplicates"] = time.perf_counter() - t
-    timings["whole scan (fingerprints + duplicates)"] = (timings["compute_fingerprints"]
-                                                         + timings["find_duplicates"])
+    cpu_s["find_duplicates"] = _cpu() - c
+    for d in (timings, cpu_s):
+        d["whole scan (fingerprints + duplicates)"] = d["compute_fingerprints"] + d["find_duplicates"]
     if not args.skip_baselines:
         # What a user runs: splitaudit.scan() end to end (listing, fingerprints, the three
         # duplicate checks, summary), without the on-disk cache and without writing files.
         from splitaudit import scan
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         scan(root, jobs=args.jobs, cache=None,
              checks=["exact_duplicates", "near_duplicates", "label_conflicts"])
         timings["splitaudit.scan(cache=None, duplicate checks)"] = time.perf_counter() - t
+        cpu_s["splitaudit.scan(cache=None, duplicate checks)"] = _cpu() - c
 
     pairs = result.pairs
     found = set(zip(pairs["val_index"], pairs["train_index"]))
@@ -154,10 +168,13 @@ def main(argv=None) -> int:
     print(f"| cross observed / expected under random split (ratio, p) | {e['observed']} / "
           f"{e['expected']:.1f} ({e['ratio']:.2f}, p={e['p_value']:.3g}) |")
     print(f"| label conflicts among cross pairs | {int(pairs['label_conflict'].sum())} |\n")
-    print("| step | wall s | × decode-only |\n|---|---|---|")
+    print("| step | wall s | × decode-only | CPU s (all processes) | CPU × decode-only |\n|---|---|---|---|---|")
     base = timings.get("decode only (PIL open+load)")
+    cbase = cpu_s.get("decode only (PIL open+load)")
     for k, v in timings.items():
-        print(f"| {k} | {v:.1f} | {v / base:.2f} |" if base else f"| {k} | {v:.1f} | – |")
+        ratio = f"{v / base:.2f}" if base else "–"
+        cratio = f"{cpu_s[k] / cbase:.2f}" if cbase else "–"
+        print(f"| {k} | {v:.1f} | {ratio} | {cpu_s[k]:.1f} | {cratio} |")
     print("\n| find_duplicates stage | wall s |\n|---|---|")
     for k, v in stage_times.items():
         print(f"| {k} | {v:.2f} |")
