@@ -7,7 +7,11 @@ Run::
     /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --originals 150
     /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --tune-precision 0.98
     /work/venv/bin/python benchmarks/bench_embeddings.py --part learned [--dump-features F.npz]
+    /work/venv/bin/python benchmarks/bench_embeddings.py --part learned --reuse-features F.npz  # other weights
     /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan
+    /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan --dump-features /tmp/real_feats.npz
+    /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan --dump-features /tmp/real_feats.npz \
+        --offline OTHER_WEIGHTS.npz     # the learned path with other weights, scored from the dump
 
 Part "speed": images/s of the default model (EfficientNet-Lite0) on files, at
 several input sizes and 1/2 threads.
@@ -46,6 +50,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from splitaudit.duplicates.verify import align_pairs, verify_geometric
@@ -508,7 +513,8 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
 
 
 # ----------------------------------------------------------------- shipped learned verifier
-def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=None, seed=0):
+def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=None, seed=0, reuse=None,
+                  weights=None):
     """Section 3d: the shipped verifier (weights and threshold from train_verifier.py) on the
     planted-edit set, end to end through find_duplicates(verifier="learned"), plus the
     threshold re-tuned on the tuning half and the test-half ceiling for comparison."""
@@ -517,9 +523,9 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
                                 make_training_set, per_query)
 
     from splitaudit.duplicates import find_duplicates
-    from splitaudit.duplicates.learned import load_verifier, WEIGHTS_FILE
+    from splitaudit.duplicates.learned import WEIGHTS_FILE, candidate_setup, default_score, load_verifier
 
-    verifier = load_verifier()
+    verifier = load_verifier(weights)
     refs, queries, truth, kinds, _ = build_quality_set(x_train, x_val, n_originals, n_distractors, seed)
     work.mkdir(parents=True, exist_ok=True)
     tag = f"o{n_originals}_d{n_distractors}_s{seed}"
@@ -527,9 +533,20 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
     fps, images, emb, q_rows, r_rows = build_set(work / f"set_{tag}", refs, queries, work / f"emb_{tag}.npz")
     t_embed = time.perf_counter() - t0
     t0 = time.perf_counter()
-    a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=verifier.gate_corr)
+    if reuse:  # features dumped by an earlier run (computed at a gate <= this verifier's)
+        from train_verifier import _gated
+
+        z = np.load(reuse, allow_pickle=False)
+        a, b = z["a"], z["b"]
+        x = _gated(z["x"], a, b, verifier.gate_corr)
+    else:
+        a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=verifier.gate_corr)
     t_feat = time.perf_counter() - t0
-    prob = verifier.predict_proba(x)
+    p_learned = verifier.predict_proba(x)
+    t_l = verifier.threshold  # as learned_score: the threshold -> 0.5
+    learned_only = np.where(p_learned >= t_l, 0.5 + 0.5 * (p_learned - t_l) / (1 - t_l), 0.5 * p_learned / t_l)
+    base = default_score(fps, emb, a, b, candidate_setup(fps)[2])
+    prob = np.maximum(learned_only, base)  # what find_duplicates(verifier="learned") scores
     truth_of_row = np.full(len(images), -1, np.int64)
     truth_of_row[q_rows[truth >= 0]] = r_rows[truth[truth >= 0]]
     kind_of_row = np.full(len(images), "ref", object)
@@ -542,7 +559,8 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
     q, s, right = per_query(prob, a, b, truth_of_row)
     cand_top = np.isin(q_rows[truth >= 0], a[b == truth_of_row[a]]).mean()
 
-    def evaluate(mask_rows, t):
+    def evaluate(mask_rows, t, score=None):
+        q, s, right = per_query(prob if score is None else score, a, b, truth_of_row)
         m = mask_rows[q]
         n_copies = int((mask_rows & (truth_of_row >= 0)).sum())
         det = (s >= t) & m
@@ -561,14 +579,17 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
         return best[1]
 
     test = ~row_calib & (kind_of_row != "ref")
-    rows = [("shipped threshold (no tuning on this set)", verifier.threshold),
+    rows = [("shipped threshold (no tuning on this set)", 0.5),
             ("threshold tuned on the tuning half (>= 0.98)", tune(row_calib, 0.98)),
             ("ceiling: tuned on the test half itself (>= 0.98)", tune(test, 0.98))]
     # end to end through the public API, shipped threshold
     t0 = time.perf_counter()
-    res = find_duplicates(fps, images, embeddings=emb, verifier="learned", within=False)
+    if reuse:  # the API's candidates and features are the dumped ones; pairs at the threshold
+        keep = prob >= 0.5
+        pairs = pd.DataFrame({"val_index": a[keep], "train_index": b[keep], "score": prob[keep]})
+    else:
+        pairs = find_duplicates(fps, images, embeddings=emb, verifier="learned", within=False).pairs
     t_api = time.perf_counter() - t0
-    pairs = res.pairs
     best = pairs.sort_values("score", ascending=False).drop_duplicates("val_index")
     api_det = dict(zip(best["val_index"], best["train_index"]))
     tq = q_rows[test[q_rows]]
@@ -595,17 +616,23 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
         rec, prec, fp_non, per_kind = evaluate(test, t)
         results.append(per_kind)
         print(f"| {label} | {t:.4f} | {rec:.3f} | {prec:.3f} | {fp_non} |")
+    for label, sc in (("learned probability alone (same candidates)", learned_only),
+                      ("default evidence alone (thumbnail + embedding cosine, same candidates)", base)):
+        rec, prec, fp_non, per_kind = evaluate(test, 0.5, sc)
+        results.append(per_kind)
+        print(f"| {label} | 0.5 | {rec:.3f} | {prec:.3f} | {fp_non} |")
     print(f"| find_duplicates end to end, shipped threshold (best pair per val image) | - | "
           f"{api_tp / max(1, n_test_copies):.3f} | {api_tp / max(1, api_n):.3f} | "
           f"{sum(truth_of_row[r] < 0 for r in tq if r in api_det)} |")
     print(f"\nAll reported cross pairs (both halves): {len(pairs)}, of which the true original: "
           f"{int(pair_ok.sum())} (pair precision {pair_ok.mean():.3f}).\n")
-    print("| edit | shipped | tuned | ceiling |\n|---|---|---|---|")
+    print("| edit | shipped | tuned | ceiling | learned alone | default alone |\n|---|---|---|---|---|---|")
     for k in EDITS:
         print(f"| {k} | " + " | ".join(f"{r[k]:.2f}" for r in results) + " |")
 
 
-def bench_realscan(n_train=10000, n_val=2000, work=Path("/tmp/bench_learned"), l2=200.0):
+def bench_realscan(n_train=10000, n_val=2000, work=Path("/tmp/bench_learned"), l2=200.0, dump=None,
+                   scored=None):
     """Real Fashion-MNIST subset (first n_train train / n_val val PNGs by number): cross-split pairs
     reported with the default verifier and with verifier="learned", against pixel-L2 ground truth."""
 
@@ -664,18 +691,65 @@ def bench_realscan(n_train=10000, n_val=2000, work=Path("/tmp/bench_learned"), l
     vi, ti = np.nonzero(d2 <= l2 * l2)
     val_rows, train_rows = np.flatnonzero(side == "val"), np.flatnonzero(side == "train")
     truth = set(zip(val_rows[vi].tolist(), train_rows[ti].tolist()))
+    if dump:  # the learned path's candidates and features, for offline scoring of other weights
+        _dump_real_features(dump, fps, emb, images, val_rows, train_rows, truth, xv, xt)
+        return
     print(f"\n## Real Fashion-MNIST subset: {len(train_rows)} train / {len(val_rows)} val PNGs, cross pairs\n")
     print(f"Ground truth: {len(truth)} same-photo (val, train) pairs at pixel L2 <= {l2:g}.\n")
     print("| verifier | cross pairs reported | same-photo pairs found | reported pairs with L2 > 200 | seconds |")
     print("|---|---|---|---|---|")
     for label, kw in (("thumbnail (default, no embeddings)", {}),
                       ("thumbnail + embeddings", dict(embeddings=emb)),
-                      ("learned (embeddings)", dict(embeddings=emb, verifier="learned"))):
+                      ("learned (embeddings)", dict(embeddings=emb, verifier="learned")))[:3 - bool(scored)]:
         t0 = time.perf_counter()
         res = find_duplicates(fps, images, within=False, **kw)
         sec = time.perf_counter() - t0
         got = set(zip(res.pairs["val_index"].tolist(), res.pairs["train_index"].tolist()))
         print(f"| {label} | {len(got)} | {len(got & truth)} / {len(truth)} | {len(got - truth)} | {sec:.0f} |")
+    for path in scored or ():  # other weights, scored offline on the dumped features
+        got = _learned_from_dump(scored[path], path, fps, emb)
+        print(f"| learned, offline from {Path(scored[path]).name} with {Path(path).name} | {len(got)} | "
+              f"{len(got & truth)} / {len(truth)} | {len(got - truth)} | - |")
+
+
+def _dump_real_features(dump, fps, emb, images, val_rows, train_rows, truth, xv, xt):
+    """Candidates of find_duplicates(verifier='learned', within=False) minus exact pairs, their
+    features (shipped gate) and each pair's pixel L2, to ``dump`` (.npz)."""
+    from splitaudit.duplicates.core import _exact_pairs
+    from splitaudit.duplicates.learned import (candidate_setup, centred_embeddings, learned_candidates,
+                                               load_verifier, pair_features)
+
+    t0 = time.perf_counter()
+    coords, thr, params = candidate_setup(fps)
+    emb_c = centred_embeddings(emb)
+    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, val_rows, train_rows, False, params)
+    exact = _exact_pairs(fps.table, val_rows, train_rows, False)
+    ex = set(zip(exact["a"].tolist(), exact["b"].tolist()))
+    fresh = np.array([(u, v) not in ex for u, v in zip(a.tolist(), b.tolist())], bool)
+    a, b = a[fresh], b[fresh]
+    x = pair_features(fps, emb_c, a, b, gate_corr=load_verifier().gate_corr)
+    vpos, tpos = np.empty(len(images), np.int64), np.empty(len(images), np.int64)
+    vpos[val_rows], tpos[train_rows] = np.arange(len(val_rows)), np.arange(len(train_rows))
+    l2 = np.linalg.norm(xv[vpos[a]] - xt[tpos[b]], axis=1)
+    np.savez(dump, a=a, b=b, x=x, l2=l2, exact_a=exact["a"].to_numpy(np.int64),
+             exact_b=exact["b"].to_numpy(np.int64), truth=np.array(sorted(truth), np.int64).reshape(-1, 2))
+    print(f"# dumped {len(a)} candidate pairs (+{len(ex)} exact) to {dump} in {time.perf_counter() - t0:.0f} s")
+
+
+def _learned_from_dump(dump, weights, fps, emb):
+    """Cross pairs the learned path reports with ``weights``, from a dump (exact pairs always;
+    a near pair when its learned probability or the default evidence passes)."""
+    from splitaudit.duplicates.learned import candidate_setup, default_score, load_verifier, with_margins
+
+    v = load_verifier(weights)
+    z = np.load(dump)
+    x = z["x"].copy()
+    off = x[:, 0] < v.gate_corr
+    x[off, 1], x[off, 2] = 0.0, 0.0
+    keep = v.predict_proba(with_margins(x, z["a"], z["b"])) >= v.threshold
+    keep |= default_score(fps, emb, z["a"], z["b"], candidate_setup(fps)[2]) >= 0.5
+    return set(zip(z["a"][keep].tolist(), z["b"][keep].tolist())) | set(zip(z["exact_a"].tolist(),
+                                                                         z["exact_b"].tolist()))
 
 
 def main(argv=None) -> int:
@@ -684,6 +758,13 @@ def main(argv=None) -> int:
                         default="all")
     parser.add_argument("--dump-features", help="with --part learned: save the pair features (.npz) for "
                         "train_verifier.py --loko")
+    parser.add_argument("--offline", action="append", metavar="WEIGHTS",
+                        help="with --part realscan --dump-features F (written by an earlier run): score these "
+                        "weights offline on F's features instead of calling find_duplicates(verifier='learned')")
+    parser.add_argument("--reuse-features", help="with --part learned: score the features of an earlier "
+                        "--dump-features run instead of recomputing them (the end-to-end row is then the "
+                        "same features at the threshold, not a find_duplicates call)")
+    parser.add_argument("--weights", help="with --part learned --reuse-features: other verifier weights")
     parser.add_argument("--work", default="/tmp/bench_learned", help="with --part learned: PNG + embedding cache")
     parser.add_argument("--speed-images", type=int, default=64)
     parser.add_argument("--originals", type=int, default=150)
@@ -714,9 +795,11 @@ def main(argv=None) -> int:
             for r in bench_search():
                 print(f"| {r['call']} | {r['seconds']:.2f} | {r['agree']:.4f} |")
         if args.part == "realscan":
-            bench_realscan()
+            bench_realscan(dump=args.dump_features if not args.offline else None,
+                           scored={w: args.dump_features for w in args.offline or ()})
         if args.part == "learned":
-            bench_learned(x_train, x_val, args.originals, args.distractors, Path(args.work), args.dump_features)
+            bench_learned(x_train, x_val, args.originals, args.distractors, Path(args.work), args.dump_features,
+                          reuse=args.reuse_features, weights=args.weights)
         if args.part in ("quality", "all"):
             rows, info = bench_quality(x_train, x_val, folder, args.originals, args.distractors, args.input_size,
                                        tune_precision=args.tune_precision)

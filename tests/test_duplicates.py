@@ -280,6 +280,21 @@ def test_mirror_project_axes_by_decreasing_variance():
         assert (np.diff(var) <= 1e-3 * var.max()).all()
 
 
+@pytest.mark.parametrize("backend", ["mih", "faiss"])
+def test_find_duplicates_hamming_backends_agree(planted, backend):
+    """With embeddings the full Hamming range search adds candidates: every backend gives the same pairs."""
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    _, split, fps, _, _ = planted
+    emb = fps.descriptor / np.maximum(np.linalg.norm(fps.descriptor, axis=1, keepdims=True), 1e-9)
+    ref = find_duplicates(fps, split.images, embeddings=emb, backend="numpy")
+    got = find_duplicates(fps, split.images, embeddings=emb, backend=backend)
+    cols = ["val_index", "train_index", "kind"]
+    assert len(ref.pairs) > 0
+    pd.testing.assert_frame_equal(ref.pairs[cols].reset_index(drop=True), got.pairs[cols].reset_index(drop=True))
+    assert len(ref.within) == len(got.within)
+
+
 def test_bad_arguments(planted):
     _, split, fps, _, _ = planted
     with pytest.raises(TypeError, match="images"):

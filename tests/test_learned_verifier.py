@@ -84,6 +84,18 @@ def test_weights_load_and_record_their_provenance():
         assert json.loads(str(z["meta_json"]))["features"] == list(FEATURES)
 
 
+def test_threshold_is_calibrated_on_real_negatives_disjoint_from_the_benchmarks():
+    """The shipped threshold keeps out-of-fold false pairs on real look-alikes within its budget."""
+    m = load_verifier().meta
+    for key in ("real_queries", "real_pairs", "real_fp_rate_budget", "oof_real_false_pairs",
+                "oof_real_same_photo_found", "real_pairs_same_photo"):
+        assert key in m, key
+    assert m["real_pairs"] > 10 * m["real_queries"] / 2  # many look-alike candidates per query
+    assert m["oof_real_false_pairs"] <= m["real_fp_rate_budget"] * m["real_queries"]
+    assert m["oof_real_same_photo_found"] <= m["real_pairs_same_photo"]
+    assert "disjoint" in m["training_data"]
+
+
 def test_predict_is_deterministic_monotone_in_evidence_and_checks_shape():
     v = load_verifier()
     rng = np.random.default_rng(0)
@@ -160,6 +172,17 @@ def test_learned_finds_planted_edits_and_rejects_look_alikes(planted):
     wrong_copy_pairs = sum(v != t for v, t in found)
     assert look_alike_pairs == 0 and wrong_copy_pairs == 0, pairs[["val_path", "train_path", "score"]]
     assert (pairs["score"] >= 0.5).all()
+
+
+def test_learned_reports_every_pair_the_default_reports(planted):
+    """verifier='learned' adds to the default evidence: its pairs include the default's, scores >= 0.5."""
+    split, fps, emb = planted
+    default = find_duplicates(fps, split.images, embeddings=emb, within=False).pairs
+    learned = find_duplicates(fps, split.images, embeddings=emb, verifier="learned", within=False).pairs
+    key = lambda df: set(zip(df["val_index"], df["train_index"]))
+    assert len(default) > 0 and key(default) <= key(learned)
+    both = default.merge(learned, on=["val_index", "train_index"], suffixes=("_d", "_l"))
+    assert (both["score_l"] >= both["score_d"] - 1e-9).all()
 
 
 def test_learned_needs_embeddings_and_a_known_name(planted):

@@ -41,7 +41,8 @@ from .geometric import _warp_matrices, verify_geometric
 from .verify import align_pairs
 
 __all__ = ["FEATURES", "WEIGHTS_FILE", "LearnedVerifier", "load_verifier", "aligned_correlation",
-           "centred_embeddings", "pair_features", "learned_score", "candidate_setup", "learned_candidates"]
+           "centred_embeddings", "pair_features", "learned_score", "default_score", "candidate_setup",
+           "learned_candidates"]
 
 FEATURES = ("corr", "log_geo_nrms", "geo_corr", "hash_dist", "embedding_cos", "descriptor_cos",
             "log_thumb_nrms", "margin_corr", "margin_geo", "margin_embedding")
@@ -256,6 +257,21 @@ def learned_score(verifier: LearnedVerifier, fingerprints, emb_centred, a, b) ->
     return np.where(prob >= t, 0.5 + 0.5 * (prob - t) / max(1 - t, 1e-9), 0.5 * prob / max(t, 1e-9))
 
 
+def default_score(fingerprints, emb, a, b, params) -> np.ndarray:
+    """The score :func:`~splitaudit.duplicates.find_duplicates` gives a near candidate
+    without the learned verifier (aligned thumbnails; with ``emb``, also the embedding
+    cosine), float (P,). With ``verifier="learned"`` a pair's score is the larger of
+    this and :func:`learned_score`."""
+    from .verify import score_from_rms
+
+    v = align_pairs(fingerprints.thumbs, a, b, max_shift=params["max_shift"], trim=params["trim"])
+    score = score_from_rms(v["thumb_rms"], params["score_mid"], params["score_scale"])
+    if emb is not None:
+        cos = (emb[a] * emb[b]).sum(1)
+        score = np.maximum(score, score_from_rms(-cos, -params["embedding_cos"], 0.01))
+    return score
+
+
 def candidate_setup(fingerprints, **overrides):
     """Thumbnail search coordinates, range thresholds and parameters as
     :func:`~splitaudit.duplicates.find_duplicates` builds them with its defaults
@@ -264,7 +280,8 @@ def candidate_setup(fingerprints, **overrides):
     from .search import mirror_project, thumb_vectors
 
     params = dict(hash_radius=4, max_hash_candidates=8, neighbors=5, search_dims=64, min_corr=0.9,
-                  score_mid=5.0, score_scale=0.5, min_embedding_cos=0.9, backend="auto", jobs=2)
+                  score_mid=5.0, score_scale=0.5, min_embedding_cos=0.9, backend="auto", jobs=2,
+                  max_shift=1, trim=0.05, embedding_cos=0.97, min_score=0.5)
     params.update(overrides)
     pooled, std = thumb_vectors(fingerprints.thumbs, return_std=True)
     coords = mirror_project(pooled, min(params["search_dims"], 256))
