@@ -201,6 +201,20 @@ def test_topk_inner_matches_brute_force():
         assert not (idx_self == np.arange(60)[:, None]).any()
 
 
+def _brute_mirror_pairs(x, n_q, b_start, same, thr_range, rng):
+    """Brute-force pairs within per-row thresholds, as is or mirrored: queries x[:n_q] against
+    base x[b_start:] (or x against itself, upper triangle, when ``same``)."""
+    xm = x.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(x), -1)
+    q, b, qm_b = (x, x, xm) if same else (x[:n_q], x[b_start:], xm[b_start:])
+    best = np.minimum(((q[:, None] - b[None]) ** 2).sum(-1), ((q[:, None] - qm_b[None]) ** 2).sum(-1))
+    thr_q = rng.uniform(*thr_range, len(q)).astype(np.float32)
+    thr_b = thr_q if same else rng.uniform(*thr_range, len(b)).astype(np.float32)
+    ok = best <= np.maximum(thr_q[:, None], thr_b[None])
+    if same:
+        ok = np.triu(ok, 1)
+    return set(map(tuple, np.argwhere(ok))), best, thr_q, thr_b
+
+
 @pytest.mark.parametrize("same", [False, True])
 def test_mirror_range_matches_brute_force(same):
     from splitaudit.duplicates.search import mirror_project, mirror_range, thumb_vectors
@@ -209,16 +223,7 @@ def test_mirror_range_matches_brute_force(same):
     thumbs = rng.integers(0, 256, (300, 32, 32)).astype(np.uint8)
     thumbs[150:] = np.clip(thumbs[:150, :, ::-1] + rng.normal(0, 40, (150, 32, 32)), 0, 255)
     x = thumb_vectors(thumbs)
-    xm = x.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(x), -1)
-    q, b = (x, x) if same else (x[:120], x[100:])
-    qm_b = xm if same else xm[100:]
-    best = np.minimum(((q[:, None] - b[None]) ** 2).sum(-1), ((q[:, None] - qm_b[None]) ** 2).sum(-1))
-    thr_q = rng.uniform(0.5, 1.5, len(q)).astype(np.float32)
-    thr_b = thr_q if same else rng.uniform(0.5, 1.5, len(b)).astype(np.float32)
-    ok = best <= np.maximum(thr_q[:, None], thr_b[None])
-    if same:
-        ok = np.triu(ok, 1)
-    want = set(map(tuple, np.argwhere(ok)))
+    want, best, thr_q, thr_b = _brute_mirror_pairs(x, 120, 100, same, (0.5, 1.5), rng)
     assert want  # the planted mirrored copies are within range
     sym, anti = mirror_project(x, 256)  # all axes: distances are exact
     cq = (sym, anti) if same else (sym[:120], anti[:120])
@@ -250,15 +255,7 @@ def test_mirror_range_block_skipping_is_exact(same, block, band, coarse):
     thumbs[200:300] = mix[200:300] * base[2] + (1 - mix[200:300]) * base[1]
     thumbs[300:] = thumbs[:100, :, ::-1] + rng.normal(0, 6, (100, 32, 32))
     x = thumb_vectors(np.clip(thumbs, 0, 255).astype(np.uint8))
-    xm = x.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(x), -1)
-    q, b, qm_b = (x, x, xm) if same else (x[:250], x[150:], xm[150:])
-    best = np.minimum(((q[:, None] - b[None]) ** 2).sum(-1), ((q[:, None] - qm_b[None]) ** 2).sum(-1))
-    thr_q = rng.uniform(0.005, 0.08, len(q)).astype(np.float32)
-    thr_b = thr_q if same else rng.uniform(0.005, 0.08, len(b)).astype(np.float32)
-    ok = best <= np.maximum(thr_q[:, None], thr_b[None])
-    if same:
-        ok = np.triu(ok, 1)
-    want = set(map(tuple, np.argwhere(ok)))
+    want, best, thr_q, thr_b = _brute_mirror_pairs(x, 250, 150, same, (0.005, 0.08), rng)
     assert len(want) >= 50
     sym, anti = mirror_project(x, 256)
     cq = (sym, anti) if same else (sym[:250], anti[:250])
