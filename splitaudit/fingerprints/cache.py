@@ -165,10 +165,10 @@ class FingerprintCache:
                 index, key = wanted[bytes(abspath)]
                 if (size, mtime_ns) != key[1:]:
                     continue
-                found[index] = (
+                found[index] = (  # read-only views of the fetched bytes: callers copy when they stack
                     json.loads(row),
-                    np.frombuffer(thumb, dtype=np.uint8).reshape(32, 32).copy(),
-                    np.frombuffer(descriptor, dtype=np.float32).copy(),
+                    np.frombuffer(thumb, dtype=np.uint8).reshape(32, 32),
+                    np.frombuffer(descriptor, dtype=np.float32),
                 )
         self.stats["hits"] += len(found)
         self.stats["misses"] += len(keys) - len(found)

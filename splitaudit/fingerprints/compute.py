@@ -39,6 +39,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -296,11 +297,14 @@ def _column_dtype(column: str):
 def _build_table(total, columns, paths, cached_at, cached_records, computed) -> pd.DataFrame:
     """Assemble the table column by column from cached rows and computed chunks."""
     data: dict[str, np.ndarray] = {"path": np.asarray(paths, dtype=object)}
+    # Cached rows are dicts: one C-level itemgetter per row, then transpose to columns.
+    cached_columns = (dict(zip(columns[1:], zip(*map(itemgetter(*columns[1:]), (r[0] for r in cached_records)))))
+                      if cached_at else {})
     for column in columns[1:]:
         dtype = _column_dtype(column)
         values = np.empty(total, dtype=dtype)
         if cached_at:
-            values[cached_at] = np.array([r[0][column] for r in cached_records], dtype=dtype)
+            values[cached_at] = np.array(cached_columns[column], dtype=dtype)
         for chunk, result in computed:
             if dtype is object:
                 values[chunk] = np.array(result.columns[column] + [None], dtype=object)[:-1]
