@@ -245,3 +245,18 @@ def test_checks_are_registered():
 
     names = set(registered())
     assert {"difficulty", "label_distribution", "property_drift", "embedding_drift"} <= names
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_probe_threads_give_the_same_losses(task):
+    """Folds fitted on threads must give exactly the losses of a plain loop."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(900, 20))
+    if task == "classification":
+        kwargs = {"labels": (x[:, 0] + 0.5 * rng.normal(size=900) > 0).astype(int) + (x[:, 1] > 1)}
+    else:
+        kwargs = {"targets": x[:, 0] * 2 + rng.normal(size=900)}
+    one = probe_difficulty(x, jobs=1, **kwargs)
+    two = probe_difficulty(x, jobs=2, **kwargs)
+    assert np.isfinite(one).all() and one.std() > 0
+    np.testing.assert_array_equal(one, two)
