@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -368,27 +369,7 @@ def find_duplicates(
 
     if progress:
         progress("thumbnail vectors", 0, 1)
-    pooled = np.zeros((2, n, 256), np.float32)  # 16x16 pooled thumbnails, as is and mirrored
-    std = np.zeros(n, np.float32)
-    rows = slice(None) if ok.all() else ok  # a view, not a masked copy, in the usual case
-    if ok.any():
-        pooled[0, rows], std[rows] = thumb_vectors(fingerprints.thumbs[rows], return_std=True)
-        # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
-        pooled[1, rows] = pooled[0, rows].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
-    dims = min(search_dims, 256)
-    coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
-    if ok.any() and dims:
-        sym, anti = mirror_project(pooled[0, rows], dims)
-        if rows is ok:
-            coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
-            coords[0][ok], coords[1][ok] = sym, anti
-        else:
-            coords = (sym, anti)
-    if geometric:  # every pair the looser geometric prefilter could accept (no residual bound)
-        thr = _range_threshold(std, {**params, "min_corr": min(params["min_corr"], GEO_MIN_CORR),
-                                     "score_mid": np.inf})
-    else:
-        thr = _range_threshold(std, params)
+    pooled, std, coords, thr = search_setup(fingerprints, ok, params)
     if progress:
         progress("thumbnail vectors", 1, 1)
 
@@ -430,6 +411,46 @@ def find_duplicates(
         expected["note"] = "within=False: no within-split pairs searched, so the expectation is 0"
     return DuplicateResult(pairs=pairs, within=within_df, clusters=clusters, expected=expected,
                            params=params)
+
+
+def default_params(**overrides) -> dict:
+    """:func:`find_duplicates`' parameters at their defaults (``jobs`` resolved to
+    the cores), updated by ``overrides``: for scripts that call its stages."""
+    params = {name: p.default for name, p in inspect.signature(find_duplicates).parameters.items()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("embeddings", "progress")}
+    params["jobs"] = os.cpu_count() or 1
+    params.update(overrides)
+    return params
+
+
+def search_setup(fingerprints, ok: np.ndarray, params: dict):
+    """``(pooled, std, coords, thr)`` as :func:`find_duplicates` searches with them:
+    16x16 pooled thumbnails as is and mirrored (2, N, 256), their standard
+    deviation, mirror-PCA coordinates ``(sym, anti)`` and per-image squared-distance
+    thresholds of the range search. Rows where ``ok`` is False stay zero."""
+    n = len(ok)
+    pooled = np.zeros((2, n, 256), np.float32)  # 16x16 pooled thumbnails, as is and mirrored
+    std = np.zeros(n, np.float32)
+    rows = slice(None) if ok.all() else ok  # a view, not a masked copy, in the usual case
+    if ok.any():
+        pooled[0, rows], std[rows] = thumb_vectors(fingerprints.thumbs[rows], return_std=True)
+        # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
+        pooled[1, rows] = pooled[0, rows].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
+    dims = min(params["search_dims"], 256)
+    coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
+    if ok.any() and dims:
+        sym, anti = mirror_project(pooled[0, rows], dims)
+        if rows is ok:
+            coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
+            coords[0][ok], coords[1][ok] = sym, anti
+        else:
+            coords = (sym, anti)
+    if params["geometric"]:  # every pair the looser geometric prefilter could accept (no residual bound)
+        thr = _range_threshold(std, {**params, "min_corr": min(params["min_corr"], GEO_MIN_CORR),
+                                     "score_mid": np.inf})
+    else:
+        thr = _range_threshold(std, params)
+    return pooled, std, coords, thr
 
 
 def _finish(raw: pd.DataFrame, paths, labels, *, cross: bool) -> pd.DataFrame:

@@ -276,16 +276,13 @@ def candidate_setup(fingerprints, **overrides):
     """Thumbnail search coordinates, range thresholds and parameters as
     :func:`~splitaudit.duplicates.find_duplicates` builds them with its defaults
     (for scripts that call :func:`learned_candidates` directly)."""
-    from .candidates import _range_threshold
-    from .search import mirror_project, thumb_vectors
+    from .core import default_params, search_setup  # core imports this module
 
-    params = dict(hash_radius=4, max_hash_candidates=8, neighbors=5, search_dims=64, min_corr=0.9,
-                  score_mid=5.0, score_scale=0.5, min_embedding_cos=0.9, backend="auto", jobs=2,
-                  max_shift=1, trim=0.05, embedding_cos=0.97, min_score=0.5)
-    params.update(overrides)
-    pooled, std = thumb_vectors(fingerprints.thumbs, return_std=True)
-    coords = mirror_project(pooled, min(params["search_dims"], 256))
-    return coords, _range_threshold(std, params), params
+    params = default_params(**overrides)
+    table = fingerprints.table
+    ok = table["ok"].to_numpy(bool) if "ok" in table.columns else np.ones(len(table), bool)
+    _, _, coords, thr = search_setup(fingerprints, ok, params)
+    return coords, thr, params
 
 
 def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, params, k=5):
