@@ -295,32 +295,30 @@ def cramers_v(table: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------- multiplicity
+def _finite_order(p_values):
+    """``(p, out, order)``: p-values as float64, an all-NaN result of the same
+    shape, and the indices of the finite ones in increasing order (stable)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(p))
+    return p, np.full_like(p, np.nan), finite[np.argsort(p[finite], kind="stable")]
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values (family-wise error); NaN stays NaN."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = len(finite)
-    if m == 0:
-        return out
-    order = finite[np.argsort(p[finite], kind="stable")]
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adjusted, 1.0)
+    p, out, order = _finite_order(p_values)
+    m = len(order)
+    if m:
+        out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
     return out
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (false discovery rate)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = len(finite)
-    if m == 0:
-        return out
-    order = finite[np.argsort(p[finite], kind="stable")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    out[order] = np.minimum(adjusted, 1.0)
+    p, out, order = _finite_order(p_values)
+    m = len(order)
+    if m:
+        scaled = p[order] * m / np.arange(1, m + 1)
+        out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
     return out
 
 

@@ -234,6 +234,7 @@ def compute_fingerprints(
     computed: list[tuple[list[int], ChunkResult]] = []
     chunks = [missing[k : k + chunksize] for k in range(0, len(missing), chunksize)]
     unsaved: list[tuple[list[int], ChunkResult]] = []
+    pending = 0  # images in `unsaved`
     results = _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash,
                           dask_step=8 * jobs if store else len(chunks))
     with closing(results):  # an early exit (Ctrl-C) stops the pool at once
@@ -244,10 +245,11 @@ def compute_fingerprints(
                 progress("fingerprints", done, total)
             if store:
                 unsaved.append((chunk, result))
-                if sum(len(c) for c, _ in unsaved) >= batch or done == total:
+                pending += len(chunk)
+                if pending >= batch or done == total:
                     store.put_many([(keys[i], record) for c, r in unsaved for i, record in zip(c, r.records())],
                                    version)
-                    unsaved = []
+                    unsaved, pending = [], 0
     if store is not None and not _is_user_cache(cache):
         store.close()
     columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
