@@ -43,3 +43,19 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def torch_device(torch: ModuleType, device) -> "torch.device":
+    """``device`` ("auto", "cpu", "cuda", "cuda:N", "mps" or a torch.device) as a
+    torch.device; "auto" takes CUDA, then MPS, then the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc

@@ -91,7 +91,7 @@ def planted(tmp_path_factory):
             copies.append(str(cpath))
             truth.append(seed)
             kinds.append(name)
-    emb = embed_images(originals + copies, input_size=96, flip=True, threads=1)
+    emb = embed_images(originals + copies, input_size=96, flip=True, threads=1, device="cpu")
     return dict(originals=originals, copies=copies, truth=np.array(truth), kinds=kinds, emb=emb)
 
 
@@ -113,8 +113,8 @@ def test_model_loads_offline_and_never_prints(tmp_path, monkeypatch, capsys):
 
 def test_deterministic_and_batch_independent(planted):
     paths = planted["originals"][:3]
-    first = embed_images(paths, input_size=96, threads=1)
-    second = embed_images(paths, input_size=96, threads=1)
+    first = embed_images(paths, input_size=96, threads=1, device="cpu")
+    second = embed_images(paths, input_size=96, threads=1, device="cpu")
     np.testing.assert_array_equal(first.vectors, second.vectors)
     # same images inside a bigger batch, in another position: same vectors (to float noise)
     np.testing.assert_allclose(planted["emb"].vectors[:3], first.vectors, atol=1e-5)
@@ -213,10 +213,10 @@ def test_user_model_layer_hook_matches_manual(tmp_path):
         paths.append(tmp_path / f"{seed}.png")
         photo_like(seed, 40).save(paths[-1])
     model = tiny_cnn()
-    result = embed_images(paths, model=model, layer="relu2", input_size=32)
+    result = embed_images(paths, model=model, layer="relu2", input_size=32, device="cpu")
     assert result.vectors.shape == (3, 16)
     np.testing.assert_allclose(result.vectors[1], _manual(model, paths[1], 32, 4), atol=1e-5)
-    full = embed_images(paths, model=model, input_size=32)  # layer=None: the output
+    full = embed_images(paths, model=model, input_size=32, device="cpu")  # layer=None: the output
     np.testing.assert_allclose(full.vectors[2], _manual(model, paths[2], 32, 7), atol=1e-5)
     assert result.model_id != full.model_id
     assert model.training and not any(p.is_inference() for p in model.parameters())  # handed back as it came
@@ -230,15 +230,16 @@ def test_user_model_from_files_and_grayscale(tmp_path):
         paths.append(tmp_path / f"{seed}.png")
         photo_like(seed, 28).convert("L").save(paths[-1])
     model = tiny_cnn(channels=1)
-    direct = embed_images(paths, model=model, layer="conv2", channels=1)
+    direct = embed_images(paths, model=model, layer="conv2", channels=1, device="cpu")
     assert direct.input_size == 28  # user models run at the images' own size
     weights = tmp_path / "w.pt"
     torch.save(model.state_dict(), weights)
-    loaded = embed_images(paths, model=weights, factory=lambda: tiny_cnn(channels=1), layer="conv2", channels=1)
+    loaded = embed_images(paths, model=weights, factory=lambda: tiny_cnn(channels=1), layer="conv2", channels=1,
+                          device="cpu")
     np.testing.assert_allclose(direct.vectors, loaded.vectors, atol=1e-6)
     scripted = tmp_path / "m.pt"
     torch.jit.script(model).save(str(scripted))
-    out = embed_images(paths, model=scripted, channels=1)
+    out = embed_images(paths, model=scripted, channels=1, device="cpu")
     np.testing.assert_allclose(out.vectors[0], _manual(model, paths[0], 28, 7, channels=1), atol=1e-5)
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._optional import require
+from .._optional import require, torch_device
 from ..imageio import open_image
 from .cache import FingerprintCache
 from .models import DEFAULT_MODEL, _pool, _resolve_model
@@ -153,20 +153,6 @@ def _paths_of(paths_or_split) -> tuple[list[str], list[str]]:
     return paths, paths
 
 
-def _device(torch, device):
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc
-
-
 def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -230,6 +216,10 @@ def embed_images(
         "auto" takes CUDA, then MPS, then CPU.
     precision : {None, "fp32", "fp16", "bf16"}
         Autocast dtype, GPU only; None is fp16 on GPU and fp32 (deterministic) on CPU.
+        On an H200 (``benchmarks/results_gpu.md``), fp32 (TF32 off) and fp16
+        agree with the CPU to a cosine of 0.9998 and report the same duplicate
+        pairs; bf16 is lossy (cosines down to 0.985, 15 % of nearest
+        neighbours change) and is not recommended for duplicate search.
     threads : int, optional
         ``torch.set_num_threads`` for this call (restored afterwards).
     progress : callable, optional
@@ -261,7 +251,7 @@ def embed_images(
     if precision not in (None, "fp32", "fp16", "bf16"):
         raise ValueError(f"precision must be None, 'fp32', 'fp16' or 'bf16', got {precision!r}")
     torch = require("torch", purpose="image embeddings")
-    dev = _device(torch, device)
+    dev = torch_device(torch, device)
     if precision in ("fp16", "bf16") and dev.type == "cpu":
         raise ValueError(f"precision={precision!r} needs a GPU; on CPU embeddings are computed in fp32")
     is_default = isinstance(model, str) and model in ("default", DEFAULT_MODEL)
@@ -299,9 +289,13 @@ def embed_images(
     old_threads = torch.get_num_threads()
     was_training = module.training
     home = next(iter(module.parameters()), torch.empty(0)).device
+    # precision="fp32" means fp32: no TF32 convolutions / matrix products on the GPU
+    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        if dev.type == "cuda" and precision == "fp32":
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         module.eval().to(dev)
         mean_t = torch.tensor(mean, device=dev).view(1, -1, 1, 1)
         std_t = torch.tensor(std, device=dev).view(1, -1, 1, 1)
@@ -335,6 +329,7 @@ def embed_images(
                                        np.concatenate([v for v in found[i] if v is not None])))
                             for i in new_items], version)
     finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.set_num_threads(old_threads)
         module.train(was_training).to(home)  # hand the user's model back as it came
         if store is not cache and store is not None:

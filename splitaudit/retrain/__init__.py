@@ -38,7 +38,7 @@ __all__ = ["kfold", "KFoldResult", "RunResult", "Verdict", "decide", "normalize_
 
 TrainFn = Callable[[pd.DataFrame, pd.DataFrame], Any]
 _LINEAR_KW = {"batch_size", "lr", "l2", "dropout", "seed"}
-_CNN_KW = {"batch_size", "lr", "dropout", "augment", "width", "seed", "eval_train_size",
+_CNN_KW = {"batch_size", "lr", "dropout", "augment", "width", "seed", "eval_train_size", "device",
            "threads", "pixels", "image_size", "rgb", "jobs"}
 
 
