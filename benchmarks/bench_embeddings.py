@@ -540,7 +540,8 @@ def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=N
         a, b = z["a"], z["b"]
         x = _gated(z["x"], a, b, verifier.gate_corr)
     else:
-        a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=verifier.gate_corr)
+        a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=verifier.gate_corr,
+                                          cache=work / f"features_{tag}.npz")
     t_feat = time.perf_counter() - t0
     p_learned = verifier.predict_proba(x)
     t_l = verifier.threshold  # as learned_score: the threshold -> 0.5
@@ -722,7 +723,8 @@ def _dump_real_features(dump, fps, emb, images, val_rows, train_rows, truth, xv,
     t0 = time.perf_counter()
     coords, thr, params = candidate_setup(fps)
     emb_c = centred_embeddings(emb)
-    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, val_rows, train_rows, False, params)
+    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, val_rows, train_rows, False, params,
+                              thumbs=fps.thumbs)
     exact = _exact_pairs(fps.table, val_rows, train_rows, False)
     ex = set(zip(exact["a"].tolist(), exact["b"].tolist()))
     fresh = np.array([(u, v) not in ex for u, v in zip(a.tolist(), b.tolist())], bool)

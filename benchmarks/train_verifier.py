@@ -172,15 +172,45 @@ def build_set(folder: Path, refs, queries, cache: Path | None):
     return fps, images, emb, q_rows, r_rows
 
 
-def candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=-np.inf):
-    """Library candidates (val queries x train refs) and their feature matrix."""
-    from splitaudit.duplicates.learned import (candidate_setup, centred_embeddings, learned_candidates,
-                                               pair_features)
+def candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=-np.inf, cache: Path | None = None):
+    """Library candidates (val queries x train refs, with the shift/zoom candidates) and their
+    feature matrix; ``verify_geometric`` features only where ``corr >= gate_corr``.
+
+    With ``cache`` (.npz of a, b, x, gate), the per-pair features of pairs found there are
+    reused unless ``verify_geometric`` is needed for them and did not run (their corr is
+    below the cache's gate); the rest are computed, the margins recomputed over the whole
+    candidate set, and the cache rewritten."""
+    from splitaudit.duplicates.learned import (FEATURES, candidate_setup, centred_embeddings,
+                                               learned_candidates, pair_features, with_margins)
 
     coords, thr, params = candidate_setup(fps)
     emb_c = centred_embeddings(emb)
-    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, np.sort(q_rows), np.sort(r_rows), False, params)
-    return a, b, pair_features(fps, emb_c, a, b, gate_corr=gate_corr)
+    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, np.sort(q_rows), np.sort(r_rows), False, params,
+                              thumbs=fps.thumbs)
+    x = np.zeros((len(a), len(FEATURES)))
+    todo = np.ones(len(a), bool)
+    if cache is not None and Path(cache).is_file():
+        z = np.load(cache)
+        ran = z["x"][:, 1] != 0  # legacy caches without "gate": the lowest corr verify_geometric ran at
+        cached_gate = float(z["gate"]) if "gate" in z.files else float(z["x"][ran, 0].min(initial=np.inf))
+        key = lambda u, v: u.astype(np.int64) * (1 << 32) + v
+        ck = key(z["a"], z["b"])
+        order = np.argsort(ck)
+        pos = np.clip(np.searchsorted(ck[order], key(a, b)), 0, len(ck) - 1)
+        hit = ck[order][pos] == key(a, b)
+        cached = z["x"][order[pos]]
+        hit &= (cached[:, 0] >= cached_gate) | (cached[:, 0] < gate_corr)  # geometric features complete
+        x[hit] = cached[hit]
+        todo[hit] = False
+    if todo.any():
+        x[todo] = pair_features(fps, emb_c, a[todo], b[todo], gate_corr=gate_corr)
+    off = x[:, 0] < gate_corr
+    x[off, 1], x[off, 2] = 0.0, 0.0  # as pair_features does below the gate: log(1) = 0, corr 0
+    with_margins(x, a, b)
+    if cache is not None:
+        np.savez(cache, a=a, b=b, x=x, gate=gate_corr)
+    print(f"# {len(a)} candidate pairs, features computed for {int(todo.sum())} (others cached)", flush=True)
+    return a, b, x
 
 
 # ------------------------------------------------------------ real negatives
@@ -211,19 +241,15 @@ def make_real_set(x_train, n_refs, n_queries, seed, exclude):
 
 def real_features(x_train, refs_i, q_i, work: Path, gate, tag):
     """Library candidates and features of the real set, with each pair's pixel L2 (cached)."""
-    cache = work / f"real_features_{tag}.npz"
-    if cache.is_file():
-        z = np.load(cache)
-        return z["a"], z["b"], z["x"], z["l2"]
     fps, images, emb, q_rows, r_rows = build_set(
         work / f"real_{tag}", [Image.fromarray(x_train[i]) for i in refs_i],
         [Image.fromarray(x_train[i]) for i in q_i], work / f"real_emb_{tag}.npz")
-    a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=gate)
+    a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=gate,
+                                      cache=work / f"real_features_{tag}.npz")
     src = np.zeros(len(images), np.int64)
     src[q_rows], src[r_rows] = q_i, refs_i
     flat = x_train.reshape(len(x_train), -1).astype(np.float32)
     l2 = np.linalg.norm(flat[src[a]] - flat[src[b]], axis=1)
-    np.savez(cache, a=a, b=b, x=x, l2=l2)
     return a, b, x, l2
 
 
@@ -329,21 +355,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     folder = work / f"set_{tag}"
     fps, images, emb, q_rows, r_rows = build_set(folder, refs, queries, work / f"emb_{tag}.npz")
-    if feats_file.is_file():  # reuse the per-pair features; candidates are recomputed (cheap)
-        from splitaudit.duplicates.learned import (candidate_setup, centred_embeddings, learned_candidates,
-                                                   with_margins)
-
-        z = np.load(feats_file)
-        coords, thr, params = candidate_setup(fps)
-        a, b = learned_candidates(fps.table, coords, thr, emb, centred_embeddings(emb), np.sort(q_rows),
-                                  np.sort(r_rows), False, params)
-        key = lambda u, v: u.astype(np.int64) * (1 << 32) + v
-        pos = np.searchsorted(key(z["a"], z["b"]), key(a, b))
-        assert np.array_equal(key(z["a"], z["b"])[pos], key(a, b)), "cached features miss candidate pairs"
-        x = with_margins(z["x"][pos].copy(), a, b)
-    else:
-        a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=PRE_GATE)
-        np.savez(feats_file, a=a, b=b, x=x, q_rows=q_rows, r_rows=r_rows)
+    a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=PRE_GATE, cache=feats_file)
     seconds = time.perf_counter() - t0
     n_rows = int(max(q_rows.max(), r_rows.max())) + 1
     truth_of_row = np.full(n_rows, -1, np.int64)

@@ -189,7 +189,7 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     if progress:
         progress(stage, 1, 3)
     if learned is not None:
-        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p)
+        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p, thumbs=fp.thumbs)
     else:
         a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
     if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
