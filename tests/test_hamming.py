@@ -155,3 +155,16 @@ def test_radius_64_and_equal_codes():
     got = _check_same(codes, codes, 64)
     assert len(got) == 16
     assert _check_same(codes, codes, 0) == [(0, 0, 0), (0, 2, 0), (1, 1, 0), (2, 0, 0), (2, 2, 0), (3, 3, 0)]
+
+
+def test_a_plan_is_reused_for_other_queries_of_the_same_base():
+    rng = np.random.default_rng(21)
+    queries, base = _planted(rng)
+    mirrored = _flip(rng, queries, 3)
+    plan, _ = mih.plan_mih(6, queries, base)
+    for q in (queries, mirrored):
+        got = _as_list(hamming_range(q, base, 6, backend="mih", plan=plan))
+        assert got == _as_list(hamming_range(q, base, 6, backend="numpy"))
+    # a plan for another radius is refused rather than silently inexact
+    with pytest.raises(ValueError):
+        hamming_range(queries, base, 8, backend="mih", plan=plan)

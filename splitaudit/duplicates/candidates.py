@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hamming import hamming_range
+from .hamming import choose_backend, hamming_range
 from .search import mirror_range
 
 SEARCH_HASHES = ("phash", "dhash")
@@ -27,9 +27,12 @@ def _hash_hits(table, ia, ib, within, p):
     qa, qb = [], []
     for h in SEARCH_HASHES:
         base = table[h].to_numpy(np.uint64)[ib]
+        backend, plan = p["backend"], None
+        if backend == "auto" and len(ia) and len(ib):  # one choice for the plain and mirrored queries
+            backend, plan = choose_backend(table[h].to_numpy(np.uint64)[ia], base, p["hash_radius"])
         for col in (h, h + "_flip"):
             qi, bi, dist = hamming_range(table[col].to_numpy(np.uint64)[ia], base, p["hash_radius"],
-                                         backend=p["backend"], upper_only=within and col == h)
+                                         backend=backend, upper_only=within and col == h, plan=plan)
             if len(qi) and p["max_hash_candidates"]:
                 # Keep each query's closest hash hits: look-alikes can share hashes by the thousand.
                 keep = _rank_in_group(qi, dist) < p["max_hash_candidates"]

@@ -90,6 +90,7 @@ def hamming_range(
     *,
     backend: str = "auto",
     upper_only: bool = False,
+    plan=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs of 64-bit hashes within Hamming distance ``radius``.
 
@@ -105,6 +106,10 @@ def hamming_range(
     upper_only : bool
         When ``queries`` and ``base`` are the same array, keep only pairs
         with ``query index < base index`` (within-set search).
+    plan : MihPlan, optional
+        For ``backend="mih"``: a plan from :func:`choose_backend` (or
+        ``plan_mih``) to reuse, e.g. for the mirrored hashes of the same
+        queries; None plans on a sample of these codes.
 
     Returns
     -------
@@ -130,7 +135,6 @@ def hamming_range(
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
     if len(q) == 0 or len(b) == 0:
         return empty
-    plan = None
     if backend == "auto":
         backend, plan = choose_backend(q, b, int(radius))
     if backend == "mih":
