@@ -57,7 +57,7 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
     s = result.summary()
     console.print(f"[bold]splitaudit scan[/bold] {s['root']}")
     console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
-                  f" · ignored {len(s['ignored']):,} · {result.timings.get('total', 0):.1f}s")
+                  f" · ignored {len(s['ignored']):,} · analysed in {result.timings.get('total', 0):.1f} s")
     for note in s["notes"]:
         console.print(f"  [yellow]note[/yellow] {note}")
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))

@@ -21,7 +21,7 @@ from ._terminal import print_scan_summary as _print_scan_summary
 from ._version import __version__
 from .errors import SplitAuditError
 
-EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _UsageError(Exception):
@@ -344,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("splitaudit: interrupted; finished work is cached, rerun to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's input: never exit 1, which means "--fail-on fired"
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(f"splitaudit: internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+              "this is a bug in splitaudit, please report it with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -186,3 +186,52 @@ def test_explain_unknown_history_exit_2(tmp_path, capsys):
     code = main(["explain", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     assert "columns" in capsys.readouterr().err
+
+
+def test_scan_with_embeddings_and_the_default_cache(demo_scan, tmp_path, monkeypatch, capsys):
+    """`scan --embed MODEL` with the cache on (the default): embeddings are computed, cached beside
+    the fingerprints, and reach the pairs' evidence; the second run reads them back."""
+    torch = pytest.importorskip("torch")
+    from .test_embeddings import tiny_cnn
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    data, _, planted, _ = demo_scan
+    model_file = tmp_path / "tiny.pt"
+    torch.jit.script(tiny_cnn()).save(str(model_file))
+    outs = []
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        code = main(["scan", str(data), "--out", str(out), "--embed", str(model_file), "--jobs", "1", "--quiet"])
+        assert code == 0, capsys.readouterr().err
+        outs.append(pd.read_csv(out / "duplicates.csv"))
+    assert (tmp_path / "xdg" / "splitaudit").is_dir()
+    for pairs in outs:
+        assert pairs["embedding_cos"].notna().all() and len(pairs) >= len(planted)
+    assert outs[0]["embedding_cos"].tolist() == outs[1]["embedding_cos"].tolist()
+    api = splitaudit.scan(data, embed=tiny_cnn(), embed_options={"layer": "conv2", "input_size": 32}, jobs=1,
+                          checks=["exact_duplicates", "near_duplicates"])
+    assert api.pairs["embedding_cos"].notna().all()
+
+
+def test_a_bug_exits_3_not_1(demo_scan, tmp_path, monkeypatch, capsys):
+    """An unexpected exception is reported as an internal error (exit 3), never as exit 1,
+    which a CI job reads as "--fail-on fired"."""
+    scan_module = sys.modules["splitaudit.scan"]  # the package attribute `scan` is the function
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(scan_module, "scan", broken)
+    data = demo_scan[0]
+    code = main(["scan", str(data), "--out", str(tmp_path / "o"), "--no-cache", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "internal error (RuntimeError: simulated bug)" in err and "Traceback" in err
+
+
+def test_report_says_expected_vs_observed_in_words(demo_scan):
+    html = (demo_scan[1] / "report.html").read_text()
+    assert "would put about" in html and "Poisson p =" in html
+    assert '"estimator"' not in html and "rho * n_train" not in html  # no raw JSON in the page text
+    assert "embedding_cos=" not in html  # no evidence column that is empty for every pair (embeddings off)
+    assert "thumb_rms=" in html

@@ -245,8 +245,9 @@ def test_user_model_from_files_and_grayscale(tmp_path):
 
 def test_cache_skips_inference_and_notices_changed_files(tmp_path):
     paths = []
+    (tmp_path / "imgs").mkdir()
     for seed in range(3):
-        paths.append(tmp_path / f"{seed}.png")
+        paths.append(tmp_path / "imgs" / f"{seed}.png")
         photo_like(seed, 32).save(paths[-1])
     model = tiny_cnn()
     calls = []
@@ -335,3 +336,24 @@ def test_image_split_input_keeps_order_and_refuses_cache_in_data(tmp_path):
     assert result.ok.all()
     with pytest.raises(InputError, match="inside the data root"):
         embed_images(split, model=model, layer="conv2", input_size=32, cache=root / "emb.sqlite")
+    with pytest.raises(TypeError, match="cache must be"):
+        embed_images(split, model=model, layer="conv2", input_size=32, cache=3)
+
+
+def test_cache_true_uses_the_default_location(tmp_path, monkeypatch):
+    """cache=True (what scan() passes by default) means the default cache, as for fingerprints."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "imgs").mkdir()
+    paths = [tmp_path / "imgs" / f"{seed}.png" for seed in range(2)]
+    for seed, p in enumerate(paths):
+        photo_like(seed, 32).save(p)
+    model = tiny_cnn()
+    calls = []
+    model.conv1.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    first = embed_images(paths, model=model, layer="conv2", input_size=32, cache=True)
+    again = embed_images(paths, model=model, layer="conv2", input_size=32, cache=True)
+    assert sum(calls) == 2 and list((tmp_path / "cache" / "splitaudit").iterdir())
+    np.testing.assert_array_equal(first.vectors, again.vectors)
+    for off in (False, None):
+        embed_images(paths, model=model, layer="conv2", input_size=32, cache=off)
+    assert sum(calls) == 6

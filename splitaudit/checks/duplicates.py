@@ -133,12 +133,13 @@ class _DuplicateCheck(Check):
         if not x["pairs"]:
             return f"No {self.kind} duplicates between val and train ({x['n_val']} val images)."
         exp = x["expected"]
-        tail = (f"; a random split would give about {exp:.1f} (ratio {x['ratio']:.1f})"
+        tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f})"
                 if exp > 0 else "; no duplicates inside either split, so a random split would give none")
         article = "an" if self.kind[0] in "aeiou" else "a"
         pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
-        return (f"{x['val_with_train_duplicate']} of {x['n_val']} val images "
-                f"({100 * x['fraction_val']:.2f}%) have {article} {self.kind} duplicate in train "
+        n_hit = x["val_with_train_duplicate"]
+        return (f"{n_hit} of {x['n_val']} val images "
+                f"({100 * x['fraction_val']:.2f}%) {'has' if n_hit == 1 else 'have'} {article} {self.kind} duplicate in train "
                 f"({pairs}){tail}.")
 
 
@@ -177,6 +178,7 @@ class LabelConflicts(_DuplicateCheck):
         if not x["pairs"]:
             return f"No duplicate pair across the split has conflicting labels ({x['n_val']} val images)."
         verb = "pair carries" if x["pairs"] == 1 else "pairs carry"
+        n_hit = x["val_with_train_duplicate"]
         return (f"{x['pairs']} cross-split duplicate {verb} different labels "
-                f"({x['val_with_train_duplicate']} val images, {100 * x['fraction_val']:.2f}%); "
+                f"({n_hit} val image{'' if n_hit == 1 else 's'}, {100 * x['fraction_val']:.2f}%); "
                 f"{x['within_train'] + x['within_val']} such pairs inside the splits.")

@@ -31,7 +31,7 @@ import pandas as pd
 
 from .._optional import require, torch_device
 from ..imageio import open_image
-from .cache import FingerprintCache
+from .cache import FingerprintCache, open_cache
 from .models import DEFAULT_MODEL, _pool, _resolve_model
 
 __all__ = ["Embeddings", "embed_images", "choose_input_size", "DEFAULT_MODEL"]
@@ -224,8 +224,9 @@ def embed_images(
         ``torch.set_num_threads`` for this call (restored afterwards).
     progress : callable, optional
         ``progress("embed", done, total)`` after each batch.
-    cache : FingerprintCache or path, optional
-        The project's SQLite cache (:mod:`splitaudit.fingerprints.cache`);
+    cache : FingerprintCache, path, True or None, optional
+        The project's SQLite cache (:mod:`splitaudit.fingerprints.cache`;
+        ``True``: its default location, as for ``compute_fingerprints``);
         vectors are keyed by file path, size, mtime_ns and the model config
         (model id, input size, scaling, channels, pool, flip).
 
@@ -272,10 +273,9 @@ def embed_images(
 
     n = len(abspaths)
     reasons: list = [None] * n
-    store = cache if isinstance(cache, FingerprintCache) or cache is None else FingerprintCache(cache)
     root = getattr(paths_or_split, "root", None)
-    if store is not None and root is not None:
-        store.check_outside([str(root)])  # never write under the data
+    # never under the data: not in the root, nor in any image's folder
+    store = open_cache(cache, roots=[str(root)] if root is not None else [], abspaths=abspaths)
     version = f"embedding/{config}"
     keys = FingerprintCache.keys_for(abspaths) if store is not None else [None] * n
     found: dict[int, tuple] = {}
@@ -332,7 +332,7 @@ def embed_images(
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.set_num_threads(old_threads)
         module.train(was_training).to(home)  # hand the user's model back as it came
-        if store is not cache and store is not None:
+        if store is not None and not isinstance(cache, FingerprintCache):
             store.close()
     if found:
         dim = len(next(iter(found.values()))[0])

@@ -37,7 +37,7 @@ th{background:#f2f2f2;font-weight:600}.badge{display:inline-block;border-radius:
 .pair{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px;font-size:12px}
 .pair .imgs{display:flex;gap:6px}.pair figure{margin:0;flex:1;min-width:0}
 .pair img{width:100%;max-width:112px;image-rendering:pixelated;border:1px solid #ddd;background:#eee}
-.pair figcaption{word-break:break-all;color:#333}.conflict{color:#c0392b;font-weight:600}
+.pair figcaption{overflow-wrap:anywhere;color:#333}.conflict{color:#c0392b;font-weight:600}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #e3e3e3}
 details{margin:2px 0}pre{white-space:pre-wrap;font-size:11px;margin:4px 0;background:#f6f6f6;padding:6px}
 .small{font-size:12px;color:#666}
@@ -108,6 +108,19 @@ def _findings_table(findings: list) -> str:
     return "<table><tr><th>check</th><th>status</th><th>finding</th></tr>" + "".join(rows) + "</table>"
 
 
+def _expected_sentence(e: dict) -> str:
+    """Observed vs expected cross-split near pairs, in words (``summary['expected_cross_duplicates']``)."""
+    if not e or e.get("expected") is None:
+        return ""
+    obs, exp, p = e.get("observed", 0), float(e["expected"]), e.get("p_value")
+    text = (f"A random split with this within-split duplicate density would put about {exp:,.1f} near-duplicate "
+            f"pairs across the split; observed {obs:,}")
+    if p is None:
+        return text + "."
+    verdict = ("more than chance" if p <= 0.05 else "no more than chance")
+    return text + f" (Poisson p = {p:.2g} for at least that many: {verdict})."
+
+
 def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, label_a: str, label_b: str,
                 limit: int = MAX_PAIRS) -> str:
     """Cards of image pairs; ``a``/``b`` name the columns ``{a}_path``/``{a}_index``
@@ -116,15 +129,15 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
     labels = images["label"].to_numpy()
     col = lambda side, what: f"{side}_{what}" if f"{side}_{what}" in pairs.columns else f"{what}_{side}"
     cards = []
+    shown = [c for c in EVIDENCE_COLUMNS if c in pairs.columns and pairs[c].notna().any()]  # no all-NaN columns
     for row in pairs.head(limit).itertuples(index=False):
         ia, ib = int(getattr(row, col(a, "index"))), int(getattr(row, col(b, "index")))
         la, lb = labels[ia], labels[ib]
         conflict = la is not None and lb is not None and not pd.isna(la) and not pd.isna(lb) and la != lb
         lab = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else f" · label {escape(str(v))}"
         extra = []
-        for name in EVIDENCE_COLUMNS:
-            if hasattr(row, name):
-                extra.append(f"{name}={_fmt(getattr(row, name))}")
+        for name in shown:
+            extra.append(f"{name}={_fmt(getattr(row, name))}")
         cards.append(
             "<div class='pair'><div class='imgs'>"
             f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {escape(str(getattr(row, col(a, 'path'))))}{lab(la)}</figcaption></figure>"
@@ -205,8 +218,7 @@ def render_scan_html(result: Any, *, extra_sections: list[tuple[str, str]] | Non
                     a="val", b="train", label_a="val", label_b="train") if len(result.pairs) else "<p>None found.</p>",
         "<h2>Duplicates inside a split</h2>",
         f"<p>train–train {within_counts.get('train', 0):,} pairs · val–val {within_counts.get('val', 0):,} pairs. "
-        f"Expected cross-split duplicates under a random split: "
-        f"<code>{escape(json.dumps(s.get('expected_cross_duplicates', {}), default=str))}</code></p>",
+        f"{escape(_expected_sentence(s.get('expected_cross_duplicates') or {}))}</p>",
     ]
     if len(within) and {"index_a", "index_b", "path_a", "path_b"} <= set(within.columns):
         parts.append(_pair_cards(within.sort_values("score", ascending=False), images,
