@@ -413,3 +413,14 @@ def test_geometric_opt_in_finds_crops_and_shifts(geo_planted):
     check_result_invariants(geo, split)
     with pytest.raises(TypeError, match="geometric"):
         find_duplicates(fps, split.images, geometric="yes")
+
+
+def test_near_duplicate_message_says_whether_the_split_leaks_beyond_chance():
+    from splitaudit.checks.duplicates import NearDuplicates, _poisson
+
+    base = {"val_with_train_duplicate": 1, "n_val": 100, "fraction_val": 0.01, "pairs": 1}
+    chance = NearDuplicates()._message({**base, **_poisson(41, 46.4)})
+    leaky = NearDuplicates()._message({**base, **_poisson(120, 46.4)})
+    assert "1 of 100 val images (1.00%) has a near duplicate" in chance
+    assert "no more than chance" in chance and "more than chance, the split leaks" in leaky
+    assert "p = 0.8" in chance

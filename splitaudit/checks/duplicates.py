@@ -133,7 +133,10 @@ class _DuplicateCheck(Check):
         if not x["pairs"]:
             return f"No {self.kind} duplicates between val and train ({x['n_val']} val images)."
         exp = x["expected"]
-        tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f})"
+        tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f}, "
+                f"Poisson p = {x['p_value']:.2g}: "
+                + ("more than chance, the split leaks" if x["p_value"] <= 0.05 else
+                   "no more than chance: the copies are in the data, not caused by the split") + ")"
                 if exp > 0 else "; no duplicates inside either split, so a random split would give none")
         article = "an" if self.kind[0] in "aeiou" else "a"
         pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
