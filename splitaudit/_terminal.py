@@ -70,11 +70,23 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
     console.print(table)
     pairs = result.pairs
     if len(pairs):
-        console.print(f"  top cross-split pairs (of {len(pairs):,}):")
+        console.print(f"  top cross-split pairs (of {len(pairs):,}; score, kind, val path = train path):")
         for row in pairs.sort_values("score", ascending=False).head(5).itertuples():
-            console.print(f"    {row.score:.2f} {row.kind:<5} val:{row.val_path}  train:{row.train_path}",
-                          markup=False)
-    console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
+            console.print(f"    {row.score:.2f} {row.kind:<5} {row.val_path} = {row.train_path}", markup=False)
+    print_written(written.values())
+
+
+def print_written(paths) -> None:
+    """``wrote DIR/: a, b, c`` when the files share a folder (short lines), else full paths."""
+    import os
+
+    paths = [str(p) for p in paths]
+    folders = {os.path.dirname(p) for p in paths}
+    if len(folders) == 1 and paths:
+        console.print(f"  wrote {folders.pop()}{os.sep}: " + ", ".join(os.path.basename(p) for p in paths),
+                      markup=False)
+    else:
+        console.print("  wrote " + ", ".join(paths), markup=False)
 
 
 def print_kfold_summary(kf: Any, console: Any) -> None:

@@ -18,6 +18,7 @@ from ._terminal import console as _console
 from ._terminal import print_explanation as _print_explanation
 from ._terminal import print_kfold_summary as _kfold_summary
 from ._terminal import print_scan_summary as _print_scan_summary
+from ._terminal import print_written as _print_written
 from ._version import __version__
 from .errors import SplitAuditError
 
@@ -188,7 +189,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for i, line in enumerate(result.verdict()):
             console.print(("[bold]" if i == 0 else "  ") + line + ("[/bold]" if i == 0 else ""),
                           markup=i == 0, highlight=False)
-        console.print("  wrote " + ", ".join(str(p) for p in written.values()), markup=False)
+        _print_written(written.values())
     return _fail_on_exit(result.scan, args)
 
 

@@ -422,5 +422,5 @@ def test_near_duplicate_message_says_whether_the_split_leaks_beyond_chance():
     chance = NearDuplicates()._message({**base, **_poisson(41, 46.4)})
     leaky = NearDuplicates()._message({**base, **_poisson(120, 46.4)})
     assert "1 of 100 val images (1.00%) has a near duplicate" in chance
-    assert "no more than chance" in chance and "more than chance, the split leaks" in leaky
+    assert "no more than chance" in chance and "more than chance, so the split leaks" in leaky
     assert "p = 0.8" in chance

@@ -131,17 +131,17 @@ class _DuplicateCheck(Check):
 
     def _message(self, x: dict) -> str:
         if not x["pairs"]:
-            return f"No {self.kind} duplicates between val and train ({x['n_val']} val images)."
+            return f"No {self.kind} duplicates between val and train ({x['n_val']:,} val images)."
         exp = x["expected"]
         tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f}, "
-                f"Poisson p = {x['p_value']:.2g}: "
-                + ("more than chance, the split leaks" if x["p_value"] <= 0.05 else
-                   "no more than chance: the copies are in the data, not caused by the split") + ")"
+                f"Poisson p = {x['p_value']:.2g}): "
+                + ("more than chance, so the split leaks" if x["p_value"] <= 0.05 else
+                   "no more than chance, so the copies come from the data, not from how it was split")
                 if exp > 0 else "; no duplicates inside either split, so a random split would give none")
         article = "an" if self.kind[0] in "aeiou" else "a"
         pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
         n_hit = x["val_with_train_duplicate"]
-        return (f"{n_hit} of {x['n_val']} val images "
+        return (f"{n_hit} of {x['n_val']:,} val images "
                 f"({100 * x['fraction_val']:.2f}%) {'has' if n_hit == 1 else 'have'} {article} {self.kind} duplicate in train "
                 f"({pairs}){tail}.")
 
@@ -179,7 +179,7 @@ class LabelConflicts(_DuplicateCheck):
 
     def _message(self, x: dict) -> str:
         if not x["pairs"]:
-            return f"No duplicate pair across the split has conflicting labels ({x['n_val']} val images)."
+            return f"No duplicate pair across the split has conflicting labels ({x['n_val']:,} val images)."
         verb = "pair carries" if x["pairs"] == 1 else "pairs carry"
         n_hit = x["val_with_train_duplicate"]
         return (f"{x['pairs']} cross-split duplicate {verb} different labels "

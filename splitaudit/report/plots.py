@@ -60,7 +60,10 @@ def bars_train_val(labels: Sequence[str], train: Sequence[float], val: Sequence[
     ax.set_xticklabels([str(l)[:12] for l in labels], rotation=45, ha="right", fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
+    top = max([float(v) for v in (*train, *val) if np.isfinite(v)], default=0.0)
+    if top > 0:
+        ax.set_ylim(0, top * 1.3)  # head room so the legend never covers a bar
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
     return _to_uri(plt, fig)
 
 
