@@ -73,10 +73,10 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
         console.print(f"  top cross-split pairs (of {len(pairs):,}; score, kind, val path = train path):")
         for row in pairs.sort_values("score", ascending=False).head(5).itertuples():
             console.print(f"    {row.score:.2f} {row.kind:<5} {row.val_path} = {row.train_path}", markup=False)
-    print_written(written.values())
+    print_written(written.values(), console)
 
 
-def print_written(paths) -> None:
+def print_written(paths, console: Any) -> None:
     """``wrote DIR/: a, b, c`` when the files share a folder (short lines), else full paths."""
     import os
 

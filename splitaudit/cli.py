@@ -189,7 +189,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for i, line in enumerate(result.verdict()):
             console.print(("[bold]" if i == 0 else "  ") + line + ("[/bold]" if i == 0 else ""),
                           markup=i == 0, highlight=False)
-        _print_written(written.values())
+        _print_written(written.values(), console)
     return _fail_on_exit(result.scan, args)
 
 

@@ -235,3 +235,16 @@ def test_report_says_expected_vs_observed_in_words(demo_scan):
     assert '"estimator"' not in html and "rho * n_train" not in html  # no raw JSON in the page text
     assert "embedding_cos=" not in html  # no evidence column that is empty for every pair (embeddings off)
     assert "thumb_rms=" in html
+
+
+def test_terminal_summary_without_quiet(demo_scan, tmp_path, capsys):
+    """The default (not --quiet) run prints the summary: findings, top pairs, files written."""
+    data, _, planted, _ = demo_scan
+    out = tmp_path / "loud"
+    code = main(["scan", str(data), "--out", str(out), "--no-cache", "--jobs", "1"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "near_duplicates" in text and "top cross-split pairs" in text
+    assert f"wrote {out}" in text and "summary.json" in text and "report.html" in text
+    first_pair = next(line for line in text.splitlines() if " = train/" in line)
+    assert " val/" in first_pair  # val path = train path, each named once
