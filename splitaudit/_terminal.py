@@ -3,6 +3,7 @@ the summaries each sub-command prints. Only the CLI imports this module."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,6 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
 
 def print_written(paths, console: Any) -> None:
     """``wrote DIR/: a, b, c`` when the files share a folder (short lines), else full paths."""
-    import os
-
     paths = [str(p) for p in paths]
     folders = {os.path.dirname(p) for p in paths}
     if len(folders) == 1 and paths:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from splitaudit.duplicates.learned import _pairs
+from splitaudit.duplicates.candidates import unique_pairs as _pairs
 from splitaudit.duplicates.reframe import _bilinear, geometry_candidates, shape_vectors, zoom_vectors
 
 from .test_learned_verifier import _garment, planted  # noqa: F401 (fixture)

@@ -90,13 +90,18 @@ def _near_candidates(table, coords, thr, emb, ia, ib, within, p):
         sims, idx = cosine_topk(emb[ia], emb[ib], p["neighbors"] + (1 if within else 0))
         keep = sims >= p["min_embedding_cos"]
         qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
-    a = np.concatenate(qa) if qa else np.zeros(0, np.int64)
-    b = np.concatenate(qb) if qb else np.zeros(0, np.int64)
+    return unique_pairs(qa, qb, within)
+
+
+def unique_pairs(qa: list, qb: list, within: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Unique (a, b) int64 pairs from lists of index arrays; ``within``: a < b, no self pairs."""
+    a = np.concatenate(qa).astype(np.int64) if qa else np.zeros(0, np.int64)
+    b = np.concatenate(qb).astype(np.int64) if qb else np.zeros(0, np.int64)
     if within:
         a, b = np.minimum(a, b), np.maximum(a, b)
         ok = a != b
         a, b = a[ok], b[ok]
-    pair = np.unique(np.stack([a, b], 1).astype(np.int64), axis=0)
+    pair = np.unique(np.stack([a, b], 1), axis=0)
     return pair[:, 0], pair[:, 1]
 
 

@@ -15,6 +15,7 @@ from ..checks.base import jsonable
 from .clusters import duplicate_clusters, expected_cross
 from .hamming import HAMMING_BACKENDS
 from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold
+from .reframe import geometry_vectors
 from .search import mirror_project, thumb_vectors
 from .learned import centred_embeddings, learned_candidates, learned_score, load_verifier
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms, verify_geometric
@@ -189,7 +190,8 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     if progress:
         progress(stage, 1, 3)
     if learned is not None:
-        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p, thumbs=fp.thumbs)
+        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p, thumbs=fp.thumbs,
+                                  geometry=learned[2])
     else:
         a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
     if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
@@ -379,7 +381,9 @@ def find_duplicates(
 
     learned = None
     if verifier == "learned":
-        learned = (load_verifier(), centred_embeddings(emb, ok))
+        # shift/zoom candidate vectors once for the cross and both within searches
+        learned = (load_verifier(), centred_embeddings(emb, ok),
+                   geometry_vectors(fingerprints.thumbs, whole=(pooled[0], pooled[1])))
     cross = _pairs_between(fingerprints, coords, thr, pooled, std, emb, ia_val, ia_train, False, params, progress,
                            "cross-split search", learned)
     parts = []

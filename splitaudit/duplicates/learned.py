@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .candidates import _near_candidates, _rank_in_group
+from .candidates import _near_candidates, _rank_in_group, unique_pairs
 from .reframe import geometry_candidates
 from .geometric import _warp_matrices, verify_geometric
 from .verify import align_pairs
@@ -290,20 +290,8 @@ def candidate_setup(fingerprints, **overrides):
     return coords, thr, params
 
 
-def _pairs(qa, qb, within):
-    """Unique (a, b) from lists of index arrays; ``within``: a < b, no self pairs."""
-    a = np.concatenate(qa).astype(np.int64) if qa else np.zeros(0, np.int64)
-    b = np.concatenate(qb).astype(np.int64) if qb else np.zeros(0, np.int64)
-    if within:
-        a, b = np.minimum(a, b), np.maximum(a, b)
-        keep = a != b
-        a, b = a[keep], b[keep]
-    pair = np.unique(np.stack([a, b], 1), axis=0)
-    return pair[:, 0], pair[:, 1]
-
-
 def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, params, k=5, thumbs=None,
-                       k_shape=10, k_zoom=10, keep_geometry=3):
+                       k_shape=10, k_zoom=10, keep_geometry=3, geometry=None):
     """Candidate pairs for the learned verifier: the default candidates plus, per image
     of ``ia`` (the val side for cross pairs), its ``k`` nearest centred embeddings and
     its nearest pHash (as is or mirrored) in ``ib``. Given ``thumbs``, also the
@@ -311,7 +299,9 @@ def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, par
     already, of which each image keeps its ``keep_geometry`` best by
     :func:`aligned_correlation` (Fashion-MNIST planted set: the true original is
     among the candidates for 0.976 of copies instead of 0.942, for 40 % more
-    pairs). ``within`` pairs come out with a < b."""
+    pairs). ``geometry``: :func:`~splitaudit.duplicates.reframe.geometry_vectors`
+    of ``thumbs`` when the caller searches several index sets (computed here
+    otherwise). ``within`` pairs come out with a < b."""
     from ..neighbors import cosine_topk  # lazy: embeddings only
 
     a0, b0 = _near_candidates(table, coords, thr, emb, ia, ib, within, params)
@@ -328,10 +318,10 @@ def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, par
                 if within:
                     d[ia[s:s + 256, None] == ib[None]] = 99
                 qa.append(ia[s:s + 256]); qb.append(ib[d.argmin(1)])
-    a, b = _pairs(qa, qb, within)
+    a, b = unique_pairs(qa, qb, within)
     if thumbs is None or not keep_geometry:
         return a, b
-    ga, gb = _pairs(*geometry_candidates(thumbs, ia, ib, within, k_shape, k_zoom), within)
+    ga, gb = unique_pairs(*geometry_candidates(thumbs, ia, ib, within, k_shape, k_zoom, vectors=geometry), within)
     n = max(int(a.max(initial=-1)), int(b.max(initial=-1)), int(ga.max(initial=-1)), int(gb.max(initial=-1))) + 1
     new = ~np.isin(ga * n + gb, a * n + b)
     ga, gb = ga[new], gb[new]
@@ -339,4 +329,4 @@ def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, par
     keep = _rank_in_group(ga, -corr) < keep_geometry
     if within:
         keep |= _rank_in_group(gb, -corr) < keep_geometry
-    return _pairs([a, ga[keep]], [b, gb[keep]], within)
+    return unique_pairs([a, ga[keep]], [b, gb[keep]], within)

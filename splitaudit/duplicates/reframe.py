@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..neighbors import cosine_topk
+from .search import thumb_vectors
 
-__all__ = ["shape_vectors", "zoom_vectors", "geometry_candidates"]
+__all__ = ["shape_vectors", "zoom_vectors", "geometry_vectors", "geometry_candidates"]
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -103,24 +104,38 @@ def _flip_topk(q, qm, base, k):
     return np.take_along_axis(i, order, 1)[:, :k]
 
 
+def geometry_vectors(thumbs: np.ndarray, zoom_keep: float = 0.8, whole=None) -> dict:
+    """The vectors :func:`geometry_candidates` searches, computed once per set of
+    thumbnails: ``shape``, ``whole`` (the 16x16 pooled thumbnail of
+    :func:`~splitaudit.duplicates.search.thumb_vectors`; pass ``whole`` when
+    the caller has it, as ``find_duplicates`` does) and ``crop`` (centre crops
+    keeping ``zoom_keep``), each a (plain, mirrored) pair."""
+    if whole is None:
+        plain = thumb_vectors(thumbs)
+        whole = (plain, plain.reshape(-1, 16, 16)[:, :, ::-1].reshape(len(plain), -1))  # mirror = reversed columns
+    return {"shape": shape_vectors(thumbs), "whole": tuple(whole), "crop": zoom_vectors(thumbs, zoom_keep)}
+
+
 def geometry_candidates(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, within: bool,
-                        k_shape: int = 10, k_zoom: int = 10, zoom_keep: float = 0.8):
+                        k_shape: int = 10, k_zoom: int = 10, zoom_keep: float = 0.8,
+                        vectors: dict | None = None):
     """Candidates for shifted, cropped and zoomed copies (global a, b; may repeat):
     each ``ia`` image's ``k_shape`` nearest in ``ib`` by :func:`shape_vectors`, and
     its ``k_zoom`` nearest between its whole thumbnail and the ``ib`` centre crops
-    (an ``ia`` crop of an ``ib`` image) and the other way round (flip-aware)."""
+    (an ``ia`` crop of an ``ib`` image) and the other way round (flip-aware).
+    ``vectors``: :func:`geometry_vectors` of ``thumbs``, when already computed."""
     qa, qb = [], []
     extra = 1 if within else 0
     if not len(ia) or not len(ib):
         return qa, qb
+    v = vectors if vectors is not None else geometry_vectors(thumbs, zoom_keep)
     if k_shape:
-        plain, mirror = shape_vectors(thumbs)
+        plain, mirror = v["shape"]
         kk = min(k_shape + extra, len(ib))
         idx = _flip_topk(plain[ia], mirror[ia], plain[ib], kk)
         qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
     if k_zoom:
-        whole, whole_m = zoom_vectors(thumbs, 1.0)
-        crop, crop_m = zoom_vectors(thumbs, zoom_keep)
+        (whole, whole_m), (crop, crop_m) = v["whole"], v["crop"]
         kk = min(k_zoom + extra, len(ib))
         idx = _flip_topk(whole[ia], whole_m[ia], crop[ib], kk)  # ia is a crop of ib
         qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
