@@ -180,7 +180,7 @@ def candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=-np.inf, cache: 
     reused unless ``verify_geometric`` is needed for them and did not run (their corr is
     below the cache's gate); the rest are computed, the margins recomputed over the whole
     candidate set, and the cache rewritten."""
-    from splitaudit.duplicates.learned import (FEATURES, candidate_setup, centred_embeddings,
+    from splitaudit.duplicates.learned import (FEATURES, blur_feature, candidate_setup, centred_embeddings,
                                                learned_candidates, pair_features, with_margins)
 
     coords, thr, params = candidate_setup(fps)
@@ -200,7 +200,11 @@ def candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=-np.inf, cache: 
         hit = ck[order][pos] == key(a, b)
         cached = z["x"][order[pos]]
         hit &= (cached[:, 0] >= cached_gate) | (cached[:, 0] < gate_corr)  # geometric features complete
-        x[hit] = cached[hit]
+        x[hit, :cached.shape[1]] = cached[hit]
+        if cached.shape[1] == len(FEATURES) - 1:  # cache from before log_blur_resid (the last column)
+            x[hit, -1] = blur_feature(fps.thumbs, a[hit], b[hit])
+        elif cached.shape[1] != len(FEATURES):
+            raise ValueError(f"{cache}: {cached.shape[1]} feature columns, expected {len(FEATURES)}")
         todo[hit] = False
     if todo.any():
         x[todo] = pair_features(fps, emb_c, a[todo], b[todo], gate_corr=gate_corr)

@@ -130,3 +130,11 @@ def test_out_inside_data_root_is_refused(tmp_path, capsys):
     assert code == 2
     assert "outside the data root" in capsys.readouterr().err
     assert tree_digest(root) == before
+
+
+def test_report_paths_wrap_at_slashes_and_stay_escaped():
+    from splitaudit.report.html import _breakable
+
+    out = _breakable("val/<b>x&y</b>/a_very_long_file_name.png")
+    assert out == "val/<wbr>&lt;b&gt;x&amp;y&lt;/<wbr>b&gt;/<wbr>a_very_long_file_name.png"
+    assert "<b>" not in out and _breakable("plain.png") == "plain.png"

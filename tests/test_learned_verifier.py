@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 from splitaudit import ImageSplit
 from splitaudit.duplicates import find_duplicates
 from splitaudit.duplicates.learned import (FEATURES, WEIGHTS_FILE, LearnedVerifier, aligned_correlation,
-                                           centred_embeddings, load_verifier, pair_features)
+                                           blur_correlation, centred_embeddings, load_verifier, pair_features)
 from splitaudit.fingerprints import compute_fingerprints
 
 
@@ -153,6 +153,33 @@ def test_features_match_their_names(planted):
             sides.append(np.clip(corr[i] - others.max(), -1, 1) if len(others) else 1.0)
         expect.append(max(sides))
     assert np.allclose(x["margin_corr"], expect, atol=1e-6)
+    blur = np.log(np.clip(1 - blur_correlation(fps.thumbs, a, b), 1e-4, 1))
+    assert np.allclose(x["log_blur_resid"], blur) and (x["log_blur_resid"] <= 0).all()
+
+
+def test_blur_correlation_matches_a_direct_computation_and_sees_blurred_copies():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(5)
+    garments = [np.asarray(_garment(rng).resize((32, 32), Image.BILINEAR), np.float32) for _ in range(12)]
+    blurred = [gaussian_filter(g, 0.9) for g in garments[:4]]
+    thumbs = np.clip(np.round(np.stack(garments + blurred)), 0, 255).astype(np.uint8)
+
+    def std(t):
+        t = t - t.mean()
+        return t / np.linalg.norm(t)
+
+    a, b = np.array([12, 13, 0, 5]), np.array([0, 1, 5, 0])
+    got = blur_correlation(thumbs, a, b)
+    for i, j, g in zip(a, b, got):  # brute force: every sigma, direction and mirror
+        t = thumbs.astype(np.float32)
+        best = max(float((std(gaussian_filter(t[p], s) if s else t[p]) * std(o)).sum())
+                   for s in (0.0, 0.6, 1.0, 1.5) for p, q in ((i, j), (j, i)) for o in (t[q], t[q][:, ::-1]))
+        assert abs(g - best) < 1e-5
+    # each blurred copy correlates better with its own original than with any other garment
+    for k in range(4):
+        scores = blur_correlation(thumbs, np.full(12, 12 + k), np.arange(12))
+        assert scores.argmax() == k and scores[k] > 0.99 and np.sort(scores)[-2] < scores[k] - 0.02
 
 
 def test_learned_finds_planted_edits_and_rejects_look_alikes(planted):

@@ -37,11 +37,16 @@ th{background:#f2f2f2;font-weight:600}.badge{display:inline-block;border-radius:
 .pair{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px;font-size:12px}
 .pair .imgs{display:flex;gap:6px}.pair figure{margin:0;flex:1;min-width:0}
 .pair img{width:100%;max-width:112px;image-rendering:pixelated;border:1px solid #ddd;background:#eee}
-.pair figcaption{overflow-wrap:anywhere;color:#333}.conflict{color:#c0392b;font-weight:600}
+.pair figcaption{overflow-wrap:break-word;color:#333}.conflict{color:#c0392b;font-weight:600}
 .plots{display:flex;flex-wrap:wrap;gap:10px}.plots img{background:#fff;border:1px solid #e3e3e3}
 details{margin:2px 0}pre{white-space:pre-wrap;font-size:11px;margin:4px 0;background:#f6f6f6;padding:6px}
 .small{font-size:12px;color:#666}
 """
+
+
+def _breakable(path) -> str:
+    """An escaped path that wraps after its slashes (``<wbr>``) rather than inside a name."""
+    return "/<wbr>".join(escape(part) for part in str(path).split("/"))
 
 
 def _thumb_uri(abspath: str) -> str:
@@ -140,8 +145,8 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
             extra.append(f"{name}={_fmt(getattr(row, name))}")
         cards.append(
             "<div class='pair'><div class='imgs'>"
-            f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {escape(str(getattr(row, col(a, 'path'))))}{lab(la)}</figcaption></figure>"
-            f"<figure>{_img(_thumb_uri(abspaths[ib]), label_b)}<figcaption><b>{label_b}</b> {escape(str(getattr(row, col(b, 'path'))))}{lab(lb)}</figcaption></figure>"
+            f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {_breakable(getattr(row, col(a, 'path')))}{lab(la)}</figcaption></figure>"
+            f"<figure>{_img(_thumb_uri(abspaths[ib]), label_b)}<figcaption><b>{label_b}</b> {_breakable(getattr(row, col(b, 'path')))}{lab(lb)}</figcaption></figure>"
             "</div>"
             f"<div>{escape(str(row.kind))} · score {_fmt(float(row.score))}"
             + (" · <span class='conflict'>label conflict</span>" if conflict else "")

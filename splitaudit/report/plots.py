@@ -42,8 +42,10 @@ def hist_train_val(train: np.ndarray, val: np.ndarray, title: str, *, bins: int 
     if hi <= lo:
         lo, hi = both.min() - 0.5, both.max() + 0.5
     edges = np.linspace(lo, hi, bins + 1)
-    ax.hist(train, bins=edges, density=True, alpha=0.55, color=TRAIN_COLOUR, label=f"train (n={train.size:,})")
-    ax.hist(val, bins=edges, density=True, alpha=0.55, color=VAL_COLOUR, label=f"val (n={val.size:,})")
+    for values, colour, name in ((train, TRAIN_COLOUR, "train"), (val, VAL_COLOUR, "val")):
+        finite = values[np.isfinite(values)]
+        if finite.size:  # an empty side has no density (numpy would divide by zero)
+            ax.hist(finite, bins=edges, density=True, alpha=0.55, color=colour, label=f"{name} (n={values.size:,})")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
