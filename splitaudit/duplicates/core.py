@@ -323,8 +323,8 @@ def find_duplicates(
         ``"learned"`` (needs ``embeddings`` of the default model) adds the
         shipped MLP of :mod:`splitaudit.duplicates.learned` to the default
         evidence: extra candidates (5 nearest centred embeddings, nearest
-        pHash, and the 3 best shift/zoom candidates of
-        :mod:`splitaudit.duplicates.reframe`), and a pair's ``score`` is the
+        pHash, the 3 best shift/zoom candidates and the spectrum / rotated
+        neighbours of :mod:`splitaudit.duplicates.reframe`), and a pair's ``score`` is the
         larger of the default score and the MLP probability rescaled so the
         shipped threshold is 0.5;
         ``geometric`` is ignored. The threshold is calibrated on real
@@ -332,12 +332,12 @@ def find_duplicates(
         out of fold), so it never reports fewer pairs than the default and,
         on real Fashion-MNIST (10k/2k), no more false ones (12 pairs, 10/10
         same-photo, 2 false, as the default with embeddings); on the
-        planted-edit set it finds 0.74 of copies at precision 1.00 against
-        0.33 for the default evidence on the same candidates, and 0.95 at
-        precision 0.99 with ``min_score`` near 0.1, which on the real subset
-        reports 164 pairs, 154 of them false
-        (``benchmarks/results_embeddings.md`` 3f). Experimental and slow:
-        ~10 ms of ``verify_geometric`` per candidate (400 s for 2k x 10k).
+        planted-edit set it finds 0.87 of copies at precision 1.00 against
+        0.33 for the default evidence on the same candidates, and 0.99 at
+        precision 0.99 with ``min_score`` near 0.06, which on the real subset
+        reports 288 pairs, 278 of them false
+        (``benchmarks/results_embeddings.md`` 3g). Experimental and slow:
+        ~10 ms of ``verify_geometric`` per candidate (500 s for 2k x 10k).
     backend : {"auto", "numpy", "faiss", "mih"}
         Hamming search backend (used with ``embeddings``), see
         :func:`~splitaudit.duplicates.hamming.hamming_range`; all give the same pairs.

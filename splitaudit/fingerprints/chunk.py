@@ -41,7 +41,7 @@ _LANCZOS = Image.Resampling.LANCZOS
 _BILINEAR = Image.Resampling.BILINEAR
 _NAN = float("nan")
 _WORK = 32  # side of the working copy for descriptor and pixel statistics
-_FAST_DECODE = 32  # fast mode: decode so that both sides stay >= this
+_FAST_DECODE = 48  # fast mode: decode so that both sides stay >= this (1.5x the 32-px thumbnails)
 _NUMPY_RESIZE_MAX = 64 * 64  # input pixels up to which gray LANCZOS downscales use numpy
 _PIXEL_BUDGET = 1 << 25
 """Decoded pixels a worker holds before it processes what it has (memory bound)."""
