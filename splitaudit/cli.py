@@ -90,8 +90,14 @@ def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
     from .scan import scan
 
     checks = [c.strip() for c in args.checks.split(",") if c.strip()] if args.checks else None
+    if args.verifier == "learned" and args.embed == "none":
+        raise _UsageError("--verifier learned needs embeddings: add --embed default (or auto)")
+    if not 0.0 <= args.min_score <= 1.0:
+        raise _UsageError(f"--min-score must be between 0 and 1; got {args.min_score}")
+    options = {"min_score": args.min_score, "verifier": args.verifier}
     return scan(_split_outside(args), mode=args.mode, jobs=args.jobs, cache=_cache_arg(args),
-                embed=args.embed, scheduler=args.scheduler, checks=checks, progress=progress)
+                embed=args.embed, scheduler=args.scheduler, checks=checks, progress=progress,
+                duplicate_options=options)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -261,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.add_argument("--min-score", type=float, default=0.5, help="smallest score of a reported near pair")
+    p.add_argument("--verifier", choices=["thumbnail", "learned"], default="thumbnail",
+                   help="near-pair verifier: thumbnail (default) or learned (with --embed; finds more edited "
+                        "copies, ~100x slower, experimental)")
     p.add_argument("--checks", default=None,
                    help="comma-separated checks to run (default: all): exact_duplicates, near_duplicates, "
                         "label_conflicts, label_distribution, property_drift, embedding_drift, difficulty")

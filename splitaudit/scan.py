@@ -332,8 +332,11 @@ def scan(
     timings["embeddings"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress,
-                           **dict(duplicate_options or {}))
+    options = dict(duplicate_options or {})
+    if options.get("verifier") == "learned" and embeddings is None:
+        raise InputError(f"verifier='learned' needs embeddings, and there are none ({embed_note}); "
+                         "use embed='default'")
+    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **options)
     timings["duplicates"] = time.perf_counter() - t
 
     _load_checks()

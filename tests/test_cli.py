@@ -74,6 +74,8 @@ def test_fail_on_leakage_exit_1(demo_scan, tmp_path, capsys):
     (["scan", "/nonexistent/place", "--out", "x"], "not a directory"),
     (["scan", "--train", "a", "--out", "x"], "give ROOT"),
     (["scan", ".", "--mode", "turbo", "--out", "x"], "invalid choice"),
+    (["scan", ".", "--verifier", "learned", "--out", "x"], "needs embeddings: add --embed default"),
+    (["scan", ".", "--min-score", "1.5", "--out", "x"], "--min-score must be between 0 and 1"),
 ])
 def test_usage_errors_exit_2(argv, fragment, capsys):
     with pytest.raises(SystemExit) if "turbo" in argv else _nullcontext():
@@ -248,3 +250,27 @@ def test_terminal_summary_without_quiet(demo_scan, tmp_path, capsys):
     assert "near_duplicates" in text and "top cross-split pairs" in text
     assert f"wrote {out}" in text and "summary.json" in text and "report.html" in text
     assert re.search(r" val/\S+ = train/\S+", text)  # val path = train path, each named once
+
+
+def test_scan_learned_verifier_and_min_score(demo_scan, tmp_path, capsys):
+    """`scan --embed default --verifier learned` reports at least the default's pairs (its score is the
+    larger of both); `--min-score` filters; the API refuses the learned verifier without embeddings."""
+    pytest.importorskip("torch")
+    from splitaudit.errors import InputError
+
+    data, out, planted, _ = demo_scan
+    default = pd.read_csv(out / "duplicates.csv")
+    runs = {}
+    for name, extra in (("learned", ["--verifier", "learned"]), ("strict", ["--verifier", "learned",
+                                                                            "--min-score", "0.99"])):
+        o = tmp_path / name
+        code = main(["scan", str(data), "--out", str(o), "--no-cache", "--jobs", "1", "--quiet", "--embed", "default",
+                     "--checks", "exact_duplicates,near_duplicates", *extra])
+        assert code == 0, capsys.readouterr().err
+        runs[name] = pd.read_csv(o / "duplicates.csv")
+    key = lambda df: set(zip(df["val_path"], df["train_path"]))
+    assert key(default) <= key(runs["learned"])
+    assert key(runs["strict"]) <= key(runs["learned"]) and (runs["strict"]["score"] >= 0.99).all()
+    with pytest.raises(InputError, match="needs embeddings"):
+        splitaudit.scan(data, cache=False, jobs=1, checks=["near_duplicates"],
+                        duplicate_options={"verifier": "learned"})

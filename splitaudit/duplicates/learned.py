@@ -23,8 +23,9 @@ blur, noise, JPEG, resize, shift), from evidence the library already has:
   look-alikes needs a clearer winner.
 
 Candidates (:func:`learned_candidates`): the default ones, the nearest centred
-embeddings and pHash, and shift/zoom candidates (:mod:`splitaudit.duplicates.reframe`),
-of which each image keeps its 3 best by ``corr``.
+embeddings and pHash, shift/zoom candidates (:mod:`splitaudit.duplicates.reframe`),
+of which each image keeps its 3 best by ``corr``, and its nearest images by
+Fourier magnitude (shifts) and by thumbnails rotated +-8 degrees.
 
 The weights (``learned_verifier.npz`` next to this module, plain arrays, no
 pickle) are fitted by ``benchmarks/train_verifier.py`` on Fashion-MNIST *train*
@@ -351,8 +352,9 @@ def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, par
     among the candidates for 0.976 of copies instead of 0.942, for 40 % more
     pairs), and every pair of :func:`~splitaudit.duplicates.reframe.direct_candidates`
     (``k_spectrum`` shift-invariant and ``k_rotate`` per rotation angle: 0.991 of
-    copies, for 28 % more pairs again; both 0 turn them off). ``geometry``: :func:`~splitaudit.duplicates.reframe.geometry_vectors`
-    of ``thumbs`` when the caller searches several index sets (computed here
+    copies, for 28 % more pairs again; both 0 turn them off).
+    ``geometry``: :func:`~splitaudit.duplicates.reframe.geometry_vectors` of
+    ``thumbs`` when the caller searches several index sets (computed here
     otherwise). ``within`` pairs come out with a < b."""
     from ..neighbors import cosine_topk  # lazy: embeddings only
 
