@@ -33,7 +33,7 @@ import pandas as pd
 
 from ._version import __version__ as _version
 from .dataset import ImageSplit, _is_image_name
-from .errors import LayoutError
+from .errors import InputError, LayoutError
 from .fingerprints import ALGORITHM_VERSION, Fingerprints
 
 __all__ = ["TrainingIndex", "INDEX_FORMAT", "MATCH_COLUMNS"]
@@ -238,18 +238,18 @@ class TrainingIndex:
         folder = Path(path)
         meta_file = folder / "index.json"
         if not meta_file.is_file() or not (folder / "index.npz").is_file():
-            raise ValueError(f"path must be a folder written by TrainingIndex.save (index.json + "
+            raise InputError(f"path must be a folder written by TrainingIndex.save (index.json + "
                              f"index.npz); got {str(folder)!r}")
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != INDEX_FORMAT:
-            raise ValueError(f"index format {meta.get('format')!r} is not supported (this splitaudit reads "
+            raise InputError(f"index format {meta.get('format')!r} is not supported (this splitaudit reads "
                              f"format {INDEX_FORMAT}); rebuild the index")
         if meta.get("algorithm") != ALGORITHM_VERSION:
-            raise ValueError(f"index was built with fingerprint algorithm {meta.get('algorithm')!r}; this "
+            raise InputError(f"index was built with fingerprint algorithm {meta.get('algorithm')!r}; this "
                              f"splitaudit computes {ALGORITHM_VERSION!r}, so hashes would not compare. "
                              "Rebuild the index")
         if mode is not None and meta["mode"] != mode:
-            raise ValueError(f"index was built in mode {meta['mode']!r}, asked for mode {mode!r}; "
+            raise InputError(f"index was built in mode {meta['mode']!r}, asked for mode {mode!r}; "
                              "hashes of different modes never compare")
         with np.load(folder / "index.npz", allow_pickle=False) as data:
             columns = {}

@@ -124,6 +124,16 @@ def test_check_new_builds_index_and_finds_planted(demo_scan, tmp_path, capsys):
                  "--no-cache", "--jobs", "1", "--quiet"])
     assert code == 0
     assert pd.read_csv(tmp_path / "m2.csv").equals(matches)
+    # an index from an older fingerprint algorithm (or another mode) is a clear input error, exit 2
+    meta_file = index_dir / "index.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "algorithm": "fp0"}))
+    capsys.readouterr()
+    code = main(["check-new", str(data / "val"), "--index", str(index_dir), "--out", str(tmp_path / "m3.csv"),
+                 "--no-cache", "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fingerprint algorithm 'fp0'" in err and "Rebuild the index" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize("rows, fragment", [
