@@ -138,3 +138,15 @@ def test_report_paths_wrap_at_slashes_and_stay_escaped():
     out = _breakable("val/<b>x&y</b>/a_very_long_file_name.png")
     assert out == "val/<wbr>&lt;b&gt;x&amp;y&lt;/<wbr>b&gt;/<wbr>a_very_long_file_name.png"
     assert "<b>" not in out and _breakable("plain.png") == "plain.png"
+
+
+def test_report_expected_sentence_handles_no_within_duplicates():
+    from splitaudit.report.html import _expected_sentence
+
+    none = _expected_sentence({"expected": 0.0, "observed": 9, "p_value": 0.0})
+    assert "Neither split holds near-duplicate pairs" in none and "observed 9: more than chance" in none
+    assert "p = 0" not in none
+    assert _expected_sentence({"expected": 0.0, "observed": 0, "p_value": 1.0}).endswith("observed 0.")
+    usual = _expected_sentence({"expected": 46.4, "observed": 41, "p_value": 0.8})
+    assert "about 46.4" in usual and "no more than chance" in usual
+    assert _expected_sentence({}) == ""

@@ -118,6 +118,10 @@ def _expected_sentence(e: dict) -> str:
     if not e or e.get("expected") is None:
         return ""
     obs, exp, p = e.get("observed", 0), float(e["expected"]), e.get("p_value")
+    if exp == 0:
+        return (f"Neither split holds near-duplicate pairs, so a random split would put none across it; observed "
+                f"{obs:,}" + (": more than chance (a random split would have put some of these pairs inside "
+                              "one split)." if obs else "."))
     text = (f"A random split with this within-split duplicate density would put about {exp:,.1f} near-duplicate "
             f"pairs across the split; observed {obs:,}")
     if p is None:
