@@ -69,11 +69,14 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
         style = STATUS_STYLE.get(f.status, "")
         table.add_row(f.check, f"[{style}]{f.status}[/{style}]", f.message)
     console.print(table)
+    from .report.html import score_text
+
     pairs = result.pairs
     if len(pairs):
         console.print(f"  top cross-split pairs (of {len(pairs):,}; score, kind, val path = train path):")
         for row in pairs.sort_values("score", ascending=False).head(5).itertuples():
-            console.print(f"    {row.score:.2f} {row.kind:<5} {row.val_path} = {row.train_path}", markup=False)
+            console.print(f"    {score_text(row.score, row.kind)} {row.kind:<5} {row.val_path} = {row.train_path}",
+                          markup=False)
     print_written(written.values(), console)
 
 

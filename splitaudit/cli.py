@@ -226,8 +226,11 @@ def cmd_check_new(args: argparse.Namespace) -> int:
         console.print(f"[bold]splitaudit check-new[/bold] {matches.attrs['n_new']:,} new images vs "
                       f"{len(index):,} indexed: {n_hit:,} match a training image "
                       f"({len(matches):,} pairs), {len(matches.attrs['unreadable']):,} unreadable")
+        from .report.html import score_text
+
         for row in matches.head(5).itertuples():
-            console.print(f"    {row.score:.2f} {row.kind:<5} new:{row.new_path}  train:{row.train_path}",
+            console.print(f"    {score_text(row.score, row.kind)} {row.kind:<5} new:{row.new_path}  "
+                          f"train:{row.train_path}",
                           markup=False)
         console.print(f"  wrote {out}", markup=False)
     return EXIT_FAIL_ON if args.fail_on_match and len(matches) else EXIT_OK
@@ -267,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
-    p.add_argument("--min-score", type=float, default=0.5, help="smallest score of a reported near pair")
+    p.add_argument("--min-score", type=float, default=0.5,
+                   help="smallest score in [0, 1] of a reported near pair (default 0.5; exact pairs always count)")
     p.add_argument("--verifier", choices=["thumbnail", "learned"], default="thumbnail",
                    help="near-pair verifier: thumbnail (default) or learned (with --embed; finds more edited "
                         "copies; ~0.25 s per image on 2 cores, experimental)")

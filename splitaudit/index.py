@@ -247,7 +247,7 @@ class TrainingIndex:
         if meta.get("algorithm") != ALGORITHM_VERSION:
             raise InputError(f"index was built with fingerprint algorithm {meta.get('algorithm')!r}; this "
                              f"splitaudit computes {ALGORITHM_VERSION!r}, so hashes would not compare. "
-                             "Rebuild the index")
+                             "Rebuild the index (TrainingIndex.build, or check-new --build TRAIN).")
         if mode is not None and meta["mode"] != mode:
             raise InputError(f"index was built in mode {meta['mode']!r}, asked for mode {mode!r}; "
                              "hashes of different modes never compare")

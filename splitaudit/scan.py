@@ -332,11 +332,11 @@ def scan(
     timings["embeddings"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    options = dict(duplicate_options or {})
-    if options.get("verifier") == "learned" and embeddings is None:
+    dup_options = dict(duplicate_options or {})
+    if dup_options.get("verifier") == "learned" and embeddings is None:
         raise InputError(f"verifier='learned' needs embeddings, and there are none ({embed_note}); "
                          "use embed='default'")
-    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **options)
+    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **dup_options)
     timings["duplicates"] = time.perf_counter() - t
 
     _load_checks()
@@ -367,6 +367,8 @@ def scan(
         "embeddings_used": embeddings is not None,
         "embeddings_note": embed_note,
         "checks": wanted,
+        "duplicates": {k: v for k, v in dups.params.items()  # find_duplicates' parameters, as used
+                       if isinstance(v, (str, int, float, bool)) and k != "jobs"},
         "random_state": random_state,
         "scheduler": None if scheduler is None else str(scheduler),
     }

@@ -144,9 +144,17 @@ def test_report_expected_sentence_handles_no_within_duplicates():
     from splitaudit.report.html import _expected_sentence
 
     none = _expected_sentence({"expected": 0.0, "observed": 9, "p_value": 0.0})
-    assert "Neither split holds near-duplicate pairs" in none and "observed 9: more than chance" in none
+    assert "Neither split holds duplicate pairs" in none and "observed 9, which chance does not explain" in none
     assert "p = 0" not in none
     assert _expected_sentence({"expected": 0.0, "observed": 0, "p_value": 1.0}).endswith("observed 0.")
     usual = _expected_sentence({"expected": 46.4, "observed": 41, "p_value": 0.8})
     assert "about 46.4" in usual and "no more than chance" in usual
     assert _expected_sentence({}) == ""
+
+
+def test_near_pair_scores_never_display_as_exact():
+    from splitaudit.report.html import score_text
+
+    assert score_text(0.99999, "near") == "0.99" and score_text(0.99999, "near", 3) == "0.999"
+    assert score_text(1.0, "exact") == "1.00" and score_text(0.58, "near") == "0.58"
+    assert score_text(0.5, "near") == "0.50"

@@ -245,7 +245,7 @@ def test_a_bug_exits_3_not_1(demo_scan, tmp_path, monkeypatch, capsys):
 def test_report_says_expected_vs_observed_in_words(demo_scan):
     html = (demo_scan[1] / "report.html").read_text()
     # the demo has no duplicates inside either split: no degenerate "expected 0.0, p = 0" sentence
-    assert "Neither split holds near-duplicate pairs" in html and "more than chance" in html
+    assert "Neither split holds duplicate pairs" in html and "which chance does not explain" in html
     assert "would put about 0.0" not in html
     assert '"estimator"' not in html and "rho * n_train" not in html  # no raw JSON in the page text
     assert "embedding_cos=" not in html  # no evidence column that is empty for every pair (embeddings off)
@@ -280,6 +280,8 @@ def test_scan_learned_verifier_and_min_score(demo_scan, tmp_path, capsys):
                      "--checks", "exact_duplicates,near_duplicates", *extra])
         assert code == 0, capsys.readouterr().err
         runs[name] = pd.read_csv(o / "duplicates.csv")
+        used = json.loads((o / "summary.json").read_text())["options"]["duplicates"]  # recorded with the results
+        assert used["verifier"] == "learned" and used["min_score"] == (0.99 if name == "strict" else 0.5)
     key = lambda df: set(zip(df["val_path"], df["train_path"]))
     assert key(default) <= key(runs["learned"])
     assert key(runs["strict"]) <= key(runs["learned"]) and (runs["strict"]["score"] >= 0.99).all()

@@ -182,6 +182,7 @@ class LabelConflicts(_DuplicateCheck):
             return f"No duplicate pair across the split has conflicting labels ({x['n_val']:,} val images)."
         verb = "pair carries" if x["pairs"] == 1 else "pairs carry"
         n_hit = x["val_with_train_duplicate"]
+        inside = x["within_train"] + x["within_val"]
         return (f"{x['pairs']} cross-split duplicate {verb} different labels "
                 f"({n_hit} val image{'' if n_hit == 1 else 's'}, {100 * x['fraction_val']:.2f}%); "
-                f"{x['within_train'] + x['within_val']} such pairs inside the splits.")
+                f"{inside} {'pair' if inside == 1 else 'pairs'} like that inside the splits.")

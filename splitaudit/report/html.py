@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import warnings
 from html import escape
 from typing import Any
@@ -74,6 +75,14 @@ def _img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}" loading="lazy">'
 
 
+def score_text(score: float, kind: str, digits: int = 2) -> str:
+    """A pair's score for display: rounded down for near pairs, so 0.99999 reads 0.99 and only an
+    exact pair reads 1.00."""
+    if kind != "exact":
+        score = math.floor(float(score) * 10 ** digits + 1e-9) / 10 ** digits
+    return f"{score:.{digits}f}"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if not np.isfinite(value):
@@ -119,9 +128,8 @@ def _expected_sentence(e: dict) -> str:
         return ""
     obs, exp, p = e.get("observed", 0), float(e["expected"]), e.get("p_value")
     if exp == 0:
-        return (f"Neither split holds near-duplicate pairs, so a random split would put none across it; observed "
-                f"{obs:,}" + (": more than chance (a random split would have put some of these pairs inside "
-                              "one split)." if obs else "."))
+        return ("Neither split holds duplicate pairs inside it, so this estimate expects none across the split; "
+                f"observed {obs:,}" + (", which chance does not explain." if obs else "."))
     text = (f"A random split with this within-split duplicate density would put about {exp:,.1f} near-duplicate "
             f"pairs across the split; observed {obs:,}")
     if p is None:
@@ -152,7 +160,7 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
             f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {_breakable(getattr(row, col(a, 'path')))}{lab(la)}</figcaption></figure>"
             f"<figure>{_img(_thumb_uri(abspaths[ib]), label_b)}<figcaption><b>{label_b}</b> {_breakable(getattr(row, col(b, 'path')))}{lab(lb)}</figcaption></figure>"
             "</div>"
-            f"<div>{escape(str(row.kind))} · score {_fmt(float(row.score))}"
+            f"<div>{escape(str(row.kind))} · score {score_text(row.score, str(row.kind), 3)}"
             + (" · <span class='conflict'>label conflict</span>" if conflict else "")
             + f"</div><div class='small'>{escape(' '.join(extra))}</div></div>"
         )
