@@ -287,7 +287,10 @@ class TrainingIndex:
         ----------
         paths_or_split : folder, sequence of paths, ImageSplit or Fingerprints
             The new images. A folder is searched recursively for image
-            files; an ImageSplit contributes all its images (and labels);
+            files; when every one sits in a subfolder directly below it
+            (``NEW/<class>/<file>``, the class-folder layout), the subfolder
+            name is its label, so label conflicts are found as in a scan.
+            An ImageSplit contributes all its images (and labels);
             Fingerprints must be in the index's mode.
         embeddings : array (M, D), optional
             Embeddings of the new images (same model as the index). Without
@@ -362,7 +365,13 @@ class TrainingIndex:
             if not folder.is_dir():
                 raise ValueError(f"paths_or_split must be a folder, a list of paths, an ImageSplit or "
                                  f"Fingerprints; {str(folder)!r} is not a folder")
-            paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and _is_image_name(str(p)))
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and _is_image_name(str(p)))
+            paths = [str(p) for p in files]
+            depth = {len(p.relative_to(folder).parts) for p in files}
+            labels = [p.parent.name for p in files] if depth == {2} else [None] * len(files)  # NEW/<class>/<file>
+            fp = compute_fingerprints(paths, mode=self.mode, jobs=jobs, cache=cache, progress=progress,
+                                      client=client)
+            return fp, list(fp.table["path"]), labels
         elif isinstance(source, Sequence) and not isinstance(source, bytes):
             paths = [os.fspath(p) for p in source]
         else:

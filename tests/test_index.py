@@ -150,6 +150,20 @@ def test_check_an_image_split_keeps_labels(setup, tmp_path):
     assert (val["label_conflict"] == (val["train_label"] != "dog")).all()
 
 
+def test_check_a_class_folder_takes_labels_from_subfolders(setup, tmp_path):
+    root, result, index, incoming, planted, _ = setup
+    new = tmp_path / "new"
+    (new / "dog").mkdir(parents=True)
+    for name in planted:
+        shutil.copyfile(incoming / name, new / "dog" / name)
+    matches = index.check(new, jobs=1)
+    assert len(matches) >= len(planted) and (matches["new_label"] == "dog").all()
+    assert (matches["label_conflict"] == (matches["train_label"] != "dog")).all()
+    # not the class-folder layout (a file directly in NEW): no labels are made up
+    shutil.copyfile(incoming / next(iter(planted)), new / "loose.png")
+    assert index.check(new, jobs=1)["new_label"].isna().all()
+
+
 def test_build_from_folder_matches_from_scan(setup, tmp_path):
     root, result, index, incoming, *_ = setup
     built = TrainingIndex.build(root, jobs=1)

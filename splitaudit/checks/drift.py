@@ -285,7 +285,10 @@ class EmbeddingDriftCheck(Check):
             status = "fail" if auc >= 0.75 else "warn"
         if status == "pass":
             message = (f"A classifier cannot tell val from train images (AUC {auc:.3f}, "
-                       f"95% CI {low:.3f}–{high:.3f}, p={p_value:.3g}).")
+                       f"95% CI {low:.3f}–{high:.3f}, p={p_value:.3g}, n={n_train_fit}+{n_val_fit}).")
+            if high < 0.5:  # below chance: an artefact of cross-validating few images, not a difference
+                message += (" An AUC below 0.5 means no usable signal (cross-validated predictions on few "
+                            "images can fall below chance); it is not evidence of a difference.")
         else:
             message = (f"Val images are distinguishable from train images: adversarial AUC {auc:.3f} "
                        f"(95% CI {low:.3f}–{high:.3f}, p={p_value:.3g}, n={n_train_fit}+{n_val_fit}).")
