@@ -34,7 +34,7 @@ h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:28px 0 8px;border-bottom
 table{border-collapse:collapse;background:#fff;width:100%}td,th{border-bottom:1px solid #eee;padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2;font-weight:600}.badge{display:inline-block;border-radius:3px;padding:1px 7px;font-size:12px;font-weight:600;color:#fff}
 .pass{background:#2e8b57}.warn{background:#e0a100}.fail{background:#c0392b}.error{background:#8e44ad}.skipped{background:#999}
-.pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:10px}
+.pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
 .pair{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px;font-size:12px}
 .pair .imgs{display:flex;gap:6px}.pair figure{margin:0;flex:1;min-width:0}
 .pair img{width:100%;max-width:112px;image-rendering:pixelated;border:1px solid #ddd;background:#eee}

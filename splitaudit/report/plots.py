@@ -11,7 +11,7 @@ import numpy as np
 TRAIN_COLOUR, VAL_COLOUR = "#4c72b0", "#dd8452"
 
 
-def _figure(width: float = 4.2, height: float = 2.6):
+def _figure(width: float = 3.7, height: float = 2.5):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -54,7 +54,7 @@ def hist_train_val(train: np.ndarray, val: np.ndarray, title: str, *, bins: int 
 
 def bars_train_val(labels: Sequence[str], train: Sequence[float], val: Sequence[float], title: str) -> str:
     """Side-by-side bars (e.g. class proportions) for train and val."""
-    plt, fig, ax = _figure(width=max(4.2, 0.45 * len(labels) + 1.5))
+    plt, fig, ax = _figure(width=max(3.7, 0.45 * len(labels) + 1.5))
     x = np.arange(len(labels))
     ax.bar(x - 0.2, train, width=0.4, color=TRAIN_COLOUR, label="train")
     ax.bar(x + 0.2, val, width=0.4, color=VAL_COLOUR, label="val")
