@@ -350,7 +350,7 @@ def scan(
         fingerprints=fps,
         embeddings=embeddings,
         pairs=dups.pairs,
-        within_pairs=dups.within,
+        within_pairs=dups.within if dups.params.get("within", True) else None,  # None: not searched
         image_loss=image_loss,
         random_state=random_state,
         options=dict(check_options or {}),

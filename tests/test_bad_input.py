@@ -150,6 +150,9 @@ def test_report_expected_sentence_handles_no_within_duplicates():
     usual = _expected_sentence({"expected": 46.4, "observed": 41, "p_value": 0.8})
     assert "about 46.4" in usual and "no more than chance" in usual
     assert _expected_sentence({}) == ""
+    unmeasured = _expected_sentence({"expected": 0.0, "observed": 3, "p_value": 0.0,
+                                     "note": "within=False: no within-split pairs searched, so the expectation is 0"})
+    assert unmeasured.startswith("within=False") and "chance" not in unmeasured
 
 
 def test_near_pair_scores_never_display_as_exact():

@@ -288,3 +288,18 @@ def test_scan_learned_verifier_and_min_score(demo_scan, tmp_path, capsys):
     with pytest.raises(InputError, match="needs embeddings"):
         splitaudit.scan(data, cache=False, jobs=1, checks=["near_duplicates"],
                         duplicate_options={"verifier": "learned"})
+
+
+def test_scan_without_within_search_makes_no_chance_claim(demo_scan, tmp_path):
+    """within=False: nothing was measured inside the splits, so no "chance" verdict either way."""
+    data = demo_scan[0]
+    result = splitaudit.scan(data, cache=False, jobs=1, checks=["exact_duplicates", "near_duplicates"],
+                             duplicate_options={"within": False})
+    near = next(f for f in result.findings if f.check == "near_duplicates")
+    assert near.numbers["expected"] is None and near.numbers["within_searched"] is False
+    assert "not searched" in near.message and "chance, so" not in near.message
+    result.to_html(tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert "within=False" in html and "which chance does not explain" not in html
+    usual = next(f for f in splitaudit.scan(data, cache=False, jobs=1, checks=["near_duplicates"]).findings)
+    assert usual.numbers["within_searched"] is True and usual.numbers["expected"] is not None

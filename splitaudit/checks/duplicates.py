@@ -101,6 +101,7 @@ class _DuplicateCheck(Check):
         return within[within["kind"] == self.kind]
 
     def run(self, context: AuditContext) -> CheckResult:
+        within_searched = context.pairs is None or context.within_pairs is not None
         pairs, within = duplicate_pairs(context)
         chosen = self._select(pairs)
         chosen_within = self._select_within(within)
@@ -122,8 +123,10 @@ class _DuplicateCheck(Check):
             "within_train": w_train,
             "within_val": w_val,
             "observed": int(len(chosen)),
-            **_poisson(int(len(chosen)), rate * n_train * n_val),
+            **(_poisson(int(len(chosen)), rate * n_train * n_val) if within_searched else
+               {"expected": None, "ratio": None, "p_value": None}),
             "expected_estimator": "within-split pair rate x n_train x n_val",
+            "within_searched": within_searched,
         }
         status = _status(self.name, share, val_hit, context.options.get(self.name, {}))
         message = self._message(numbers)
@@ -133,11 +136,14 @@ class _DuplicateCheck(Check):
         if not x["pairs"]:
             return f"No {self.kind} duplicates between val and train ({x['n_val']:,} val images)."
         exp = x["expected"]
-        tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f}, "
-                f"Poisson p = {x['p_value']:.2g}): "
-                + ("more than chance, so the split leaks" if x["p_value"] <= 0.05 else
-                   "no more than chance, so the copies come from the data, not from how it was split")
-                if exp > 0 else "; no duplicates inside either split, so a random split would give none")
+        if exp is None:
+            tail = "; pairs inside the splits were not searched, so there is no estimate of what chance gives"
+        else:
+            tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f}, "
+                    f"Poisson p = {x['p_value']:.2g}): "
+                    + ("more than chance, so the split leaks" if x["p_value"] <= 0.05 else
+                       "no more than chance, so the copies come from the data, not from how it was split")
+                    if exp > 0 else "; no duplicates inside either split, so a random split would give none")
         article = "an" if self.kind[0] in "aeiou" else "a"
         pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
         n_hit = x["val_with_train_duplicate"]

@@ -127,6 +127,8 @@ def _expected_sentence(e: dict) -> str:
     if not e or e.get("expected") is None:
         return ""
     obs, exp, p = e.get("observed", 0), float(e["expected"]), e.get("p_value")
+    if e.get("note"):  # e.g. within=False: the within-split density was never measured
+        return f"{e['note']}; observed {obs:,} cross-split pairs."
     if exp == 0:
         return ("Neither split holds duplicate pairs inside it, so this estimate expects none across the split; "
                 f"observed {obs:,}" + (", which chance does not explain." if obs else "."))
