@@ -153,6 +153,10 @@ def test_features_match_their_names(planted):
             sides.append(np.clip(corr[i] - others.max(), -1, 1) if len(others) else 1.0)
         expect.append(max(sides))
     assert np.allclose(x["margin_corr"], expect, atol=1e-6)
+    # chunks in threads give the very same matrix as the same chunks in turn (margins over all pairs)
+    np.testing.assert_array_equal(pair_features(fps, emb_c, a, b, jobs=2, chunk=2),
+                                  pair_features(fps, emb_c, a, b, jobs=1, chunk=2))
+    np.testing.assert_allclose(pair_features(fps, emb_c, a, b, chunk=2), x.to_numpy(), atol=1e-4)
     blur = np.log(np.clip(1 - blur_correlation(fps.thumbs, a, b), 1e-4, 1))
     assert np.allclose(x["log_blur_resid"], blur) and (x["log_blur_resid"] <= 0).all()
 

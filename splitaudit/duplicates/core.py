@@ -211,7 +211,7 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         cos = (emb[a] * emb[b]).sum(1)
         score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))
     if learned is not None:  # the default evidence, or the learned probability (threshold -> 0.5)
-        score = np.maximum(score, learned_score(learned[0], fp, learned[1], a, b))
+        score = np.maximum(score, learned_score(learned[0], fp, learned[1], a, b, jobs=p["jobs"]))
     if p["geometric"] and learned is None:
         unsure = np.flatnonzero(score < p["min_score"])
         if len(unsure):
@@ -342,7 +342,8 @@ def find_duplicates(
         Hamming search backend (used with ``embeddings``), see
         :func:`~splitaudit.duplicates.hamming.hamming_range`; all give the same pairs.
     jobs : int, optional
-        Threads for the blocked thumbnail search (default: all cores).
+        Threads for the blocked thumbnail search and the learned verifier's
+        pair features (default: all cores; results do not depend on it).
     progress : callable, optional
         ``progress(stage, done, total)``.
 
