@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smallest score in [0, 1] of a reported near pair (default 0.5; exact pairs always count)")
     p.add_argument("--verifier", choices=["thumbnail", "learned"], default="thumbnail",
                    help="near-pair verifier: thumbnail (default) or learned (with --embed; finds more edited "
-                        "copies; ~0.25 s per image on 2 cores, experimental)")
+                        "copies; ~0.17 s per image on 2 cores, experimental)")
     p.add_argument("--checks", default=None,
                    help="comma-separated checks to run (default: all): exact_duplicates, near_duplicates, "
                         "label_conflicts, label_distribution, property_drift, embedding_drift, difficulty")

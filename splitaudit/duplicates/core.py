@@ -337,7 +337,7 @@ def find_duplicates(
         precision 0.99 with ``min_score`` near 0.06, which on the real subset
         reports 288 pairs, 278 of them false
         (``benchmarks/results_embeddings.md`` 3g). Experimental and slow:
-        ~10 ms of ``verify_geometric`` per candidate (500 s for 2k x 10k).
+        ~10 ms of ``verify_geometric`` per candidate (340 s for 2k x 10k on 2 cores).
     backend : {"auto", "numpy", "faiss", "mih"}
         Hamming search backend (used with ``embeddings``), see
         :func:`~splitaudit.duplicates.hamming.hamming_range`; all give the same pairs.
