@@ -159,6 +159,14 @@ ROTATIONS = (8.0, -8.0)
 """Angles (degrees) of :func:`rotated_vectors` in :func:`geometry_vectors`."""
 
 
+def _add_nearest(qa: list, qb: list, ia, ib, q, q_mirror, base, k: int, within: bool) -> None:
+    """Append each ``ia`` image's ``k`` nearest ``ib`` images (``q``/``q_mirror`` rows of
+    ``ia`` against ``base`` rows of ``ib``; one more within a set, for the image itself)."""
+    kk = min(k + (1 if within else 0), len(ib))
+    idx = _flip_topk(q, q_mirror, base, kk)
+    qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
+
+
 def geometry_vectors(thumbs: np.ndarray, zoom_keep: float = 0.8, whole=None) -> dict:
     """The vectors :func:`geometry_candidates` searches, computed once per set of
     thumbnails: ``shape``, ``whole`` (the 16x16 pooled thumbnail of
@@ -184,22 +192,16 @@ def geometry_candidates(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, with
     (an ``ia`` crop of an ``ib`` image) and the other way round (flip-aware).
     ``vectors``: :func:`geometry_vectors` of ``thumbs``, when already computed."""
     qa, qb = [], []
-    extra = 1 if within else 0
     if not len(ia) or not len(ib):
         return qa, qb
     v = vectors if vectors is not None else geometry_vectors(thumbs, zoom_keep)
     if k_shape:
         plain, mirror = v["shape"]
-        kk = min(k_shape + extra, len(ib))
-        idx = _flip_topk(plain[ia], mirror[ia], plain[ib], kk)
-        qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
+        _add_nearest(qa, qb, ia, ib, plain[ia], mirror[ia], plain[ib], k_shape, within)
     if k_zoom:
         (whole, whole_m), (crop, crop_m) = v["whole"], v["crop"]
-        kk = min(k_zoom + extra, len(ib))
-        idx = _flip_topk(whole[ia], whole_m[ia], crop[ib], kk)  # ia is a crop of ib
-        qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
-        idx = _flip_topk(crop[ia], crop_m[ia], whole[ib], kk)  # ib is a crop of ia
-        qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
+        _add_nearest(qa, qb, ia, ib, whole[ia], whole_m[ia], crop[ib], k_zoom, within)  # ia is a crop of ib
+        _add_nearest(qa, qb, ia, ib, crop[ia], crop_m[ia], whole[ib], k_zoom, within)  # ib is a crop of ia
     return qa, qb
 
 
@@ -213,19 +215,14 @@ def direct_candidates(thumbs: np.ndarray, ia: np.ndarray, ib: np.ndarray, within
     all candidates for 0.991 of copies instead of 0.977, for 28 % more pairs.
     ``vectors``: :func:`geometry_vectors` of ``thumbs``, when already computed."""
     qa, qb = [], []
-    extra = 1 if within else 0
     if not len(ia) or not len(ib):
         return qa, qb
     v = vectors if vectors is not None else geometry_vectors(thumbs)
     if k_spectrum:
         plain, mirror = v["spectrum"]
-        kk = min(k_spectrum + extra, len(ib))
-        idx = _flip_topk(plain[ia], mirror[ia], plain[ib], kk)
-        qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
+        _add_nearest(qa, qb, ia, ib, plain[ia], mirror[ia], plain[ib], k_spectrum, within)
     if k_rotate:
         whole, whole_m = v["whole"]
-        kk = min(k_rotate + extra, len(ib))
         for rotated in v["rotated"].values():
-            idx = _flip_topk(whole[ia], whole_m[ia], rotated[ib], kk)
-            qa.append(np.repeat(ia, kk)); qb.append(ib[idx].ravel())
+            _add_nearest(qa, qb, ia, ib, whole[ia], whole_m[ia], rotated[ib], k_rotate, within)
     return qa, qb
