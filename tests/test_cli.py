@@ -49,7 +49,7 @@ def test_outputs_and_columns(demo_scan):
     assert checks["label_conflicts"]["status"] in ("warn", "fail")
     pairs = pd.read_csv(out / "duplicates.csv")
     assert {"val_path", "train_path", "kind", "score"} <= set(pairs.columns)
-    assert set(pairs["kind"]) <= {"exact", "near"}
+    assert set(pairs["kind"]) <= {"exact", "near", "overlap"}
     assert pairs["score"].between(0, 1).all()
     found = set(zip(pairs["val_path"], pairs["train_path"]))
     missed = [v for v, t in planted.items() if (v, t) not in found]

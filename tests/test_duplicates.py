@@ -51,7 +51,7 @@ def check_result_invariants(result, split):
     assert (images["split"].to_numpy()[p["val_index"]] == "val").all()
     assert (images["split"].to_numpy()[p["train_index"]] == "train").all()
     assert p["score"].between(0, 1).all()
-    assert set(p["kind"]) <= {"exact", "near"}
+    assert set(p["kind"]) <= {"exact", "near", "overlap"}
     assert not p.duplicated(["val_index", "train_index"]).any()
     w = result.within
     assert (w["index_a"] < w["index_b"]).all()
@@ -398,10 +398,23 @@ def geo_planted(tmp_path_factory):
     return split, fps, copies, look
 
 
+def test_keypoints_find_crops_rotations_and_shifts_by_default(geo_planted):
+    split, fps, copies, look = geo_planted
+    default = find_duplicates(fps, split.images)
+    found = _pair_set(default.pairs, "val_path", "train_path")
+    assert found == copies and not (look & found)
+    rows = default.pairs.set_index("val_path")
+    assert (rows["decided_by"] == "keypoints").all() and (rows["inliers"] >= 10).all()
+    assert abs(rows.loc["val/a/rotate8.png", "rotation"]) == pytest.approx(8, abs=1.5)
+    assert rows.loc["val/a/crop80.png", "kind"] == "overlap"  # 80 % of each side: 64 % of the area
+    assert rows.loc["val/a/crop80.png", "overlap"] > 0.9 > rows.loc["val/a/crop80.png", "overlap_b"]
+    check_result_invariants(default, split)
+
+
 def test_geometric_opt_in_finds_crops_and_shifts(geo_planted):
     split, fps, copies, look = geo_planted
-    plain = find_duplicates(fps, split.images)
-    geo = find_duplicates(fps, split.images, geometric=True)
+    plain = find_duplicates(fps, split.images, keypoints=False)
+    geo = find_duplicates(fps, split.images, geometric=True, keypoints=False)
     found_plain = _pair_set(plain.pairs, "val_path", "train_path")
     found_geo = _pair_set(geo.pairs, "val_path", "train_path")
     assert len(copies - found_plain) >= 2  # the plain alignment misses most of these edits

@@ -162,10 +162,18 @@ class ExactDuplicates(_DuplicateCheck):
 
 @register
 class NearDuplicates(_DuplicateCheck):
-    """Val images with a verified near copy (re-encoded, resized, cropped, ...) in train."""
+    """Val images with a verified near copy (re-encoded, resized, cropped, rotated, captioned, an
+    overlapping tile, ...) in train: pairs of kind ``near`` and ``overlap``."""
 
     name = "near_duplicates"
     kind = "near"
+    kinds = ("near", "overlap")  # a crop or an overlapping tile leaks as much as an edited copy
+
+    def _select(self, pairs):
+        return pairs[pairs["kind"].isin(self.kinds)]
+
+    def _select_within(self, within):
+        return within[within["kind"].isin(self.kinds)]
 
 
 @register

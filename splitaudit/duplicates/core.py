@@ -14,7 +14,8 @@ import pandas as pd
 from ..checks.base import jsonable
 from .clusters import duplicate_clusters, expected_cross
 from .hamming import HAMMING_BACKENDS
-from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold
+from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold, unique_pairs
+from .keypoints import KEYPOINT_COLUMNS, keypoint_candidates, score_from_inliers, verify_keypoints
 from .reframe import geometry_vectors
 from .search import mirror_project, thumb_vectors
 from .learned import centred_embeddings, learned_candidates, learned_score, load_verifier
@@ -33,14 +34,17 @@ PAIR_COLUMNS = [
     "val_path", "train_path", "val_index", "train_index", "kind", "score",
     "val_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
     "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos",
+    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
 ]
 WITHIN_COLUMNS = [
     "split", "path_a", "path_b", "index_a", "index_b", "kind", "score",
     "label_a", "label_b", "label_conflict", "exact_bytes", "exact_pixels",
     "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos",
+    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
 ]
+OVERLAP_BELOW = 0.8
+"""A keypoint-verified pair is ``kind="overlap"`` when the aligned frames cover
+less than this share of either image (a crop, neighbouring tiles)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class DuplicateResult:
         return {
             "cross_exact": int((p["kind"] == "exact").sum()),
             "cross_near": int((p["kind"] == "near").sum()),
+            "cross_overlap": int((p["kind"] == "overlap").sum()),
             "val_with_train_duplicate": int(p["val_index"].nunique()),
             "label_conflicts": int(p["label_conflict"].sum()),
             "within_train": int((self.within["split"] == "train").sum()),
@@ -132,10 +137,13 @@ def _validate(fingerprints, images, embeddings, params):
             raise ValueError(f"embeddings must be an (N, D) array with N={n}; got shape {emb.shape}")
     if not isinstance(params["jobs"], (int, np.integer)) or isinstance(params["jobs"], bool) or params["jobs"] < 1:
         raise ValueError(f"jobs must be a positive int or None; got {params['jobs']!r}")
-    for name in ("hash_radius", "neighbors", "max_hash_candidates", "max_shift", "search_dims"):
+    for name in ("hash_radius", "neighbors", "max_hash_candidates", "max_shift", "search_dims",
+                 "max_keypoint_candidates"):
         value = params[name]
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a non-negative int; got {value!r}")
+    if not isinstance(params["keypoints"], (bool, np.bool_)):
+        raise TypeError(f"keypoints must be a bool; got {type(params['keypoints']).__name__}")
     if not isinstance(params["geometric"], (bool, np.bool_)):
         raise TypeError(f"geometric must be a bool; got {type(params['geometric']).__name__}")
     if not 0.0 <= params["min_score"] <= 1.0:
@@ -199,6 +207,11 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
             a, b = _prefilter(pooled, std, a, b, min(p["min_corr"], GEO_MIN_CORR), np.inf)
         else:
             a, b = _prefilter(pooled, std, a, b, p["min_corr"], _max_rms(p))
+    local = getattr(fp, "local", None)
+    use_keypoints = p["keypoints"] and local is not None and len(local.desc) > 0
+    if use_keypoints:  # pairs whose keypoints vote for each other, whatever their thumbnails say
+        ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p["max_keypoint_candidates"])
+        a, b = unique_pairs([a, ka], [b, kb], within)
     if progress:
         progress(stage, 2, 3)
     if len(exact):
@@ -217,16 +230,32 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         if len(unsure):
             geo = verify_geometric(fp.thumbs, a[unsure], b[unsure])
             score[unsure] = np.maximum(score[unsure], geo["score"])
+    decided = np.full(len(a), "thumbnail", object)
+    if emb is not None:
+        decided[score_from_rms(-cos, -p["embedding_cos"], 0.01) >= score] = "embedding"
+    kp = {name: np.full(len(a), np.nan) for name in KEYPOINT_COLUMNS}
+    if use_keypoints:
+        kp = verify_keypoints(local, a, b, thumbs=fp.thumbs, jobs=p["jobs"])
+        kscore = score_from_inliers(kp["inliers"], kp["aligned_rms"])
+        decided[kscore > score] = "keypoints"
+        score = np.maximum(score, kscore)
     keep = score >= p["min_score"]
-    near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": "near", "score": score[keep],
+    kind = np.full(len(a), "near", object)
+    partial = (decided == "keypoints") & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)
+    kind[partial] = "overlap"
+    near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
-                         **{k: v[k][keep] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")}})
+                         **{k: v[k][keep] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")},
+                         **{k: np.asarray(kp[k])[keep] for k in KEYPOINT_COLUMNS},
+                         "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
     ve = align_pairs(fp.thumbs, ea, eb, max_shift=0, trim=p["trim"], pooled=pooled)
     exact_df = pd.DataFrame({"a": ea, "b": eb, "kind": "exact", "score": 1.0,
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
-                             **{k: ve[k] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")}})
+                             **{k: ve[k] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")},
+                             **{k: np.full(len(ea), np.nan) for k in KEYPOINT_COLUMNS},
+                             "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)
     ev = _evidence(table, fp, emb, out["a"].to_numpy(np.int64), out["b"].to_numpy(np.int64),
@@ -256,6 +285,8 @@ def find_duplicates(
     embedding_cos: float = 0.97,
     min_embedding_cos: float = 0.9,
     within: bool = True,
+    keypoints: bool = True,
+    max_keypoint_candidates: int = 8,
     geometric: bool = False,
     verifier: str = "thumbnail",
     backend: str = "auto",
@@ -361,7 +392,8 @@ def find_duplicates(
                   max_shift=max_shift, trim=float(trim), score_mid=float(score_mid),
                   score_scale=float(score_scale), min_score=float(min_score),
                   embedding_cos=float(embedding_cos), min_embedding_cos=float(min_embedding_cos),
-                  within=bool(within), geometric=geometric, verifier=verifier, backend=backend,
+                  within=bool(within), keypoints=keypoints, max_keypoint_candidates=max_keypoint_candidates,
+                  geometric=geometric, verifier=verifier, backend=backend,
                   jobs=(os.cpu_count() or 1) if jobs is None else jobs)
     _validate(fingerprints, images, embeddings, params)
     if backend not in HAMMING_BACKENDS:

@@ -30,6 +30,7 @@ from PIL import Image
 from ..imageio import DEFAULT_MAX_PIXELS, iter_images
 from . import hashes as _hashes
 from .descriptor import DESCRIPTOR_DIM, describe, rgb_to_gray
+from .local import NO_FEATURES, LocalFeatures, orb_features, pack
 from .properties import PIXEL_COLUMNS, jpeg_quality, pixel_properties
 from .resample import pillow_resize_stack, resize_stack
 
@@ -41,7 +42,7 @@ _LANCZOS = Image.Resampling.LANCZOS
 _BILINEAR = Image.Resampling.BILINEAR
 _NAN = float("nan")
 _WORK = 32  # side of the working copy for descriptor and pixel statistics
-_FAST_DECODE = 48  # fast mode: decode so that both sides stay >= this (1.5x the 32-px thumbnails)
+_FAST_DECODE = 96  # fast mode: decode so that both sides stay >= this (keypoints on a 128-px frame)
 _NUMPY_RESIZE_MAX = 64 * 64  # input pixels up to which gray LANCZOS downscales use numpy
 _PIXEL_BUDGET = 1 << 25
 """Decoded pixels a worker holds before it processes what it has (memory bound)."""
@@ -60,6 +61,7 @@ class ChunkResult:
     columns: dict[str, Any]
     thumbs: np.ndarray
     descriptor: np.ndarray
+    local: LocalFeatures | None = None
 
     def __len__(self) -> int:
         return len(self.thumbs)
@@ -69,8 +71,12 @@ class ChunkResult:
         names = list(self.columns)
         values = [np.asarray(self.columns[c]).tolist() if c not in OBJECT_COLUMNS
                   else list(self.columns[c]) for c in names]
-        return [(dict(zip(names, row)), self.thumbs[i].copy(), self.descriptor[i])
-                for i, row in enumerate(zip(*values))]
+        rows = [dict(zip(names, row)) for row in zip(*values)]
+        if self.local is not None:  # keypoints travel in the row, as base64 text
+            for i, row in enumerate(rows):
+                lo, hi = self.local.offsets[i], self.local.offsets[i + 1]
+                row["local"] = pack(self.local.xy[lo:hi], self.local.size[i], self.local.desc[lo:hi])
+        return [(row, self.thumbs[i].copy(), self.descriptor[i]) for i, row in enumerate(rows)]
 
 
 def _stack(images: list[Image.Image], mode: str, width: int, height: int) -> Image.Image:
@@ -125,6 +131,7 @@ class _Arrays:
         self.gray_work = np.zeros((n, _WORK, _WORK), np.uint8)
         self.colour = np.zeros(n, bool)
         self.pixel_sha1: list[str | None] = [None] * n
+        self.local: list[tuple | None] = [None] * n
         self.hash_images: dict[int, Image.Image] = {}
         self._work: np.ndarray | None = None  # RGB working copies, made on the first RGB image
 
@@ -166,6 +173,8 @@ def _process(items: list[tuple[int, Any]], out: _Arrays, exact: bool, whash: boo
             out.g32[idx] = _resize(gray_pixels, gray, count, (32, 32), _LANCZOS)
             out.g98[idx] = _resize(gray_pixels, gray, count, (9, 8), _LANCZOS)
             out.g8[idx] = _resize(gray_pixels, gray, count, (8, 8), _LANCZOS)
+            for i, block in zip(idx, gray_pixels):
+                out.local[i] = orb_features(block)
             if mode == "RGB":
                 work = _resize(pixels, tall, count, (_WORK, _WORK), _BILINEAR)
                 out.work[idx] = work
@@ -257,7 +266,8 @@ def _assemble(n: int, ok: np.ndarray, meta: dict[str, Any], out: _Arrays, whash:
         rows = stack if every else stack[idx]
         for suffix, view in (("", rows), ("_flip", rows[:, :, ::-1])):
             values = np.zeros(n, np.uint64)
-            values[idx] = fn(view)
+            if len(idx):  # a chunk with no readable image: every hash stays 0
+                values[idx] = fn(view)
             (columns if not suffix else flips)[name + suffix] = values
     columns.update(flips)  # order: HASH_COLUMNS
     width, height, file_size = meta["sizes"].T
@@ -281,7 +291,9 @@ def _assemble(n: int, ok: np.ndarray, meta: dict[str, Any], out: _Arrays, whash:
         if len(idx):
             values[idx] = _hashes.whash([out.hash_images[i] for i in idx])
         columns["whash"] = values
-    return ChunkResult(columns, out.g32, descriptors)
+    local = LocalFeatures.from_parts([part if part is not None else NO_FEATURES
+                                      for part in out.local])
+    return ChunkResult(columns, out.g32, descriptors, local)
 
 
 def fingerprint_chunk(

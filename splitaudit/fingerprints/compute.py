@@ -57,12 +57,13 @@ from .chunk import (
     fingerprint_columns,
 )
 from .descriptor import DESCRIPTOR_DIM
+from .local import NO_FEATURES, LocalFeatures, unpack
 from .properties import PIXEL_COLUMNS
 
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp4"
+ALGORITHM_VERSION = "fp5"
 """Bump when any fingerprint would change for the same file (part of the cache key).
 
 fp3: sharpness and colourfulness from exact integer sums (differ from fp2 in
@@ -99,6 +100,9 @@ class Fingerprints:
         ``"fast"`` or ``"exact"``.
     stats : dict
         ``total``, ``computed``, ``cached``, ``unreadable``, ``seconds``.
+    local : LocalFeatures or None
+        ORB keypoints per image (:mod:`splitaudit.fingerprints.local`), the
+        copy-detection input; ``None`` for fingerprints made without them.
     """
 
     table: pd.DataFrame
@@ -106,6 +110,7 @@ class Fingerprints:
     descriptor: np.ndarray
     mode: str
     stats: dict = field(default_factory=dict)
+    local: LocalFeatures | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -268,11 +273,26 @@ def compute_fingerprints(
     for chunk, result in computed:
         thumbs[chunk] = result.thumbs
         descriptor[chunk] = result.descriptor
+    local = _gather_local(total, cached_at, records, computed)
     stats = {
         "total": total, "computed": len(missing), "cached": cached,
         "unreadable": int((~table["ok"]).sum()), "seconds": round(time.perf_counter() - started, 3),
     }
-    return Fingerprints(table=table, thumbs=thumbs, descriptor=descriptor, mode=mode, stats=stats)
+    return Fingerprints(table=table, thumbs=thumbs, descriptor=descriptor, mode=mode, stats=stats, local=local)
+
+
+def _gather_local(total, cached_at, records, computed) -> LocalFeatures:
+    """Keypoints in input order, from cached rows (base64 text) and computed chunks."""
+    parts: list = [NO_FEATURES] * total
+    for i in cached_at:
+        parts[i] = unpack(records[i][0].get("local"))
+    for chunk, result in computed:
+        if result.local is None:
+            continue
+        for k, i in enumerate(chunk):
+            lo, hi = result.local.offsets[k], result.local.offsets[k + 1]
+            parts[i] = (result.local.xy[lo:hi], result.local.size[k], result.local.desc[lo:hi])
+    return LocalFeatures.from_parts(parts)
 
 
 def _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash, dask_step) -> Iterator[ChunkResult]:

@@ -1,0 +1,285 @@
+"""Copy detection on local features: keypoint retrieval, then geometric verification.
+
+The shape copy-detection systems use (DISC21 baselines, image retrieval with
+spatial verification), on the ORB keypoints of
+:mod:`splitaudit.fingerprints.local`:
+
+1. **Retrieval** (:func:`keypoint_candidates`): every query keypoint looks up
+   its nearest database keypoints by Hamming distance (faiss: an exact binary
+   flat index for small sets, an inverted-file index over binary k-means cells
+   beyond :data:`IVF_MIN_ROWS` rows). Each hit within :data:`MAX_HAMMING` bits
+   is a vote for the image owning it; an image pair needs :data:`MIN_VOTES`
+   votes from distinct query keypoints, and each query image keeps its
+   ``per_query`` best-voted partners. A crop, a caption or a rotation leaves
+   most keypoints of the untouched area in place, so the original still
+   collects votes where global thumbnails and hashes have moved far away.
+2. **Verification** (:func:`verify_keypoints`): the two images' descriptors
+   are matched (nearest neighbour with Lowe's ratio test, one match per
+   target keypoint) and a similarity transform (scale, rotation, shift) is
+   fitted with RANSAC (``cv2.estimateAffinePartial2D``). Degenerate fits
+   (scale outside [1/4, 4], inliers bunched in a few pixels) count as no
+   fit. The evidence per pair: ``inliers``, ``inlier_ratio`` (of the
+   smaller image's keypoints), ``scale``, ``rotation`` (degrees),
+   ``shift_x``/``shift_y`` (fractions of the target frame), and ``overlap``
+   / ``overlap_b``: the share of each frame that the other covers once
+   aligned. :func:`score_from_inliers` turns inliers into a score in [0, 1].
+
+Distinct photographs rarely share more than a handful of geometrically
+consistent matches (on 78 real 256-px tiles, none reached 7 inliers), while
+a copy keeps tens: the transform, not the descriptor distance, is the proof.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .._optional import require
+
+__all__ = ["keypoint_candidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
+           "MAX_HAMMING", "MIN_VOTES", "INLIERS_MID"]
+
+MAX_HAMMING = 64
+"""Largest Hamming distance (of 256 bits) for a keypoint hit to vote."""
+MIN_VOTES = 3
+"""Distinct query keypoints that must hit an image before it is verified."""
+INLIERS_MID = 9.5
+"""RANSAC inliers at which :func:`score_from_inliers` gives 0.5."""
+INLIERS_SCALE = 1.0
+RMS_LIMIT = 0.5
+"""Aligned residual (in SDs of the image) at which a keypoint fit counts for nothing."""
+IVF_MIN_ROWS = 200_000
+"""Database keypoints from which retrieval uses an inverted-file index (else exact)."""
+KEYPOINT_COLUMNS = ("inliers", "inlier_ratio", "scale", "rotation", "shift_x", "shift_y", "overlap", "overlap_b",
+                    "aligned_rms")
+_NEIGHBOURS = 4
+_RATIO = 0.8
+_REPROJ = 3.0
+_MIN_SPREAD = 4.0  # px in the 128-px working frame
+_MIN_MATCHES = 5
+
+
+def _faiss():
+    return require("faiss", purpose="keypoint retrieval")
+
+
+def _search(db: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest database rows per query row by Hamming distance (faiss binary index)."""
+    faiss = _faiss()
+    if len(db) < IVF_MIN_ROWS:
+        index = faiss.IndexBinaryFlat(256)
+    else:
+        nlist = int(min(16384, 2 ** round(math.log2(4 * math.sqrt(len(db))))))
+        quantizer = faiss.IndexBinaryFlat(256)
+        index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
+        sample = db[np.random.default_rng(0).choice(len(db), min(len(db), 64 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = 8
+    index.add(db)
+    dist, rows = index.search(queries, k)
+    return dist, rows
+
+
+def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, per_query: int = 8,
+                        max_hamming: int = MAX_HAMMING, min_votes: int = MIN_VOTES
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image pairs ``(a, b, votes)`` whose keypoints match often enough to verify.
+
+    ``a`` comes from ``ia`` (queries), ``b`` from ``ib`` (database). With
+    ``within`` (``ia`` and ``ib`` the same set) self pairs are dropped and
+    each unordered pair appears once with ``a < b``.
+    """
+    empty = (np.zeros(0, np.int64),) * 3
+    owner = local.owner()
+    in_a = np.zeros(len(local), bool)
+    in_a[ia] = True
+    in_b = np.zeros(len(local), bool)
+    in_b[ib] = True
+    q_rows = np.flatnonzero(in_a[owner])
+    d_rows = np.flatnonzero(in_b[owner])
+    if not len(q_rows) or not len(d_rows):
+        return empty
+    k = _NEIGHBOURS + (1 if within else 0)
+    dist, hits = _search(local.desc[d_rows], local.desc[q_rows], min(k, len(d_rows)))
+    ok = (hits.ravel() >= 0) & (dist.ravel() <= max_hamming)
+    q_key = np.repeat(q_rows, hits.shape[1])[ok]          # the voting query keypoint
+    d_img = owner[d_rows[hits.ravel()[ok]]]                # the image it hits
+    keep = owner[q_key] != d_img
+    q_key, d_img = q_key[keep], d_img[keep]
+    if not len(q_key):
+        return empty
+    n = np.int64(len(local))
+    # a query keypoint votes once per image it hits (its k neighbours may share an image)
+    voter = np.unique(q_key * n + d_img)
+    q_img, d_img = owner[voter // n], voter % n
+    if within:  # one unordered pair; keypoints of either image may vote
+        q_img, d_img = np.minimum(q_img, d_img), np.maximum(q_img, d_img)
+    pairs, votes = np.unique(q_img * n + d_img, return_counts=True)
+    a, b = pairs // n, pairs % n
+    good = votes >= min_votes
+    a, b, votes = a[good], b[good], votes[good]
+    if per_query and len(a):  # best-voted partners of each query image
+        order = np.lexsort((-votes, a))
+        a, b, votes = a[order], b[order], votes[order]
+        first = np.r_[0, np.flatnonzero(np.diff(a)) + 1]
+        rank = np.arange(len(a)) - np.repeat(first, np.diff(np.r_[first, len(a)]))
+        top = rank < per_query
+        a, b, votes = a[top], b[top], votes[top]
+    return a.astype(np.int64), b.astype(np.int64), votes.astype(np.int64)
+
+
+def score_from_inliers(inliers: np.ndarray, aligned_rms: np.ndarray | None = None, mid: float = INLIERS_MID,
+                       scale: float = INLIERS_SCALE) -> np.ndarray:
+    """Logistic score of RANSAC inliers: 0.5 at ``mid``, ~0.9 two inliers above it.
+
+    With ``aligned_rms`` (:func:`aligned_residual`), the inliers are first
+    discounted by how badly the aligned pixels disagree: ``inliers * (1 -
+    aligned_rms / RMS_LIMIT)``, so matching corners on a different picture
+    (the same objects over another background) do not prove a copy. On the
+    test fixtures copies stay below 0.1 and moved look-alikes reach 0.25;
+    rotated real photos stay below 0.3 with 25 or more inliers.
+    """
+    effective = np.asarray(inliers, np.float64)
+    if aligned_rms is not None:
+        agreement = np.clip(1.0 - np.asarray(aligned_rms, np.float64) / RMS_LIMIT, 0.0, 1.0)
+        effective = effective * np.where(np.isfinite(agreement), agreement, 0.0)
+    return 1.0 / (1.0 + np.exp(-(effective - mid) / scale))
+
+
+def _coverage(matrix: np.ndarray, size_from: np.ndarray, size_to: np.ndarray) -> float:
+    """Share of the ``size_from`` frame that lands inside ``size_to`` under ``matrix`` (12x12 grid)."""
+    g = (np.arange(12) + 0.5) / 12
+    gx, gy = np.meshgrid(g * size_from[0], g * size_from[1])
+    pts = np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)], 1) @ matrix.T
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= size_to[0]) & (pts[:, 1] >= 0) & (pts[:, 1] <= size_to[1])
+    return float(inside.mean())
+
+
+def _verify_one(cv2, matcher, local, a: int, b: int) -> tuple:
+    nothing = (0, 0.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, None)
+    xa, da = local.of(a)
+    xb, db = local.of(b)
+    if len(da) < _MIN_MATCHES or len(db) < _MIN_MATCHES:
+        return nothing
+    knn = matcher.knnMatch(da, db, k=2)
+    best: dict[int, tuple[float, int]] = {}
+    for m in knn:
+        if len(m) == 2 and m[0].distance < _RATIO * m[1].distance and m[0].distance <= MAX_HAMMING:
+            t = m[0].trainIdx
+            if t not in best or m[0].distance < best[t][0]:
+                best[t] = (m[0].distance, m[0].queryIdx)
+    if len(best) < _MIN_MATCHES:
+        return nothing
+    dst_idx = np.fromiter(best, np.int64, len(best))
+    src_idx = np.fromiter((v[1] for v in best.values()), np.int64, len(best))
+    src, dst = xa[src_idx], xb[dst_idx]
+    matrix, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=_REPROJ,
+                                               maxIters=500, confidence=0.99)
+    if matrix is None or mask is None:
+        return nothing
+    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    inl = mask.ravel().astype(bool)
+    if not 0.25 <= scale <= 4.0 or inl.sum() < 3:
+        return nothing
+    spread = min(np.linalg.eigvalsh(np.cov(src[inl].T)).min(), np.linalg.eigvalsh(np.cov(dst[inl].T)).min())
+    if not spread >= _MIN_SPREAD ** 2:
+        return nothing
+    inliers = int(len(np.unique(np.round(dst[inl]), axis=0)))
+    size_a, size_b = local.size[a], local.size[b]
+    ratio = inliers / min(len(da), len(db))
+    rotation = math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))
+    shift_x = float(matrix[0, 2] / max(size_b[0], 1))
+    shift_y = float(matrix[1, 2] / max(size_b[1], 1))
+    cover_a = _coverage(matrix, size_a, size_b)
+    inverse = cv2.invertAffineTransform(matrix)
+    cover_b = _coverage(inverse, size_b, size_a)
+    return inliers, ratio, scale, rotation, shift_x, shift_y, cover_a, cover_b, matrix
+
+
+def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray | None = None,
+                     jobs: int = 1) -> dict[str, np.ndarray]:
+    """Match keypoints of each pair ``(a[i], b[i])`` and fit a similarity transform.
+
+    Returns arrays for :data:`KEYPOINT_COLUMNS`: ``inliers`` (0 where no
+    sound transform was found), ``inlier_ratio``, ``scale``, ``rotation``
+    (degrees), ``shift_x``/``shift_y`` (fractions of ``b``'s frame),
+    ``overlap`` (share of ``a``'s frame inside ``b`` once aligned) and
+    ``overlap_b`` (share of ``b``'s frame inside ``a``); NaN without a fit.
+    Pairs are split over ``jobs`` threads (OpenCV releases the GIL); results
+    do not depend on ``jobs``.
+    """
+    cv2 = require("cv2", purpose="keypoint verification")
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+
+    def run(span: tuple[int, int]) -> list[tuple]:
+        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        cv2.setRNGSeed(0)
+        return [_verify_one(cv2, matcher, local, int(a[i]), int(b[i])) for i in range(*span)]
+
+    step = 512
+    spans = [(s, min(s + step, len(a))) for s in range(0, len(a), step)]
+    if jobs > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(jobs) as pool:
+            rows = [r for part in pool.map(run, spans) for r in part]
+    else:
+        rows = [r for span in spans for r in run(span)]
+    out = {name: np.array([r[k] for r in rows], np.float64) if rows else np.zeros(0)
+           for k, name in enumerate(KEYPOINT_COLUMNS[:8])}
+    out["inliers"] = out["inliers"].astype(np.int64)
+    out["matrix"] = np.stack([r[8] if r[8] is not None else np.full((2, 3), np.nan) for r in rows]) if rows \
+        else np.zeros((0, 2, 3))
+    out["aligned_rms"] = (aligned_residual(thumbs, local, a, b, out["matrix"]) if thumbs is not None
+                          else np.full(len(a), np.nan))
+    return out
+
+
+def _to_thumb(size: np.ndarray, side: int) -> np.ndarray:
+    """3x3 map from working-frame pixels to ``side``-px thumbnail pixels (pixel centres aligned)."""
+    sx, sy = side / max(size[0], 1.0), side / max(size[1], 1.0)
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, matrix: np.ndarray,
+                     *, trim: float = 0.2) -> np.ndarray:
+    """Trimmed RMS of ``a``'s thumbnail against ``b``'s warped onto it by ``matrix``, over ``a``'s SD.
+
+    The keypoint transform is moved to thumbnail coordinates, ``b``'s 32x32
+    thumbnail is resampled onto ``a``'s frame, an intensity gain and offset
+    are fitted on the pixels both frames cover, and the RMS of the residual
+    is taken after dropping the largest ``trim`` share (an overlay or
+    caption), divided by the standard deviation of ``a`` on the overlap
+    (at least 1 grey level). A copy, a crop or a neighbouring tile agrees on its overlap;
+    the same objects moved over another background do not. NaN where there
+    is no transform or the overlap holds under 64 pixels.
+    """
+    cv2 = require("cv2", purpose="keypoint verification")
+    side = thumbs.shape[1]
+    out = np.full(len(a), np.nan)
+    ones = np.ones((side, side), np.float32)
+    for k in range(len(a)):
+        m = matrix[k]
+        if not np.isfinite(m).all():
+            continue
+        ia, ib = int(a[k]), int(b[k])
+        full = np.vstack([m, [0, 0, 1]])
+        to_a, to_b = _to_thumb(local.size[ia], side), _to_thumb(local.size[ib], side)
+        thumb_map = (to_b @ full @ np.linalg.inv(to_a))[:2]  # a-thumb pixel -> b-thumb pixel
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        warped = cv2.warpAffine(thumbs[ib].astype(np.float32), thumb_map, (side, side), flags=flags)
+        inside = cv2.warpAffine(ones, thumb_map, (side, side), flags=flags) > 0.999
+        if inside.sum() < 64:
+            continue
+        x = warped[inside].astype(np.float64)
+        y = thumbs[ia][inside].astype(np.float64)
+        design = np.stack([x, np.ones_like(x)], 1)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        gain = coef[0]
+        if not 0.2 <= gain <= 5.0:  # an inverted or flattened picture is not the same picture
+            continue
+        resid = np.sort(np.abs(y - design @ coef))
+        kept = resid[: max(1, int(round(len(resid) * (1 - trim))))]
+        out[k] = float(np.sqrt(np.mean(kept ** 2))) / max(float(y.std()), 1.0)
+    return out

@@ -1,0 +1,167 @@
+"""Local image features: ORB keypoints for copy detection (crops, rotations, overlays, tiles).
+
+Global fingerprints (hashes, thumbnails) describe the whole frame, so a crop,
+a rotation of a few degrees, a caption or the neighbouring tile of one large
+picture moves them far from the original. Keypoints survive all of these:
+each is a small patch that an edit of the rest of the frame leaves alone.
+This module computes them once per image, at fingerprint time, from the gray
+decode that the hashes use:
+
+1. the gray image is resized so its long side is :data:`LOCAL_SIDE` pixels
+   (``INTER_AREA`` down, ``INTER_LINEAR`` up: a 28-px image is enlarged) and
+   histogram-equalised, so low-contrast photos and gamma changes give the
+   same corners;
+2. OpenCV's ORB (oriented FAST corners + rotated BRIEF, 256-bit binary
+   descriptors; rotation-invariant, an 8-level scale pyramid) keeps the
+   :data:`LOCAL_FEATURES` strongest keypoints.
+
+Per image: positions in working-image pixels (float32, ``(k, 2)``), the
+working size, and descriptors (uint8, ``(k, 32)``). :class:`LocalFeatures`
+holds a whole split as ragged arrays (``offsets``); :func:`pack`/:func:`unpack`
+turn one image's features into the base64 text kept in the fingerprint cache.
+Measured on 78 real 256-px photo tiles (Chelsea, astronaut, Hubble, retina, ...):
+equalisation raised the share of edited copies verified with >= 8 RANSAC
+inliers from ~0.75 to ~0.96 (low-contrast retina tiles had < 20 corners), and
+no pair of distinct tiles reached 7 inliers.
+
+Examples
+--------
+>>> import numpy as np
+>>> gray = (np.random.default_rng(0).random((96, 96)) * 255).astype(np.uint8)
+>>> xy, size, desc = orb_features(gray)
+>>> desc.shape[1], desc.dtype.name
+(32, 'uint8')
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .._optional import require
+
+__all__ = ["LocalFeatures", "NO_FEATURES", "orb_features", "pack", "unpack", "LOCAL_SIDE", "LOCAL_FEATURES", "DESCRIPTOR_BYTES"]
+
+LOCAL_SIDE = 128
+"""Long side (pixels) of the working image the keypoints are found on."""
+LOCAL_FEATURES = 96
+"""Keypoints kept per image (ORB's strongest by FAST score)."""
+DESCRIPTOR_BYTES = 32
+NO_FEATURES = (np.zeros((0, 2), np.float32), np.zeros(2, np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+"""``(xy, size, desc)`` of an image without keypoints (unreadable, flat)."""
+_ORB: list = []
+
+
+def _cv2():
+    cv2 = require("cv2", purpose="local features (copy detection)")
+    if not _ORB:
+        cv2.setNumThreads(1)  # workers are processes already; tiny images
+        _ORB.append(cv2.ORB_create(nfeatures=LOCAL_FEATURES, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
+                                   patchSize=15, fastThreshold=10))
+    return cv2, _ORB[0]
+
+
+def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ORB keypoints of one gray image: ``(xy (k, 2) float32, size (2,) float32, desc (k, 32) uint8)``.
+
+    ``xy`` are pixel positions in the working image of ``size = (width,
+    height)`` (long side :data:`LOCAL_SIDE`). A flat image gives ``k = 0``.
+    """
+    cv2, orb = _cv2()
+    height, width = gray.shape[:2]
+    if min(height, width) < 1:
+        return NO_FEATURES
+    scale = LOCAL_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    work = cv2.resize(np.ascontiguousarray(gray), size, interpolation=interpolation)
+    work = cv2.equalizeHist(work)
+    keypoints, desc = orb.detectAndCompute(work, None)
+    if not keypoints or desc is None:
+        return np.zeros((0, 2), np.float32), np.asarray(size, np.float32), NO_FEATURES[2]
+    xy = np.asarray([k.pt for k in keypoints], np.float32)
+    return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc, np.uint8)
+
+
+def pack(xy: np.ndarray, size: np.ndarray, desc: np.ndarray) -> str:
+    """One image's features as base64 text (the cache format): size, float16 xy, descriptors."""
+    blob = (np.asarray(size, np.float32).tobytes() + np.asarray(xy, np.float16).tobytes()
+            + np.ascontiguousarray(desc, np.uint8).tobytes())
+    return base64.b64encode(blob).decode("ascii")
+
+
+def unpack(text: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack`; ``None`` or malformed text gives no features (never raises)."""
+    if not text:
+        return NO_FEATURES
+    try:
+        blob = base64.b64decode(text)
+    except (ValueError, TypeError):
+        return NO_FEATURES
+    per = 4 + DESCRIPTOR_BYTES  # two float16 + 32 bytes per keypoint
+    if len(blob) < 8 or (len(blob) - 8) % per:
+        return NO_FEATURES
+    k = (len(blob) - 8) // per
+    size = np.frombuffer(blob, np.float32, 2)
+    xy = np.frombuffer(blob, np.float16, 2 * k, 8).astype(np.float32).reshape(k, 2)
+    desc = np.frombuffer(blob, np.uint8, k * DESCRIPTOR_BYTES, 8 + 4 * k).reshape(k, DESCRIPTOR_BYTES)
+    return xy, size.copy(), desc.copy()
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """Keypoints of many images as ragged arrays.
+
+    Attributes
+    ----------
+    offsets : int64 array (n + 1,)
+        Image ``i`` owns rows ``offsets[i]:offsets[i + 1]`` of ``xy`` and ``desc``.
+    xy : float32 array (m, 2)
+        Keypoint positions in each image's working frame.
+    size : float32 array (n, 2)
+        Working frame (width, height) per image; 0 for unreadable rows.
+    desc : uint8 array (m, 32)
+        ORB descriptors (256 bits).
+    """
+
+    offsets: np.ndarray
+    xy: np.ndarray
+    size: np.ndarray
+    desc: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Keypoints per image."""
+        return np.diff(self.offsets)
+
+    def of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(xy, desc)`` of image ``i``."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return self.xy[lo:hi], self.desc[lo:hi]
+
+    def owner(self) -> np.ndarray:
+        """Image index of every keypoint row (int64, ``(m,)``)."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.counts)
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> "LocalFeatures":
+        """Stack per-image ``(xy, size, desc)`` triples (as :func:`orb_features` returns)."""
+        counts = np.fromiter((len(p[0]) for p in parts), np.int64, len(parts))
+        offsets = np.zeros(len(parts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        xy = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 2), np.float32)
+        desc = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        size = np.stack([p[1] for p in parts]) if parts else np.zeros((0, 2), np.float32)
+        return cls(offsets, xy.astype(np.float32, copy=False), size.astype(np.float32, copy=False),
+                   desc.astype(np.uint8, copy=False))
+
+    @classmethod
+    def empty(cls, n: int) -> "LocalFeatures":
+        """``n`` images without keypoints."""
+        return cls.from_parts([NO_FEATURES] * n)
