@@ -4,6 +4,12 @@ A check is a small class with a ``name`` and a ``run(context) -> CheckResult``.
 Checks register themselves with :func:`register`; :func:`run_checks` runs the
 requested ones and turns an exception inside a check into a result with
 ``status="error"`` and the reason, so one broken check never hides the others.
+
+Every check compares train with val, so when one split has no readable image
+a check whose ``needs_both_splits`` is true (the default) is not run: it is
+``skipped`` with the reason. Warnings raised inside a check (numpy's
+``RuntimeWarning`` on an empty slice, ...) never reach the user's terminal:
+they are kept in the result's ``numbers["warnings"]``.
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from __future__ import annotations
 import json
 import math
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks", "jsonable"]
+__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks", "jsonable",
+           "empty_split_reason"]
 
 STATUSES = ("pass", "warn", "fail", "skipped", "error")
 
@@ -92,6 +100,8 @@ class Check:
     """Base class of a check: subclasses set ``name`` and implement ``run``."""
 
     name: ClassVar[str] = ""
+    needs_both_splits: ClassVar[bool] = True
+    """Skip (with the reason) when train or val has no readable image."""
 
     def run(self, context: Any) -> CheckResult:  # pragma: no cover - interface
         raise NotImplementedError
@@ -122,23 +132,52 @@ def run_checks(
     """Run each check; an exception becomes a result with ``status='error'``."""
     checks = list(checks)
     results = []
+    empty = empty_split_reason(context)
     for i, check in enumerate(checks):
         if progress:
             progress(f"check {check.name}", i, len(checks))
-        try:
-            results.append(check.run(context))
-        except Exception as exc:  # recorded, never swallowed
-            results.append(
-                CheckResult(
+        if empty is not None and getattr(check, "needs_both_splits", True):
+            results.append(CheckResult(check.name, "skipped", f"Not run: {empty}.", {"reason": empty}))
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = check.run(context)
+            except Exception as exc:  # recorded, never swallowed
+                result = CheckResult(
                     check=check.name,
                     status="error",
                     message=f"{type(exc).__name__}: {exc}",
                     numbers={"traceback": traceback.format_exc(limit=5)},
                 )
-            )
+        if caught:  # kept with the result instead of printed
+            seen = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+            result = CheckResult(result.check, result.status, result.message,
+                                 {**result.numbers, "warnings": seen}, result.per_image)
+        results.append(result)
     if progress:
         progress("checks", len(checks), len(checks))
     return results
+
+
+def empty_split_reason(context: Any) -> str | None:
+    """Why train-vs-val checks cannot run (a split without a readable image), or None."""
+    split = getattr(context, "split", None)
+    images = getattr(split, "images", None)
+    if images is None or "split" not in images.columns:
+        return None
+    names = images["split"].to_numpy()
+    table = getattr(getattr(context, "fingerprints", None), "table", None)
+    ok = (table["ok"].to_numpy(dtype=bool, na_value=False)
+          if table is not None and "ok" in table.columns and len(table) == len(names)
+          else np.ones(len(names), bool))
+    for name in ("train", "val"):
+        listed = int((names == name).sum())
+        if not (ok & (names == name)).any():
+            found = ("no image files" if not listed else
+                     f"{listed} image file{'' if listed == 1 else 's'}, none readable")
+            return f"the {name} split has no readable image ({found}), so there is nothing to compare"
+    return None
 
 
 @dataclass

@@ -105,7 +105,9 @@ def verdict_sentences(findings: list) -> list[str]:
     for f in sorted(findings, key=lambda f: {"fail": 0, "warn": 1, "error": 2}.get(f.status, 3)):
         if f.status in ("fail", "warn", "error"):
             out.append(f"{f.status.upper()} · {f.check}: {f.message}")
-    if not out:
+    if not out and findings and all(f.status == "skipped" for f in findings):
+        out.append(f"No check could run: {findings[0].numbers.get('reason') or findings[0].message}")
+    elif not out:
         out.append("No check found leakage, drift or a difficulty imbalance between train and validation.")
     return out
 
