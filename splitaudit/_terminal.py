@@ -102,13 +102,19 @@ def print_kfold_summary(kf: Any, console: Any) -> None:
 
 
 def print_explanation(expl: Any, console: Any) -> None:
+    """The summary, then each phase's ranked causes (score, status, what to do next)."""
     from rich.table import Table
 
     console.print(f"[bold]{expl.summary}[/bold]", markup=True, highlight=False)
-    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
-    for col in ("rank", "cause", "score", "advice"):
-        table.add_column(col, overflow="fold")
-    for rank, cause in enumerate(expl.causes, 1):
-        score = f"{cause['score']:.2f}" if cause.get("known", True) else "unknown"
-        table.add_row(str(rank), cause["cause"], score, str(cause.get("advice", "")))
-    console.print(table)
+    phases = expl.phases or [{"label": "end of training", "kind": "val never below train", "causes": expl.causes}]
+    for number, phase in enumerate(phases):
+        console.print(f"  {phase['label']} ({phase['kind']}):", markup=False, highlight=False)
+        table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
+        for col in ("rank", "cause", "score", "status", "next step"):
+            table.add_column(col, overflow="fold")
+        for rank, cause in enumerate(phase["causes"] if number == 0 else phase["causes"][:2], 1):
+            status = cause.get("status", "measured" if cause.get("known", True) else "unknown")
+            score = "—" if status == "unknown" else f"{cause['score']:.2f}"
+            step = cause.get("check") if status != "measured" else cause.get("advice", "")
+            table.add_row(str(rank), cause["cause"], score, status, str(step or ""))
+        console.print(table)

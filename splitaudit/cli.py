@@ -199,14 +199,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _fail_on_exit(result.scan, args)
 
 
+def _refuse_write_into(flag: str, target: str, roots: Sequence[Any]) -> None:
+    """A one-line usage error when ``target`` (``--out``, ``--index``) lies inside a data folder."""
+    where = Path(target).resolve()
+    for root in roots:
+        data = Path(root).resolve()
+        if where == data or data in where.parents:
+            raise _UsageError(f"{flag} must be outside the data (splitaudit never writes into your data); "
+                              f"got {target!r}, which is {str(where)!r}, inside {str(root)!r}. "
+                              f"Pass {flag} with a path outside it")
+
+
 def cmd_check_new(args: argparse.Namespace) -> int:
     from .index import TrainingIndex
 
     cache = _cache_arg(args)
     if len(args.new) > 1 and any(Path(p).is_dir() for p in args.new):
         raise _UsageError("give one folder or a list of image files as NEW, not both")
+    new_data = [p if Path(p).is_dir() else str(Path(p).parent) for p in args.new]  # never written into
+    data = [*new_data, *([args.build] if args.build is not None else [])]
+    if args.new:  # --out is written only when there are new images
+        _refuse_write_into("--out", args.out, data)
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
         if args.build is not None:
+            _refuse_write_into("--index", args.index, data)
             index = TrainingIndex.build(args.build, mode=args.mode or "fast", jobs=args.jobs, cache=cache,
                                         progress=progress)
             index.save(args.index)
@@ -214,6 +230,8 @@ def cmd_check_new(args: argparse.Namespace) -> int:
             index = TrainingIndex.load(args.index, mode=args.mode)
         if not args.new:
             return EXIT_OK
+        if index.root is not None:  # the indexed training data, wherever it was built from
+            _refuse_write_into("--out", args.out, [index.root])
         sources = args.new[0] if len(args.new) == 1 and Path(args.new[0]).is_dir() else args.new
         matches = index.check(sources, jobs=args.jobs, cache=cache, progress=progress,
                               hash_radius=args.hash_radius, min_score=args.min_score)
@@ -239,20 +257,28 @@ def cmd_check_new(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- explain
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain
+    from .explain.ranking import _cli_text
 
-    expl = explain(args.history, scan=args.scan, kfold=args.kfold)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "explain.json").write_text(expl.to_json() + "\n", encoding="utf-8")
-    written = [out / "explain.json"]
     try:
-        written.append(expl.plot(out / "explain.png"))
-    except ValueError as exc:  # a history too short to plot is not an error
-        print(f"splitaudit: note: no plot ({exc})", file=sys.stderr)
+        expl = explain(args.history, scan=args.scan, kfold=args.kfold, n_val=args.n_val, n_train=args.n_train,
+                       epochs=args.epochs).for_cli()
+    except SplitAuditError as exc:  # name the command-line flags, not the API's keyword arguments
+        raise _UsageError(_cli_text(str(exc))) from None
+    written = []
+    if args.out is not None:  # files only when asked for
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "explain.json").write_text(expl.to_json() + "\n", encoding="utf-8")
+        written.append(out / "explain.json")
+        try:
+            written.append(expl.plot(out / "explain.png"))
+        except (ValueError, OverflowError) as exc:  # a history that cannot be drawn is not an error
+            print(f"splitaudit: note: no plot ({exc})", file=sys.stderr)
     if not args.quiet:
         console = _console()
         _print_explanation(expl, console)
-        console.print("  wrote " + ", ".join(str(p) for p in written), markup=False)
+        if written:
+            _print_written(written, console)
     return EXIT_OK
 
 
@@ -338,8 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "History.history JSON, or a CSV with train_loss,val_loss")
     p.add_argument("--scan", help="a scan output folder (summary.json, images.csv)")
     p.add_argument("--kfold", help="a kfold output folder (kfold.json)")
-    p.add_argument("--out", required=True, help="output folder for explain.json and explain.png")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--epochs", default=None,
+                   help="epochs to explain, counted from 1 (e.g. 1-5 or 1-3,7); default: every phase where "
+                        "val < train, the longest first")
+    p.add_argument("--n-val", type=int, default=None, help="validation images (for the random-variation estimate)")
+    p.add_argument("--n-train", type=int, default=None, help="training images (for the random-variation estimate)")
+    p.add_argument("--out", default=None,
+                   help="output folder for explain.json and explain.png (default: print only, write nothing)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing (with --out: only write the files)")
     p.set_defaults(func=cmd_explain)
     return parser
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from splitaudit.explain import CAUSES, explain, read_history
+from splitaudit.explain.suspects import SUSPECT_CAP
 
 
 def simulate_running_mean(*, epochs=10, steps=200, tau=5.0, floor=0.3, scale=2.0, noise=0.02, seed=0):
@@ -56,12 +57,22 @@ def assert_well_formed(result):
     scores = [c["score"] for c in result.causes]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores == sorted(scores, reverse=True)
-    for cause in result.causes:
-        assert cause["evidence"]["status"] in ("measured", "unknown")
-        assert cause["known"] == (cause["evidence"]["status"] == "measured")
-        if not cause["known"]:
-            assert cause["score"] == 0.0 and cause["evidence"]["reason"]
-        assert cause["advice"]
+    for phase in result.phases or [{"causes": result.causes}]:
+        phase_scores = [c["score"] for c in phase["causes"]]
+        assert phase_scores == sorted(phase_scores, reverse=True)
+        for cause in phase["causes"]:
+            assert cause["status"] in ("measured", "suspected", "unknown")
+            assert cause["evidence"]["status"] == cause["status"]
+            assert cause["known"] == (cause["status"] == "measured")
+            if cause["status"] == "unknown":
+                assert cause["score"] == 0.0 and cause["evidence"]["reason"]
+            if cause["status"] == "suspected":  # a suspicion says what is missing and how to measure it
+                assert cause["score"] <= SUSPECT_CAP and cause["evidence"]["reason"] and cause["check"]
+            assert cause["advice"] and cause["check"]
+    if result.phases:
+        assert result.causes == result.phases[0]["causes"]
+        for phase in result.phases:
+            assert phase["window_epochs"] and set(phase["window_epochs"]) <= set(phase["epochs"])
     payload = json.loads(result.to_json())  # strict JSON: no NaN
     assert [c["cause"] for c in payload["causes"]] == names
     assert isinstance(result.summary, str) and result.summary.endswith(".")

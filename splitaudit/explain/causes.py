@@ -28,7 +28,7 @@ from .evidence import (
 from .history import History
 
 __all__ = ["Curves", "curves_of", "measurement_lag", "regularization", "leakage",
-           "easier_validation", "random_variation", "WINDOW", "LEAK_HALF_SCORE_FRACTION"]
+           "easier_validation", "random_variation", "WINDOW", "LEAK_HALF_SCORE_FRACTION", "STATUSES"]
 
 WINDOW = 3  # epochs averaged at the end of training
 LEAK_HALF_SCORE_FRACTION = 0.05  # a leaked fraction of 5% of val scores 0.5 before the gap bound
@@ -86,13 +86,17 @@ def _shift(epoch: np.ndarray, train: np.ndarray) -> np.ndarray:
     return out
 
 
-def curves_of(history: History) -> Curves:
+def curves_of(history: History, window_epochs: tuple[int, ...] | None = None) -> Curves:
+    """The curves on the epochs with both losses; ``window_epochs`` (default: the last WINDOW) is scored."""
     frame = history.frame
     shifted_all = _shift(frame["epoch"].to_numpy(), frame["train_loss"].to_numpy(float))
     both = (frame["train_loss"].notna() & frame["val_loss"].notna()).to_numpy()
     epoch = frame["epoch"].to_numpy()[both]
-    window = np.zeros(len(epoch), dtype=bool)
-    window[-WINDOW:] = True
+    if window_epochs is None:
+        window = np.zeros(len(epoch), dtype=bool)
+        window[-WINDOW:] = True
+    else:
+        window = np.isin(epoch, np.asarray(window_epochs, dtype=int))
     train_eval = None
     if history.has_eval:
         train_eval = frame["train_loss_eval"].to_numpy(float)[both]
@@ -106,14 +110,17 @@ def curves_of(history: History) -> Curves:
     )
 
 
-def _cause(name: str, score: float | None, evidence: dict, advice: str) -> dict:
-    known = score is not None
-    if not known:
-        evidence = {"status": "unknown", **evidence}
-    else:
-        evidence = {"status": "measured", **evidence}
+STATUSES = ("measured", "suspected", "unknown")
+
+
+def _cause(name: str, score: float | None, evidence: dict, advice: str, status: str | None = None) -> dict:
+    """One ranked entry. ``status``: measured (from evidence), suspected (from the history's shape
+    alone, see :mod:`.suspects`) or unknown (score 0); ``known`` is True only when measured."""
+    status = status or ("unknown" if score is None else "measured")
+    evidence = {"status": status, **evidence}
     value = 0.0 if score is None or math.isnan(score) else float(np.clip(score, 0.0, 1.0))
-    return {"cause": name, "score": round(value, 3), "known": known, "evidence": evidence, "advice": advice}
+    return {"cause": name, "score": round(value, 3), "known": status == "measured", "status": status,
+            "evidence": evidence, "advice": advice}
 
 
 def _share(part: float, gap: float) -> float:
@@ -167,10 +174,19 @@ def regularization(curves: Curves, kfold: Mapping | None, lag_share: float | Non
             evidence["folds_closed_by_eval"] = f"{closed}/{int(np.sum(gaps < 0))}"
             if score is None and np.sum(gaps < 0):
                 score = closed / np.sum(gaps < 0) * (1.0 - (lag_share or 0.0))
-        if score is None and persists is not None:
-            fraction_lower = lower / n_folds if lower is not None and n_folds else float(bool(persists))
-            score = fraction_lower * (1.0 - (lag_share or 0.0)) if persists else 0.0
+        original_gap = (kfold.get("original") or {}).get("gap")
+        probe_lower = original_gap is not None and original_gap < 0
+        if score is None and persists:
+            fraction_lower = lower / n_folds if lower is not None and n_folds else 1.0
+            score = fraction_lower * (1.0 - (lag_share or 0.0))
             evidence["rule"] = "gap persists across re-splits, not explained by measurement lag"
+        elif score is None and persists is False and probe_lower:
+            score = 0.0  # the probe's own val < train is split-specific, not its training regime
+            evidence["rule"] = "the probe's val < train on this split does not persist on re-splits"
+        elif score is None and persists is False:
+            evidence["kfold_note"] = ("the k-fold probe does not show val < train on the original split "
+                                      "(it has none of your model's dropout or augmentation), so it says "
+                                      "nothing about regularisation")
         elif score is not None and persists is False:
             original_gap = (kfold.get("original") or {}).get("gap")
             if original_gap is not None and original_gap < 0:
@@ -181,7 +197,9 @@ def regularization(curves: Curves, kfold: Mapping | None, lag_share: float | Non
                 evidence["kfold_note"] = ("the k-fold probe does not show val < train on the original "
                                           "split, so it says nothing about regularisation")
     if score is None:
-        evidence["reason"] = "no eval-mode train loss and no k-fold result; pass either"
+        evidence["reason"] = ("no eval-mode train loss in the history" + ("" if kfold else " and no k-fold result")
+                              + "; log the train loss in eval mode as train_loss_eval (Keras: loss_eval)"
+                              + ("" if kfold else " or pass kfold="))
     return _cause("regularization", score, evidence, advice)
 
 
@@ -324,6 +342,11 @@ def easier_validation(curves: Curves, findings: Mapping[str, dict], difficulty: 
     return _cause("easier_validation", score, evidence, advice)
 
 
+def frame_has_spread(difficulty: pd.DataFrame | None) -> bool:
+    frame, _ = _per_image(difficulty)
+    return frame is not None and int((frame["split"] == "val").sum()) > 1
+
+
 def random_variation(curves: Curves, kfold: Mapping | None, n_val: float | None, n_train: float | None,
                      difficulty: pd.DataFrame | None) -> dict:
     advice = ("Treat the gap as noise: report it with its standard error, use a larger validation set, "
@@ -347,6 +370,14 @@ def random_variation(curves: Curves, kfold: Mapping | None, n_val: float | None,
         se_epochs = float(np.std(window_gaps, ddof=1) / math.sqrt(len(window_gaps)))
         evidence["se_across_epochs"] = se_epochs
         variances.append(se_epochs**2)
+    if not n_val:
+        evidence["basis"] = (f"n_val unknown: the noise scale rests only on the spread of the gap across the "
+                             f"{int(np.sum(curves.window))} scored epochs (it ignores the sampling error of a "
+                             "finite validation set); pass n_val= (and per-image losses with difficulty=) "
+                             "for the sampling error")
+    elif frame_has_spread(difficulty) is False:
+        evidence["basis"] = ("per-image loss spread unknown: the sampling error assumes a coefficient of variation "
+                             "of 1; pass per-image losses (difficulty=) to measure it")
     se = math.sqrt(sum(variances)) if variances else 0.0
     gaps = fold_gaps(kfold)
     if len(gaps) >= 2:

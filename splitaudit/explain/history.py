@@ -30,6 +30,7 @@ column the rows are numbered 1, 2, ...
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ _EVAL_NAMES = ("train_loss_eval", "loss_eval", "eval_train_loss", "train_eval_lo
 _LIGHTNING_TRAIN_EPOCH = ("train_loss_epoch", "train_loss", "loss_epoch", "loss")
 _LIGHTNING_TRAIN_STEP = ("train_loss_step", "loss_step")
 _LIGHTNING_VAL = ("val_loss", "val_loss_epoch", "valid_loss", "validation_loss")
+_LOSS_NAMES = set(("loss", "val_loss", "epoch", "steps_per_epoch") + _EVAL_NAMES + _LIGHTNING_TRAIN_EPOCH
+                  + _LIGHTNING_TRAIN_STEP + _LIGHTNING_VAL)
+# Losses beyond this are a diverged run; they would overflow the shift (a + b) and the plot.
+MAX_LOSS = 1e30
 _EXPECTED = (
     "Keras CSVLogger / History (epoch, loss, val_loss), "
     "Lightning metrics.csv (epoch, step, train_loss[_step|_epoch], val_loss), "
@@ -188,6 +193,8 @@ def _load_file(path: Path) -> tuple[pd.DataFrame, str]:
         raise HistoryError(f"history file {path} does not exist")
     text = path.read_text(encoding="utf-8", errors="replace")
     stripped = text.lstrip()
+    if not stripped:
+        raise HistoryError(f"{path} is empty; expected {_EXPECTED}, one row per epoch")
     if path.suffix.lower() == ".json" or stripped.startswith(("{", "[")):
         try:
             data = json.loads(text)
@@ -204,8 +211,8 @@ def _load_file(path: Path) -> tuple[pd.DataFrame, str]:
         )
     try:
         frame = pd.read_csv(path, sep=None, engine="python")  # CSVLogger may use another separator
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise HistoryError(f"{path} could not be read as CSV: {exc}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
+        raise HistoryError(f"{path} could not be read as CSV ({exc}); expected {_EXPECTED}") from None
     return frame, "csv"
 
 
@@ -216,11 +223,22 @@ def _frame_from_mapping(data: Mapping, where: str) -> pd.DataFrame:
             f"{where} has no per-epoch lists (keys found: {sorted(map(str, data))}); "
             f"expected {_EXPECTED}"
         )
-    lengths = {len(v) for v in lists.values()}
-    if len(lengths) > 1:
-        # Keras drops nothing, but hand-made dicts may: pad the short lists with NaN.
-        longest = max(lengths)
-        lists = {k: list(v) + [np.nan] * (longest - len(v)) for k, v in lists.items()}
+    losses = {str(k): len(v) for k, v in lists.items() if str(k).strip() in _LOSS_NAMES}
+    if len(set(losses.values())) > 1:
+        # one value per epoch: a short list would silently drop or misalign epochs
+        found = ", ".join(f"{k}: {n}" for k, n in losses.items())
+        raise HistoryError(
+            f"the loss lists in {where} must have one value per epoch and equal lengths; found {found}; "
+            "pad a missing epoch with null (NaN) or drop the extra values"
+        )
+    if losses:  # other metrics (a per-step learning rate, ...) of another length are not read
+        length = next(iter(losses.values()))
+        lists = {k: v for k, v in lists.items() if len(v) == length}
+    else:
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) > 1:
+            longest = max(lengths)
+            lists = {k: list(v) + [np.nan] * (longest - len(v)) for k, v in lists.items()}
     return pd.DataFrame({str(k): list(v) for k, v in lists.items()})
 
 
@@ -332,9 +350,18 @@ def _finish(table: pd.DataFrame, epochs: pd.Series | None, where: str) -> pd.Dat
     both = table["train_loss"].notna() & table["val_loss"].notna()
     if not both.any():
         raise HistoryError(f"{where} has no epoch with both a train and a validation loss")
-    finite = table[["train_loss", "val_loss"]].dropna()
-    if not np.isfinite(finite.to_numpy()).all():
-        raise HistoryError(f"{where} holds infinite losses; the run diverged and cannot be explained")
+    losses = [c for c in ("train_loss", "val_loss", "train_loss_eval") if c in table]
+    values = table[losses].to_numpy(float)
+    if not np.isfinite(values[~np.isnan(values)]).all():
+        raise HistoryError(f"{where} holds infinite losses; the run diverged and cannot be explained: "
+                           "remove the epochs after it diverged")
+    huge = np.abs(np.nan_to_num(values)) > MAX_LOSS
+    if huge.any():
+        row, col = np.argwhere(huge)[0]
+        raise HistoryError(
+            f"{where} holds a {losses[col]} of {values[row, col]:.3g} at epoch {int(table['epoch'].iloc[row])}; "
+            f"expected losses below {MAX_LOSS:.0e} (the run diverged): remove the epochs after it diverged"
+        )
     if "steps_per_epoch" in table:
         table["steps_per_epoch"] = table["steps_per_epoch"].astype("Int64")
     ordered = [c for c in HISTORY_COLUMNS if c in table]
