@@ -78,6 +78,10 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
             console.print(f"    {score_text(row.score, row.kind)} {row.kind:<5} {row.val_path} = {row.train_path}",
                           markup=False)
     print_written(written.values(), console)
+    from .report.html import gap_question_sentence
+
+    console.print("  " + gap_question_sentence(result.findings).replace("with this folder", str(out_dir)),
+                  markup=False, highlight=False)
 
 
 def print_written(paths, console: Any) -> None:

@@ -57,7 +57,10 @@ class AuditResult:
         lines = []
         if self.explanation is not None:
             lines.append(self.explanation.summary)
-        if self.kfold is not None:
+        probe_gap = getattr(getattr(self.kfold, "original", None), "gap", None)
+        said = (self.explanation is not None and self.explanation.phases and probe_gap is not None
+                and probe_gap >= 0)  # the explanation says in one sentence that the probe shows no gap
+        if self.kfold is not None and not said:
             lines.append("Re-split and retrain: " + self.kfold.verdict.message)
         lines += verdict_sentences(self.scan.findings)
         lines += list(self.notes)

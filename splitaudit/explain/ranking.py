@@ -127,6 +127,12 @@ class Explanation:
     def plot(self, path: str | Path) -> Path:
         """Write a PNG of train, shifted train, eval-mode train and val loss per (whole) epoch,
         with the first phase shaded."""
+        path = Path(path)
+        self.figure().savefig(path, format="png")
+        return path
+
+    def figure(self):
+        """The matplotlib Figure that :meth:`plot` writes."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
@@ -153,9 +159,7 @@ class Explanation:
         axes.legend(fontsize=8)
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        path = Path(path)
-        figure.savefig(path, format="png")
-        return path
+        return figure
 
 
 _TEXT_KEYS = {"reason", "basis", "kfold_note", "note", "rule"}

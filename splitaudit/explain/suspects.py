@@ -14,13 +14,14 @@ train``, ``Gs`` = mean ``val - shifted train``, ``T`` = mean train loss):
     ``Gs / G`` clipped to [0, 1]: the share of the gap the half-epoch shift
     does not remove (1 − the measurement-lag score).
 ``flat``
-    ``1 - fall / (2 · FAST_FALL)`` clipped to [0, 1], where ``fall`` is the train
-    loss's mean relative fall per epoch: while the loss falls fast, the linear
-    shift underestimates the lag and nothing else can be judged.
+    ``2 - fall / FAST_FALL`` clipped to [0, 1], where ``fall`` is the train
+    loss's mean relative fall per epoch: 1 up to a fall of 10 % per epoch, 0
+    from 20 %: while the loss falls that fast the linear shift underestimates
+    the lag and nothing else can be judged.
 ``beyond_noise``
     ``1 - p`` of ``|Gs|`` against the epoch-to-epoch noise of the shifted gap
-    (the SD of its epoch-to-epoch changes / √2, over all epochs after the
-    first, divided by √(window size)); 1 when the noise cannot be estimated.
+    (1.4826 · the median absolute epoch-to-epoch change / √2, over all epochs
+    after the first, divided by √(window size)); 1 when it cannot be estimated.
 ``held``
     fraction of the window's epochs where val is below the *shifted* train loss.
 ``size``
@@ -35,9 +36,10 @@ train``, ``Gs`` = mean ``val - shifted train``, ``T`` = mean train loss):
     it shrinks): validation keeps improving with training, as when it holds
     images the model is memorising.
 
-Scores, with ``base = unexplained · flat · min(beyond_noise, 1 - p_noise) · held · min(1, r / 0.02)``
+Scores, with ``base = unexplained · flat · min(beyond_noise, 1 - p_noise / 2) · held · min(1, r / 0.02)``
 (``p_noise``: the ``random_variation`` score, whose noise scale includes the sampling error when
-``n_val`` is known; a residual gap under 2 % of the train loss is too small to blame on a cause):
+``n_val`` is known: noise competes as its own cause and at most halves a suspicion; a residual gap
+under 2 % of the train loss is too small to blame on a cause):
 
 ``regularization`` (dropout, augmentation, weight decay: a persistent gap the lag cannot explain)
     ``base · (1 if r ≤ 0.35, falling linearly to 0.25 at r ≥ 0.7)``: these
@@ -119,11 +121,12 @@ def signals(curves) -> dict:
     out["unexplained"] = float(np.clip(shifted_gap / gap, 0.0, 1.0)) if gap < 0 else 0.0
     fall = relative_fall(train, index)
     out["fall_per_epoch"] = fall
-    out["flat"] = float(np.clip(1.0 - fall / (2 * FAST_FALL), 0.0, 1.0))
+    out["flat"] = float(np.clip(2.0 - fall / FAST_FALL, 0.0, 1.0))
     residual = val - shifted
     series = residual[1:][~np.isnan(residual[1:])]
     if len(series) >= 3:
-        noise = float(np.std(np.diff(series), ddof=1) / math.sqrt(2))
+        # robust: the first epochs' systematic change of the residual is not noise
+        noise = float(1.4826 * np.median(np.abs(np.diff(series))) / math.sqrt(2))
         scale = noise / math.sqrt(max(1, int(ok.sum())))
         z = abs(shifted_gap) / scale if scale > 0 else math.inf
         out.update(epoch_noise=noise, z_vs_epoch_noise=z,
@@ -156,7 +159,7 @@ def suspect_scores(sig: dict, noise_p: float | None = None) -> dict[str, float]:
     which includes the sampling error when ``n_val`` is known): a gap within noise supports no suspicion.
     """
     r = sig["relative_residual_gap"]
-    beyond = sig["beyond_noise"] if noise_p is None else min(sig["beyond_noise"], 1.0 - noise_p)
+    beyond = sig["beyond_noise"] if noise_p is None else min(sig["beyond_noise"], 1.0 - noise_p / 2)
     base = sig["unexplained"] * sig["flat"] * beyond * sig["held"] * _ramp(r, 0.0, MATERIAL, 0.0, 1.0)
     return {
         "regularization": SUSPECT_CAP * base * _ramp(r, 0.35, 0.7, 1.0, 0.25),
