@@ -140,6 +140,10 @@ EXPECTED = {
     "easier_val": "easier_validation",
     "seed_question": "measurement_lag",
     **{name: spec[1] for name, spec in SCENARIOS.items()},
+    # The probe does not memorise in 8 epochs (eval-mode train loss = val loss on a random split), so the
+    # leaked images have the loss of clean ones and the val curve is the plain run's: the history cannot
+    # show a leak that does not change the loss; its gap is lag. The scan measures the leak.
+    "fmnist_leaked_val": ("measurement_lag", "leakage"),
 }
 
 
@@ -147,7 +151,7 @@ def table(out_path: Path) -> int:
     from splitaudit import explain
 
     rows, wrong = [], 0
-    for name, expected in EXPECTED.items():
+    for name in EXPECTED:
         path = HISTORIES / f"{name}.csv"
         if not path.is_file():
             continue
@@ -160,6 +164,7 @@ def table(out_path: Path) -> int:
                          {"scan": json.loads((evidence / "summary.json").read_text()),
                           "kfold": json.loads((evidence / "kfold.json").read_text())}))
         for label, hist, kw in runs:
+            expected = EXPECTED[name] if isinstance(EXPECTED[name], str) else EXPECTED[name][bool(kw)]
             result = explain(hist, **kw)
             for phase in result.phases:
                 top = phase["causes"][0]

@@ -7,19 +7,26 @@ than training loss: should I worry?* :func:`explain` reads the history
 optionally a scan's ``summary.json``, a ``kfold.json`` and per-image losses,
 and scores five causes in [0, 1], ranked most to least likely.
 
-The gap
--------
-``G`` is the mean of ``val - train`` over the last 3 epochs that have both
-losses (the *window*); ``G < 0`` means validation is lower. Shares below are
-``part / -G`` clipped to [0, 1]. With ``G >= 0`` there is nothing to explain
+Phases and the gap
+------------------
+Every run of epochs with ``val < train`` is a *phase* (:mod:`.phases`: early,
+persistent, late, middle; or the ``epochs=`` the user names), explained on its
+own, the longest (else the latest) first; ``Explanation.causes``/``gap`` are
+the first phase's. ``G`` is the mean of ``val - train`` over the phase's
+*window* (the last 3 epochs of a persistent or late phase, else all its
+epochs); ``G < 0`` means validation is lower. Shares below are ``part / -G``
+clipped to [0, 1]. When val is never below train there is nothing to explain
 and the summary says so.
 
 Scoring rules
 -------------
-Every score derives from measured numbers that are copied into the cause's
-``evidence``. A cause with no evidence at all gets ``score 0``, ``known:
-False`` and ``evidence.status == "unknown"`` with the reason (what to pass to
-measure it); among equal scores an unknown cause ranks above a ruled-out one.
+A ``measured`` score derives from measured numbers that are copied into the
+cause's ``evidence``. A cause that no evidence measures is ``suspected`` from
+the history's shape when the history shows val < train (rules in
+:mod:`.suspects`, score at most 0.8, ``check`` names how to measure it), else
+``unknown`` with ``score 0`` and the reason (what to pass to measure it);
+``known`` is True only when measured. Among equal scores a cause not measured
+ranks above one that evidence ruled out.
 
 ``measurement_lag``
     The running-mean train loss of epoch ``e`` estimates the loss at
@@ -36,10 +43,11 @@ measure it); among equal scores an unknown cause ranks above a ruled-out one.
     augmentation, label smoothing). Without it, from ``kfold``: the fraction of
     re-split folds whose gap closes in eval mode, else, when
     ``verdict.persists`` is true, ``n_folds_val_lower / n_folds * (1 - lag
-    score)``; ``persists`` false gives 0 (a regularisation effect would appear
-    on every split) and halves a history-based score when the k-fold
-    probe itself shows val < train on the original split (otherwise the
-    probe carries no evidence either way).
+    score)``. When the k-fold probe itself shows val < train on the original
+    split, ``persists`` false gives 0 (the probe's gap is split-specific) and
+    halves a history-based score; when it does not, the probe (which has none
+    of the user's dropout or augmentation) carries no evidence either way and
+    the cause stays suspected from the history.
 ``leakage``
     ``f`` = fraction of val with a train duplicate (larger of the
     exact/near findings: a lower bound on their union; a passing finding that
