@@ -223,10 +223,14 @@ def run_big(out_root: Path, seed: int, jobs: int, cli_args: list[str]) -> dict:
     report = out_root / "big48k-scan"
     command = [sys.executable, "-m", "splitaudit", "scan", str(root), "--out", str(report),
                "--no-cache", "--quiet", *cli_args]
-    done, wall, cpu = timed(subprocess.run, command, capture_output=True, text=True)
+    # Run outside the checkout: `python -m` puts the working directory first on sys.path, which
+    # would shadow a splitaudit given by PYTHONPATH.
+    where = subprocess.run([sys.executable, "-c", "import splitaudit; print(splitaudit.__file__)"],
+                           capture_output=True, text=True, cwd=out_root).stdout.strip()
+    done, wall, cpu = timed(subprocess.run, command, capture_output=True, text=True, cwd=out_root)
     costs["splitaudit scan CLI (all checks, --no-cache)"] = (wall, cpu)
     summary = json.loads((report / "summary.json").read_text()) if done.returncode in (0, 1) else {}
-    return {"n_images": len(paths), "returncode": done.returncode, "stderr_tail": done.stderr[-2000:],
+    return {"n_images": len(paths), "splitaudit": where, "returncode": done.returncode, "stderr_tail": done.stderr[-2000:],
             "wall_s": wall, "cpu_s": cpu, "goal_s": 300, "n_cross_pairs": summary.get("n_cross_pairs"),
             "n_within_pairs": summary.get("n_within_pairs"), "command": " ".join(command),
             "costs": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in costs.items()}}
@@ -317,7 +321,8 @@ def main(argv=None) -> int:
     if args.big:
         big = run_big(args.data, args.seed, args.jobs, args.cli_arg)
         report["big"] = big
-        print(f"### 48k 256-px split, whole CLI scan\n\n{big['n_images']} images, exit {big['returncode']}, "
+        print(f"### 48k 256-px split, whole CLI scan\n\nsplitaudit: {big['splitaudit']}; "
+              f"{big['n_images']} images, exit {big['returncode']}, "
               f"{big['n_cross_pairs']} cross / {big['n_within_pairs']} within pairs; goal < "
               f"{big['goal_s']} s\n\n" + cost_table({k: (v["wall_s"], v["cpu_s"])
                                                      for k, v in big["costs"].items()}), flush=True)

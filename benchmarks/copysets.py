@@ -51,7 +51,7 @@ DEBIAN_PHOTOS = [
 SKIMAGE_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field",
                   "immunohistochemistry", "moon", "retina", "grass", "gravel", "brick", "clock",
                   "coins"]
-MIN_CELL_DETAIL = 8.0  # grey levels; see photo_cells
+MIN_CELL_DETAIL, MIN_LOCAL_DETAIL, MAX_FLAT_FRACTION = 8.0, 1.5, 0.8  # see is_featureless
 
 
 # ----------------------------------------------------------------------------- sources
@@ -332,24 +332,34 @@ class Cell:
     box: tuple[int, int, int, int]
 
 
-def photo_cells(photos, cell_w: int, cell_h: int) -> dict[tuple[int, int, int], Cell]:
-    """A grid of non-overlapping cells over each photo, featureless cells left out.
+def is_featureless(cell: Image.Image) -> bool:
+    """True for a cell that any detector would confuse with its neighbours.
 
-    A cell is featureless when its 32x32 grey thumbnail, less the best-fitting
-    plane (a smooth gradient), has an SD below ``MIN_CELL_DETAIL`` grey levels:
-    two such cells of one sky or bokeh background look alike to any detector.
+    On the 64x64 grey thumbnail: a smooth gradient (SD less the best-fitting
+    plane below ``MIN_CELL_DETAIL``), out-of-focus blur (SD of the thumbnail less
+    its Gaussian blur, sigma 2 px, below ``MIN_LOCAL_DETAIL``) or one flat tone
+    (more than ``MAX_FLAT_FRACTION`` of the pixels within 8 levels of the median).
     """
-    yy, xx = np.mgrid[0:32, 0:32]
-    plane = np.c_[np.ones(32 * 32), xx.ravel(), yy.ravel()]
+    from PIL import ImageFilter
+
+    thumb = cell.convert("L").resize((64, 64), Image.BOX)
+    grey = np.asarray(thumb, np.float64)
+    yy, xx = np.mgrid[0:64, 0:64]
+    plane = np.c_[np.ones(64 * 64), xx.ravel(), yy.ravel()]
+    residual = grey.ravel() - plane @ np.linalg.lstsq(plane, grey.ravel(), rcond=None)[0]
+    local = grey - np.asarray(thumb.filter(ImageFilter.GaussianBlur(2)), np.float64)
+    flat = (np.abs(grey - np.median(grey)) < 8).mean()
+    return residual.std() < MIN_CELL_DETAIL or local.std() < MIN_LOCAL_DETAIL or flat > MAX_FLAT_FRACTION
+
+
+def photo_cells(photos, cell_w: int, cell_h: int) -> dict[tuple[int, int, int], Cell]:
+    """A grid of non-overlapping cells over each photo, featureless cells left out."""
     cells = {}
     for p, (_, im) in enumerate(photos):
-        grey = im.convert("L")
         for r in range(im.height // cell_h):
             for c in range(im.width // cell_w):
                 box = (c * cell_w, r * cell_h, (c + 1) * cell_w, (r + 1) * cell_h)
-                thumb = np.asarray(grey.crop(box).resize((32, 32), Image.BOX), np.float64).ravel()
-                residual = thumb - plane @ np.linalg.lstsq(plane, thumb, rcond=None)[0]
-                if residual.std() >= MIN_CELL_DETAIL:
+                if not is_featureless(im.crop(box)):
                     cells[(p, r, c)] = Cell(p, r, c, box)
     return cells
 
@@ -481,18 +491,23 @@ def _big_chunk(args) -> int:
         _, im = _BIG_PHOTOS[int(rng.integers(len(_BIG_PHOTOS)))]
         side = int(rng.integers(128, max(129, min(im.size) * 3 // 4)))
         x, y = int(rng.integers(0, im.width - side + 1)), int(rng.integers(0, im.height - side + 1))
-        tile = im.crop((x, y, x + side, y + side)).resize((256, 256), Image.BILINEAR)
-        tile = tile.transpose(int(rng.integers(7))) if rng.random() < 0.9 else tile  # flips/rot90
-        tile, _, _ = gamma(tile, rng)
-        tile, _, _ = hue_saturation(tile, rng)
-        tile.save(folder / f"{split[0]}{i:06d}.jpg", quality=90)
+        tile = im.resize((256, 256), Image.BILINEAR, box=(x, y, x + side, y + side), reducing_gap=2.0)
+        if rng.random() < 0.9:
+            tile = tile.transpose(int(rng.integers(7)))  # a flip or a rotation by 90 degrees
+        # Colour jitter: a gamma and a gain per channel, one lookup table per band.
+        g, gains = rng.uniform(0.6, 1.5), rng.uniform(0.75, 1.25, size=3)
+        ramp = (np.arange(256) / 255.0) ** g
+        lut = np.concatenate([np.clip(255 * gain * ramp, 0, 255) for gain in gains])
+        tile.point(lut.round().astype(np.uint8).tolist()).save(folder / f"{split[0]}{i:06d}.jpg",
+                                                                 quality=90)
     return count
 
 
 def make_big_set(out: Path, n_train: int = 38_000, n_val: int = 9_500, seed: int = 0,
                  jobs: int = 2) -> Path:
     """``n_train`` + ``n_val`` 256-px JPEGs: random crops (128 px to 3/4 of the short side)
-    of the photographs, flipped/rotated by multiples of 90 degrees, gamma and hue jittered.
+    of the photographs, flipped/rotated by multiples of 90 degrees, gamma and per-channel gains
+    jittered.
     No planted copies; overlapping crops occur by chance. For timing a whole scan."""
     from multiprocessing import get_context
 
