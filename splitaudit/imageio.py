@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -59,6 +60,7 @@ __all__ = [
     "open_image",
     "iter_images",
     "normalize_mode",
+    "pixel_digest",
     "DEFAULT_MAX_PIXELS",
 ]
 
@@ -109,6 +111,10 @@ class LoadedImage:
         Size as displayed, i.e. after the EXIF orientation (0 when unknown).
     scale : int
         Linear reduction applied while decoding (1 = full resolution).
+    pixel_sha1 : str or None
+        :func:`pixel_digest` of the full-resolution normalised pixels; set only
+        when ``full_pixel_sha1=True`` was asked and ``image`` is reduced (at
+        full resolution the caller hashes ``image`` itself).
     """
 
     image: Image.Image | None
@@ -121,6 +127,7 @@ class LoadedImage:
     scale: int = 1
     raw: Image.Image | None = None
     quantization: dict | None = None
+    pixel_sha1: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,6 +162,27 @@ def _composite_on_white(image: Image.Image, gray: bool) -> Image.Image:
     base = Image.new("L" if gray else "RGB", image.size, 255 if gray else _WHITE_RGB)
     base.paste(rgba.convert("L" if gray else "RGB"), mask=rgba.getchannel("A"))
     return base
+
+
+def pixel_header(mode: str, width: int, height: int, scale: int = 1) -> bytes:
+    """The bytes hashed before the pixels by :func:`pixel_digest` (mode, size, decode scale)."""
+    return f"{mode} {width}x{height} /".encode() + b"%d\n" % scale
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """SHA-1 of a normalised (``"L"``/``"RGB"``) image's pixels, mode and size.
+
+    Equal digests mean identical decoded pixels, whatever the file format.
+
+    Examples
+    --------
+    >>> a = pixel_digest(Image.new("RGB", (4, 4), (1, 2, 3)))
+    >>> a == pixel_digest(Image.new("RGB", (4, 4), (1, 2, 3))), a == pixel_digest(Image.new("RGB", (4, 4)))
+    (True, False)
+    """
+    digest = hashlib.sha1(pixel_header(image.mode, *image.size))
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def normalize_mode(image: Image.Image) -> Image.Image:
@@ -237,6 +265,7 @@ def open_image(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reduce_to: int | None = None,
     keep_raw: bool = False,
+    full_pixel_sha1: bool = False,
 ) -> LoadedImage:
     """Read and decode one image file without ever raising for a bad file.
 
@@ -253,6 +282,10 @@ def open_image(
         what ``resize(reducing_gap=2)`` does).
     keep_raw : bool, default False
         Also return the oriented frame in its original mode.
+    full_pixel_sha1 : bool, default False
+        When the decode is reduced, also hash the full-resolution normalised
+        pixels (``LoadedImage.pixel_sha1``): a JPEG is decoded a second time
+        at full size, other formats hash the frame before its reduction.
 
     Returns
     -------
@@ -265,7 +298,7 @@ def open_image(
     """
     _check_options(max_pixels, reduce_to)
     with _pillow_limit(max_pixels):
-        return _open_unguarded(path, max_pixels, reduce_to, keep_raw)
+        return _open_unguarded(path, max_pixels, reduce_to, keep_raw, full_pixel_sha1)
 
 
 def iter_images(
@@ -274,6 +307,7 @@ def iter_images(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reduce_to: int | None = None,
     keep_raw: bool = False,
+    full_pixel_sha1: bool = False,
 ) -> Iterator[LoadedImage]:
     """:func:`open_image` for many files, yielding one :class:`LoadedImage` each.
 
@@ -284,7 +318,7 @@ def iter_images(
     _check_options(max_pixels, reduce_to)
     with _pillow_limit(max_pixels):
         for path in paths:
-            yield _open_unguarded(path, max_pixels, reduce_to, keep_raw)
+            yield _open_unguarded(path, max_pixels, reduce_to, keep_raw, full_pixel_sha1)
 
 
 def _check_options(max_pixels: int | None, reduce_to: int | None) -> None:
@@ -311,7 +345,12 @@ def _open_bytes(data: bytes, path) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_raw: bool) -> LoadedImage:
+def _oriented_normal(image: Image.Image, method) -> Image.Image:
+    return normalize_mode(image.transpose(method) if method is not None else image)
+
+
+def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_raw: bool,
+                    full_sha1: bool = False) -> LoadedImage:
     """:func:`open_image` body; the caller holds ``_pillow_limit(max_pixels)``."""
     try:
         with open(path, "rb") as handle:
@@ -322,7 +361,7 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
         return LoadedImage(None, "empty file (0 bytes)")
     plain = _decode_plain_png(data, max_pixels)
     if plain is not None:
-        return _finish(plain, data, reduce_to, keep_raw)
+        return _finish(plain, data, reduce_to, keep_raw, full_sha1)
     fmt = mode = None
     width = height = 0
     try:
@@ -343,14 +382,21 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
             scale = max(1, round(width / max(1, image.size[0])))
         image.load()
         orientation = _orientation(image)
+        method = _TRANSPOSE.get(orientation)
         factor = min(image.size) // (2 * reduce_to) if reduce_to is not None and scale == 1 else 1
+        full_digest = None
+        if full_sha1 and scale > 1:  # DCT-scaled JPEG: decode the full frame once more, for its pixels only
+            full = _open_bytes(data, path)
+            full.load()
+            full_digest = pixel_digest(_oriented_normal(full, method))
+        elif full_sha1 and factor >= 2:
+            full_digest = pixel_digest(_oriented_normal(image, method))
         # Pillow cannot reduce palette, bilevel or 16-bit images: those are
         # reduced after the mode normalisation instead.
         late = factor >= 2 and (image.mode in ("P", "1") or image.mode.startswith("I;16"))
         if factor >= 2 and not late:
             image = image.reduce(factor)
             scale = factor
-        method = _TRANSPOSE.get(orientation)
         if method is not None:
             image = image.transpose(method)
             if method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
@@ -375,10 +421,12 @@ def _open_unguarded(path, max_pixels: int | None, reduce_to: int | None, keep_ra
         scale=scale,
         raw=image if keep_raw else None,
         quantization=dict(quantization) if quantization else None,
+        pixel_sha1=full_digest,
     )
 
 
-def _finish(image: Image.Image, data: bytes, reduce_to: int | None, keep_raw: bool) -> LoadedImage:
+def _finish(image: Image.Image, data: bytes, reduce_to: int | None, keep_raw: bool,
+            full_sha1: bool = False) -> LoadedImage:
     """The :class:`LoadedImage` of a decoded plain PNG (mode ``L`` or ``RGB``, no EXIF).
 
     Same steps as :func:`_open_unguarded` takes for such an image: no
@@ -388,10 +436,12 @@ def _finish(image: Image.Image, data: bytes, reduce_to: int | None, keep_raw: bo
     scale = 1
     normal = image
     factor = min(width, height) // (2 * reduce_to) if reduce_to is not None else 1
+    full_digest = None
     if factor >= 2:
+        full_digest = pixel_digest(image) if full_sha1 else None
         normal = image.reduce(factor)
         scale = factor
     return LoadedImage(
         image=normal, data=data, format="PNG", mode=image.mode, width=width, height=height,
-        scale=scale, raw=normal if keep_raw else None,
+        scale=scale, raw=normal if keep_raw else None, pixel_sha1=full_digest,
     )

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ..imageio import DEFAULT_MAX_PIXELS, iter_images
+from ..imageio import DEFAULT_MAX_PIXELS, iter_images, pixel_header
 from . import hashes as _hashes
 from .descriptor import DESCRIPTOR_DIM, describe, rgb_to_gray
 from .local import NO_FEATURES, LocalFeatures, orb_features, pack
@@ -156,7 +156,6 @@ def _process(items: list[tuple[int, Any]], out: _Arrays, exact: bool, whash: boo
     per_image = exact or whash
     for (mode, (width, height)), members in groups.items():
         step = max(1, _CANVAS_PIXELS // max(1, width * height))
-        header = f"{mode} {width}x{height} /".encode()
         for start in range(0, len(members), step):
             part = members[start : start + step]
             count = len(part)
@@ -165,7 +164,10 @@ def _process(items: list[tuple[int, Any]], out: _Arrays, exact: bool, whash: boo
             pixels = np.asarray(tall).reshape(count, height, width, *((3,) if mode == "RGB" else ()))
             sha1 = out.pixel_sha1
             for (i, loaded), block in zip(part, pixels):
-                digest = hashlib.sha1(header + b"%d\n" % loaded.scale)
+                if loaded.pixel_sha1 is not None:  # reduced decode: the full-resolution pixels' digest
+                    sha1[i] = loaded.pixel_sha1
+                    continue
+                digest = hashlib.sha1(pixel_header(mode, width, height, loaded.scale))
                 digest.update(block)
                 sha1[i] = digest.hexdigest()
             gray = tall if mode == "L" else tall.convert("L")
@@ -229,7 +231,7 @@ def _fingerprint_columns(paths: Sequence[str], mode: str, max_pixels: int | None
     held = 0
     sha1 = hashlib.sha1
     loads = iter_images(paths, max_pixels=max_pixels, keep_raw=exact,
-                        reduce_to=None if exact else _FAST_DECODE)
+                        reduce_to=None if exact else _FAST_DECODE, full_pixel_sha1=not exact)
     for i, loaded in enumerate(loads):
         data = loaded.data
         if data:

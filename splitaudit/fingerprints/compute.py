@@ -23,12 +23,15 @@ Modes
     (see :mod:`splitaudit.fingerprints.hashes`). Never compare hashes of
     different modes: the mode is part of the cache key and of ``Fingerprints``.
 
-``pixel_sha1`` is the SHA-1 of the decoded, normalised pixels plus their mode
-and size, so equal values mean identical pixels whatever the file format. In
-fast mode a JPEG's pixels are the DCT-scaled decode (the scale is part of the
-hashed header): equal values still mean identical content, but a JPEG and a
-lossless copy of its pixels only match in exact mode. ``bytes_sha1`` is the
-SHA-1 of the file's bytes and is filled in even when the bytes do not decode.
+``pixel_sha1`` is the SHA-1 of the full-resolution decoded, normalised pixels
+plus their mode and size (:func:`splitaudit.imageio.pixel_digest`), so equal
+values mean identical pixels whatever the file format, and the value does not
+depend on the mode: a JPEG and a lossless re-save of its pixels match in both.
+Fast mode pays for it where its decode is reduced: a JPEG is decoded a second
+time at full size, other formats hash the frame before the box reduction
+(measured on 300 generated 256-px q90 JPEGs: see ``README.md``, output contract).
+``bytes_sha1`` is the SHA-1 of the file's bytes and is filled in even when the
+bytes do not decode.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from .properties import PIXEL_COLUMNS
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp5"
+ALGORITHM_VERSION = "fp6"
 """Bump when any fingerprint would change for the same file (part of the cache key).
 
 fp3: sharpness and colourfulness from exact integer sums (differ from fp2 in
@@ -73,7 +76,10 @@ fast mode reported unreadable, now decode.
 fp4: fast mode decodes to at least 48 px a side (was 32), so the final LANCZOS
 resize still anti-aliases: a 256-px JPEG was DCT-scaled straight to 32 px, whose
 softer thumbnails gave 10 false near pairs instead of exact mode's 2 on
-upscaled Fashion-MNIST (``benchmarks/results_fingerprints.md``)."""
+upscaled Fashion-MNIST (``benchmarks/results_fingerprints.md``).
+
+fp6: ``pixel_sha1`` is the digest of the full-resolution pixels in fast mode
+too (was the reduced decode's), so ``exact_pixels`` means the same in both modes."""
 
 TABLE_COLUMNS = (
     "path", "ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS,
