@@ -211,13 +211,19 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     use_keypoints = p["keypoints"] and local is not None and len(local.desc) > 0
     if use_keypoints:  # pairs whose keypoints vote for each other, whatever their thumbnails say
         ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p["max_keypoint_candidates"])
+        hashed = pd.MultiIndex.from_arrays([a, b])
         a, b = unique_pairs([a, ka], [b, kb], within)
+        # A pair proposed only by keypoint votes passed no thumbnail or hash
+        # filter: only the keypoint fit may decide it (see below).
+        keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
+    if not use_keypoints:
+        keypoint_only = np.zeros(len(a), bool)
     if progress:
         progress(stage, 2, 3)
     if len(exact):
         known = pd.MultiIndex.from_arrays([exact["a"], exact["b"]])
         fresh = ~pd.MultiIndex.from_arrays([a, b]).isin(known)
-        a, b = a[fresh], b[fresh]
+        a, b, keypoint_only = a[fresh], b[fresh], keypoint_only[fresh]
     v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
     score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
     if emb is not None:
@@ -237,6 +243,7 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     if use_keypoints:
         kp = verify_keypoints(local, a, b, thumbs=fp.thumbs, jobs=p["jobs"])
         kscore = score_from_inliers(kp["inliers"], kp["aligned_rms"])
+        score[keypoint_only] = 0.0
         decided[kscore > score] = "keypoints"
         score = np.maximum(score, kscore)
     keep = score >= p["min_score"]
