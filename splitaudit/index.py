@@ -50,6 +50,51 @@ _RENAME = {"val_path": "new_path", "val_index": "new_index", "val_label": "new_l
 Progress = Callable[[str, int, int], None]
 
 
+def _meta_problem(meta: dict) -> str | None:
+    """What is wrong with the fields of an ``index.json`` (``None`` when nothing)."""
+    if meta.get("mode") not in ("fast", "exact"):
+        return f"mode must be 'fast' or 'exact', found {meta.get('mode')!r}"
+    for key in ("columns", "object_columns"):
+        value = meta.get(key)
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            return f"{key!r} must be a list of column names, found {type(value).__name__}"
+    if "path" not in meta["columns"]:
+        return "'columns' must include 'path'"
+    n = meta.get("n_images")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        return f"'n_images' must be a count, found {n!r}"
+    if meta.get("root") is not None and not isinstance(meta["root"], str):
+        return f"'root' must be a path, found {type(meta['root']).__name__}"
+    return None
+
+
+def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.ndarray | None]:
+    """The fingerprints, labels and embeddings stored in ``index.npz``, checked against ``meta``."""
+    n = meta["n_images"]
+    with np.load(npz, allow_pickle=False) as data:
+        columns = {}
+        for col in meta["columns"]:
+            values = data[f"col:{col}"]
+            if values.shape != (n,):
+                raise ValueError(f"column {col!r} has shape {values.shape}, expected ({n},)")
+            if col in meta["object_columns"]:
+                obj = values.astype(object)
+                obj[data[f"none:{col}"].astype(bool)] = None
+                values = obj
+            columns[col] = values
+        labels = data["labels"].astype(object)
+        labels[data["labels_none"].astype(bool)] = None
+        thumbs, descriptor = data["thumbs"], data["descriptor"]
+        if thumbs.shape != (n, 32, 32) or thumbs.dtype != np.uint8:
+            raise ValueError(f"thumbs must be uint8 ({n}, 32, 32), found {thumbs.dtype} {thumbs.shape}")
+        if descriptor.ndim != 2 or len(descriptor) != n:
+            raise ValueError(f"descriptor must have {n} rows, found shape {descriptor.shape}")
+        fp = Fingerprints(table=pd.DataFrame(columns, columns=meta["columns"]), thumbs=thumbs,
+                          descriptor=descriptor, mode=meta["mode"], stats={"total": n})
+        emb = data["embeddings"] if meta.get("has_embeddings") else None
+    return fp, labels, emb
+
+
 def _inside(child: Path, parent: Path) -> bool:
     child, parent = child.resolve(), parent.resolve()
     return child == parent or parent in child.parents
@@ -192,11 +237,11 @@ class TrainingIndex:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``index.npz`` and ``index.json`` into folder ``path`` (created).
 
-        Raises ValueError when ``path`` lies inside the data root.
+        Raises InputError (a ValueError) when ``path`` lies inside the data root.
         """
         folder = Path(path)
         if self.root is not None and _inside(folder, Path(self.root)):
-            raise ValueError(f"path must be outside the data root {self.root!r} (splitaudit never "
+            raise InputError(f"path must be outside the data root {self.root!r} (splitaudit never "
                              f"writes there); got {str(folder)!r}")
         folder.mkdir(parents=True, exist_ok=True)
         table = self.fingerprints.table
@@ -240,7 +285,16 @@ class TrainingIndex:
         if not meta_file.is_file() or not (folder / "index.npz").is_file():
             raise InputError(f"path must be a folder written by TrainingIndex.save (index.json + "
                              f"index.npz); got {str(folder)!r}")
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        rebuild = ("rebuild it with check-new --build TRAIN --index "
+                   f"{str(folder)!r} (or TrainingIndex.build(...).save(...))")
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"index file {str(meta_file)!r} must be the JSON TrainingIndex.save writes; it "
+                             f"cannot be read ({' '.join(str(exc).split())[:160]}); {rebuild}") from exc
+        if not isinstance(meta, dict):
+            raise InputError(f"index file {str(meta_file)!r} must hold a JSON object; found "
+                             f"{type(meta).__name__}; {rebuild}")
         if meta.get("format") != INDEX_FORMAT:
             raise InputError(f"index format {meta.get('format')!r} is not supported (this splitaudit reads "
                              f"format {INDEX_FORMAT}); rebuild the index")
@@ -248,26 +302,25 @@ class TrainingIndex:
             raise InputError(f"index was built with fingerprint algorithm {meta.get('algorithm')!r}; this "
                              f"splitaudit computes {ALGORITHM_VERSION!r}, so hashes would not compare. "
                              "Rebuild the index (TrainingIndex.build, or check-new --build TRAIN).")
+        problem = _meta_problem(meta)
+        if problem:
+            raise InputError(f"index file {str(meta_file)!r} is damaged: {problem}; {rebuild}")
         if mode is not None and meta["mode"] != mode:
             raise InputError(f"index was built in mode {meta['mode']!r}, asked for mode {mode!r}; "
                              "hashes of different modes never compare")
-        with np.load(folder / "index.npz", allow_pickle=False) as data:
-            columns = {}
-            for col in meta["columns"]:
-                values = data[f"col:{col}"]
-                if col in meta["object_columns"]:
-                    obj = values.astype(object)
-                    obj[data[f"none:{col}"]] = None
-                    values = obj
-                columns[col] = values
-            labels = data["labels"].astype(object)
-            labels[data["labels_none"]] = None
-            fp = Fingerprints(table=pd.DataFrame(columns, columns=meta["columns"]), thumbs=data["thumbs"],
-                              descriptor=data["descriptor"], mode=meta["mode"],
-                              stats={"total": meta["n_images"]})
-            emb = data["embeddings"] if meta.get("has_embeddings") else None
-        return cls(fingerprints=fp, labels=labels, embeddings=emb, model=meta.get("model"),
-                   root=meta.get("root"))
+        npz = folder / "index.npz"
+        try:
+            fp, labels, emb = _read_arrays(npz, meta)
+            index = cls(fingerprints=fp, labels=labels, embeddings=emb, model=meta.get("model"),
+                        root=meta.get("root"))
+        except InputError:
+            raise
+        except Exception as exc:  # zip, npy, key, shape or dtype damage: all mean "rebuild"
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise InputError(f"index file {str(npz)!r} is damaged or does not match {str(meta_file)!r} "
+                             f"({text}); {rebuild}") from exc
+        return index
+
 
     # ------------------------------------------------------------ checking
     def check(

@@ -205,7 +205,7 @@ class ScanResult:
                 "n_unreadable": len(unreadable),
                 "unreadable": unreadable.to_dict(orient="records"),
                 "ignored": self.split.ignored.to_dict(orient="records"),
-                "notes": list(self.split.notes),
+                "notes": [*self.split.notes, *getattr(self.fingerprints, "stats", {}).get("notes", [])],
                 "n_cross_pairs": int(len(self.pairs)),
                 "n_within_pairs": int(len(self.within)),
                 "expected_cross_duplicates": getattr(self.duplicates, "expected", {}),

@@ -88,3 +88,192 @@ def test_pixel_digest_does_not_depend_on_the_mode(tmp_path):
     fast = compute_fingerprints(paths, mode="fast", jobs=1).table["pixel_sha1"].tolist()
     exact = compute_fingerprints(paths, mode="exact", jobs=1).table["pixel_sha1"].tolist()
     assert fast == exact and len(set(fast)) == len(paths)
+
+
+# ---------------------------------------------------------------- 4: a damaged cache or index
+def _cache_file(cache: Path) -> Path:
+    return cache / "fingerprints.sqlite"
+
+
+def _phashes(out: Path) -> dict:
+    images = pd.read_csv(out / "images.csv", dtype=str)
+    return dict(zip(images["path"], images["phash"] + images["pixel_sha1"].fillna("")))
+
+
+def _damage_file(db: Path, how: str) -> None:
+    if how == "garbage":
+        db.write_bytes(os.urandom(3000))
+    elif how == "truncated":
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 2])
+    elif how == "other_schema":
+        db.unlink()
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE fingerprints (x TEXT)")
+            conn.execute("INSERT INTO fingerprints VALUES ('hello')")
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "other_schema"])
+def test_damaged_cache_file_is_set_aside_and_rebuilt(tmp_path, capsys, how):
+    root = _split(tmp_path / "data", n=12)
+    cache = tmp_path / "cache"
+    assert _scan(root, tmp_path / "clean", "--no-cache") == 0
+    assert _scan(root, tmp_path / "first", "--cache", str(cache)) == 0
+    _damage_file(_cache_file(cache), how)
+    before = tree_digest(root)
+    code = _scan(root, tmp_path / "out", "--cache", str(cache))
+    assert code == 0, capsys.readouterr().err
+    assert tree_digest(root) == before
+    notes = " ".join(_summary(tmp_path / "out")["notes"])
+    assert "could not be read" in notes and "moved to" in notes and "rebuilt" in notes, notes
+    aside = [p for p in cache.iterdir() if ".corrupt-" in p.name]
+    assert aside, list(cache.iterdir())  # renamed beside it, not deleted
+    assert _phashes(tmp_path / "out") == _phashes(tmp_path / "clean")
+    assert "Notes" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    # the rebuilt cache serves the next run
+    assert _scan(root, tmp_path / "again", "--cache", str(cache)) == 0
+    assert not _summary(tmp_path / "again")["notes"]
+    stats = json.loads((tmp_path / "again" / "timings.json").read_text())["fingerprint_stats"]
+    assert stats["cached"] == 24
+
+
+def _edit_rows(db: Path, how: str) -> None:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT rowid, abspath, row FROM fingerprints ORDER BY abspath").fetchall()
+        rowid, _, text = rows[0]
+        row = json.loads(text)
+        if how == "bad_json":
+            conn.execute("UPDATE fingerprints SET row = '{\"ok\": tr' WHERE rowid = ?", (rowid,))
+        elif how == "json_list":
+            conn.execute("UPDATE fingerprints SET row = '[1, 2]' WHERE rowid = ?", (rowid,))
+        elif how == "missing_key":
+            del row["phash"]
+            conn.execute("UPDATE fingerprints SET row = ? WHERE rowid = ?", (json.dumps(row), rowid))
+        elif how == "wrong_type":
+            row["phash"], row["width"] = "ffff", -3.5
+            conn.execute("UPDATE fingerprints SET row = ? WHERE rowid = ?", (json.dumps(row), rowid))
+        elif how == "short_thumb":
+            conn.execute("UPDATE fingerprints SET thumb = x'00' WHERE rowid = ?", (rowid,))
+        elif how == "long_descriptor":
+            conn.execute("UPDATE fingerprints SET descriptor = zeroblob(9999) WHERE rowid = ?", (rowid,))
+        elif how == "other_file":  # a valid record of another image, under this file's key
+            other = rows[1]
+            conn.execute("UPDATE fingerprints SET row = (SELECT row FROM fingerprints WHERE rowid = ?), "
+                         "thumb = (SELECT thumb FROM fingerprints WHERE rowid = ?), "
+                         "descriptor = (SELECT descriptor FROM fingerprints WHERE rowid = ?) WHERE rowid = ?",
+                         (other[0], other[0], other[0], rowid))
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["bad_json", "json_list", "missing_key", "wrong_type", "short_thumb",
+                                 "long_descriptor", "other_file"])
+def test_damaged_cache_records_are_recomputed(tmp_path, capsys, how):
+    root = _split(tmp_path / "data", n=4)
+    cache = tmp_path / "cache"
+    assert _scan(root, tmp_path / "clean", "--no-cache") == 0
+    assert _scan(root, tmp_path / "first", "--cache", str(cache)) == 0
+    _edit_rows(_cache_file(cache), how)
+    before = tree_digest(root)
+    code = _scan(root, tmp_path / "out", "--cache", str(cache))
+    assert code == 0, capsys.readouterr().err
+    assert tree_digest(root) == before
+    assert _phashes(tmp_path / "out") == _phashes(tmp_path / "clean")
+    notes = " ".join(_summary(tmp_path / "out")["notes"])
+    expected = "did not match their file's content" if how == "other_file" else "were malformed"
+    assert f"1 fingerprint cache records {expected}" in notes, notes
+    stats = json.loads((tmp_path / "out" / "timings.json").read_text())["fingerprint_stats"]
+    assert (stats["cached"], stats["computed"]) == (7, 1)
+
+
+def test_a_locked_cache_is_a_one_line_error(tmp_path):
+    from splitaudit.errors import InputError
+    from splitaudit.fingerprints.cache import FingerprintCache
+
+    cache = FingerprintCache(tmp_path / "c", timeout=0.05)
+    cache.count()
+    with pytest.raises(InputError, match="locked by another run"):
+        cache._set_aside(sqlite3.OperationalError("database is locked"))
+    assert _cache_file(tmp_path / "c").exists()
+
+
+def _build_index(tmp_path: Path) -> tuple[Path, Path, Path]:
+    root = _split(tmp_path / "data", n=4)
+    index = tmp_path / "idx"
+    assert main(["check-new", "--build", str(root), "--index", str(index), "--no-cache", "-q", "--jobs", "1"]) == 0
+    new = tmp_path / "new"
+    _images(new, 2, 1)
+    return root, index, new
+
+
+def _damage_index(index: Path, how: str) -> Path:
+    npz, meta_file = index / "index.npz", index / "index.json"
+    meta = json.loads(meta_file.read_text())
+    if how == "npz_garbage":
+        npz.write_bytes(os.urandom(500))
+        return npz
+    if how == "npz_truncated":
+        npz.write_bytes(npz.read_bytes()[:-200])
+        return npz
+    if how in ("npz_missing_array", "npz_wrong_shape"):
+        with np.load(npz) as data:
+            arrays = dict(data)
+        if how == "npz_missing_array":
+            del arrays["thumbs"]
+        else:
+            arrays["col:phash"] = arrays["col:phash"][:2]
+        np.savez(npz, **arrays)
+        return npz
+    if how == "json_garbage":
+        meta_file.write_text("{not json")
+    elif how == "json_list":
+        meta_file.write_text("[1, 2, 3]")
+    elif how == "json_missing_columns":
+        del meta["columns"]
+        meta_file.write_text(json.dumps(meta))
+    elif how == "json_wrong_count":
+        meta["n_images"] = 99
+        meta_file.write_text(json.dumps(meta))
+    return meta_file
+
+
+@pytest.mark.parametrize("how", ["npz_garbage", "npz_truncated", "npz_missing_array", "npz_wrong_shape",
+                                 "json_garbage", "json_list", "json_missing_columns", "json_wrong_count"])
+def test_damaged_index_is_a_one_line_error_naming_the_file(tmp_path, capsys, how):
+    root, index, new = _build_index(tmp_path)
+    damaged = _damage_index(index, how)
+    before, before_new = tree_digest(root), tree_digest(new)
+    capsys.readouterr()
+    code = main(["check-new", str(new), "--index", str(index), "--out", str(tmp_path / "m.csv"), "--no-cache",
+                 "-q", "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    line = _one_line_error(err)
+    if how != "json_list":
+        assert str(damaged) in line, line
+    assert "--build" in line and "rebuild" in line, line
+    assert tree_digest(root) == before and tree_digest(new) == before_new
+    assert not (tmp_path / "m.csv").exists()
+
+
+# ---------------------------------------------------------------- 10: commits by time as well as count
+@pytest.mark.parametrize("seconds, kept", [(3600.0, 0), (0.0, 2)])
+def test_an_interrupted_small_run_keeps_its_finished_chunks(tmp_path, monkeypatch, seconds, kept):
+    from splitaudit.fingerprints import compute as compute_module
+    from splitaudit.fingerprints.cache import FingerprintCache
+
+    monkeypatch.setattr(compute_module, "COMMIT_SECONDS", seconds)
+    paths = _images(tmp_path / "imgs", 6, 0)
+    before = tree_digest(tmp_path / "imgs")
+
+    def progress(stage, done, total):
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    cache = FingerprintCache(tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        compute_module.compute_fingerprints(paths, jobs=1, chunksize=2, cache=cache, progress=progress)
+    assert cache.count() == kept  # 2048 images per batch alone would keep nothing of a 6-image run
+    fps = compute_module.compute_fingerprints(paths, jobs=1, chunksize=2, cache=cache)
+    assert (fps.stats["cached"], fps.stats["computed"]) == (kept, 6 - kept)
+    assert tree_digest(tmp_path / "imgs") == before

@@ -17,6 +17,14 @@ size or mtime) or another mode is a miss and is recomputed; its new record
 replaces the old one. Records are plain data (JSON row, raw thumbnail bytes,
 raw float32 descriptor), never pickles, so opening a cache cannot run code.
 
+A cache is a copy of what the data already says, so damage is never fatal:
+a file SQLite cannot read (garbage, truncated, another schema) is renamed to
+``fingerprints.sqlite.corrupt-<time>`` beside it (never deleted) and a fresh
+cache is built; ``notes`` says so. A record that does not parse (bad JSON,
+wrong blob lengths) is a miss; :func:`~splitaudit.fingerprints.compute_fingerprints`
+also checks each record's columns and the file's SHA-1 against the one the
+record stores, so a valid-looking record of other content is recomputed.
+
 Examples
 --------
 >>> from splitaudit.fingerprints import compute_fingerprints
@@ -29,12 +37,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from .descriptor import DESCRIPTOR_DIM
 
 __all__ = ["FingerprintCache", "default_cache_dir", "open_cache"]
 
@@ -52,6 +62,9 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 )
 """
 _LOOKUP_BATCH = 500
+_COLUMNS = ["version", "abspath", "size", "mtime_ns", "row", "thumb", "descriptor"]
+_THUMB_BYTES = 32 * 32
+_DESCRIPTOR_BYTES = DESCRIPTOR_DIM * 4
 
 Key = tuple[bytes, int, int]
 
@@ -81,7 +94,10 @@ class FingerprintCache:
     Attributes
     ----------
     stats : dict
-        Counters over this object's life: ``hits``, ``misses``, ``written``.
+        Counters over this object's life: ``hits``, ``misses``, ``written``,
+        ``malformed`` (records that did not parse and were treated as misses).
+    notes : list of str
+        What was done about damage (a cache file set aside and rebuilt).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 60.0) -> None:
@@ -91,7 +107,8 @@ class FingerprintCache:
         if target.suffix.lower() not in (".sqlite", ".db", ".sqlite3"):
             target = target / _FILE_NAME
         self.path = target
-        self.stats = {"hits": 0, "misses": 0, "written": 0}
+        self.stats = {"hits": 0, "misses": 0, "written": 0, "malformed": 0}
+        self.notes: list[str] = []
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
 
@@ -102,14 +119,65 @@ class FingerprintCache:
     @property
     def connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._timeout)
+            try:
+                self._conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                self._set_aside(exc)
+                self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self._timeout)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             with conn:
                 conn.execute(_SCHEMA)
-            self._conn = conn
-        return self._conn
+            found = [row[1] for row in conn.execute("PRAGMA table_info(fingerprints)")]
+            if found != _COLUMNS:
+                raise sqlite3.DatabaseError(f"table fingerprints has columns {found}, expected {_COLUMNS}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """Rename an unreadable cache file (and its WAL files) beside it; the next use starts afresh.
+
+        A locked database is another run at work, not damage: that is an :class:`InputError`.
+        """
+        text = " ".join(str(exc).split())
+        if "locked" in text or "busy" in text:
+            raise InputError(f"cache: {str(self.path)!r} stayed locked by another run for "
+                             f"{self._timeout:g} s ({text}); wait for it, or pass another --cache "
+                             "folder (or --no-cache)") from exc
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                source = Path(str(self.path) + suffix)
+                if source.exists():
+                    os.replace(source, str(aside) + suffix)
+        except OSError as err:
+            raise InputError(f"cache: {str(self.path)!r} is not a readable fingerprint cache ({text}) and "
+                             f"could not be moved aside ({err.strerror}); delete it, or pass another "
+                             "--cache folder (or --no-cache)") from exc
+        self.notes.append(f"the fingerprint cache {str(self.path)!r} could not be read ({text}); it was "
+                          f"moved to {str(aside)!r} (safe to delete) and rebuilt from the images")
+
+    def _guarded(self, operation):
+        """Run ``operation()``; on a damaged database, set the file aside and run it once more."""
+        try:
+            return operation()
+        except sqlite3.DatabaseError as exc:
+            self._set_aside(exc)
+            return operation()
 
     def close(self) -> None:
         """Close the database connection (it reopens on next use)."""
@@ -149,7 +217,16 @@ class FingerprintCache:
         return keys
 
     def get_many(self, keys: Sequence[Key | None], version: str) -> dict[int, tuple]:
-        """Records whose path, size and mtime all match, as ``{index: (row, thumb, descriptor)}``."""
+        """Records whose path, size and mtime all match, as ``{index: (row, thumb, descriptor)}``.
+
+        Records that do not parse are left out (misses, counted in ``stats["malformed"]``).
+        """
+        found = self._guarded(lambda: self._get_many(keys, version))
+        self.stats["hits"] += len(found)
+        self.stats["misses"] += len(keys) - len(found)
+        return found
+
+    def _get_many(self, keys: Sequence[Key | None], version: str) -> dict[int, tuple]:
         wanted = {key[0]: (i, key) for i, key in enumerate(keys) if key is not None}
         found: dict[int, tuple] = {}
         paths = list(wanted)
@@ -162,16 +239,15 @@ class FingerprintCache:
                 [version, *part],
             )
             for abspath, size, mtime_ns, row, thumb, descriptor in cursor:
-                index, key = wanted[bytes(abspath)]
-                if (size, mtime_ns) != key[1:]:
+                index, key = wanted.get(bytes(abspath) if isinstance(abspath, (bytes, memoryview)) else b"",
+                                        (None, None))
+                if key is None or (size, mtime_ns) != key[1:]:
                     continue
-                found[index] = (  # read-only views of the fetched bytes: callers copy when they stack
-                    json.loads(row),
-                    np.frombuffer(thumb, dtype=np.uint8).reshape(32, 32),
-                    np.frombuffer(descriptor, dtype=np.float32),
-                )
-        self.stats["hits"] += len(found)
-        self.stats["misses"] += len(keys) - len(found)
+                record = _parse(row, thumb, descriptor)
+                if record is None:
+                    self.stats["malformed"] += 1
+                    continue
+                found[index] = record
         return found
 
     def put_many(self, items: Iterable[tuple[Key | None, tuple]], version: str) -> int:
@@ -183,25 +259,48 @@ class FingerprintCache:
             for key, record in items
             if key is not None
         ]
-        with self.connection:
-            self.connection.executemany(
-                "INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-            )
+        def insert() -> None:
+            with self.connection:
+                self.connection.executemany(
+                    "INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+
+        self._guarded(insert)
         self.stats["written"] += len(rows)
         return len(rows)
 
     def count(self, version: str | None = None) -> int:
         """Number of stored records (of one version, or all)."""
         if version is None:
-            return self.connection.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
-        return self.connection.execute(
-            "SELECT COUNT(*) FROM fingerprints WHERE version = ?", (version,)
-        ).fetchone()[0]
+            query, args = "SELECT COUNT(*) FROM fingerprints", ()
+        else:
+            query, args = "SELECT COUNT(*) FROM fingerprints WHERE version = ?", (version,)
+        return self._guarded(lambda: self.connection.execute(query, args).fetchone()[0])
 
     def clear(self) -> None:
         """Delete every record."""
-        with self.connection:
-            self.connection.execute("DELETE FROM fingerprints")
+        def delete() -> None:
+            with self.connection:
+                self.connection.execute("DELETE FROM fingerprints")
+
+        self._guarded(delete)
+
+
+def _parse(row: Any, thumb: Any, descriptor: Any) -> tuple | None:
+    """``(row dict, thumb, descriptor)`` of one stored record, or ``None`` when it is malformed."""
+    if not isinstance(thumb, bytes) or len(thumb) != _THUMB_BYTES:
+        return None
+    if not isinstance(descriptor, bytes) or len(descriptor) != _DESCRIPTOR_BYTES:
+        return None
+    try:
+        values = json.loads(row)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(values, dict):
+        return None
+    # read-only views of the fetched bytes: callers copy when they stack
+    thumbs = np.frombuffer(thumb, dtype=np.uint8).reshape(32, 32)
+    return values, thumbs, np.frombuffer(descriptor, dtype=np.float32)
 
 
 def open_cache(cache: Any, *, roots: Sequence[str] = (), abspaths: Sequence[str] = ()) -> FingerprintCache | None:

@@ -36,9 +36,11 @@ bytes do not decode.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
@@ -105,7 +107,9 @@ class Fingerprints:
     mode : str
         ``"fast"`` or ``"exact"``.
     stats : dict
-        ``total``, ``computed``, ``cached``, ``unreadable``, ``seconds``.
+        ``total``, ``computed``, ``cached``, ``unreadable``, ``seconds``, and
+        ``notes``: sentences about the cache (a damaged cache set aside,
+        records recomputed because they were malformed or stale).
     local : LocalFeatures or None
         ORB keypoints per image (:mod:`splitaudit.fingerprints.local`), the
         copy-detection input; ``None`` for fingerprints made without them.
@@ -168,6 +172,8 @@ def _check_options(mode: str, chunksize: int, progress) -> None:
 
 #: Smallest number of images per dask task (``compute_fingerprints(client=...)``).
 DASK_MIN_CHUNKSIZE = 512
+#: Seconds after which computed records are committed to the cache even when fewer than a batch.
+COMMIT_SECONDS = 5.0
 
 
 def compute_fingerprints(
@@ -233,8 +239,14 @@ def compute_fingerprints(
     version = f"{ALGORITHM_VERSION}:{mode}:max_pixels={max_pixels}:whash={int(whash)}"
     records: list[tuple[dict, np.ndarray, np.ndarray] | None] = [None] * total
     keys = store.keys_for(abspaths) if store else [None] * total
+    columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
+    notes: list[str] = []
     if store:
-        for i, record in store.get_many(keys, version).items():
+        seen_notes, seen_malformed = len(store.notes), store.stats.get("malformed", 0)
+        hits = store.get_many(keys, version)
+        trusted = _trusted_records(hits, abspaths, columns, jobs, notes,
+                                   store.stats.get("malformed", 0) - seen_malformed)
+        for i, record in trusted.items():
             records[i] = record
     missing = [i for i in range(total) if records[i] is None]
     cached = total - len(missing)
@@ -247,6 +259,7 @@ def compute_fingerprints(
     # Commit to the cache every few chunks so an interrupted run keeps its work.
     batch = max(chunksize, chunksize * jobs * 8)
     done = cached
+    last_commit = time.monotonic()
     computed: list[tuple[list[int], ChunkResult]] = []
     chunks = [missing[k : k + chunksize] for k in range(0, len(missing), chunksize)]
     unsaved: list[tuple[list[int], ChunkResult]] = []
@@ -262,13 +275,14 @@ def compute_fingerprints(
             if store:
                 unsaved.append((chunk, result))
                 pending += len(chunk)
-                if pending >= batch or done == total:
+                if pending >= batch or done == total or time.monotonic() - last_commit >= COMMIT_SECONDS:
                     store.put_many([(keys[i], record) for c, r in unsaved for i, record in zip(c, r.records())],
                                    version)
-                    unsaved, pending = [], 0
-    if store is not None and not _is_user_cache(cache):
-        store.close()
-    columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
+                    unsaved, pending, last_commit = [], 0, time.monotonic()
+    if store is not None:
+        notes[:0] = store.notes[seen_notes:]  # a damaged cache set aside while reading or writing
+        if not _is_user_cache(cache):
+            store.close()
     cached_at = [i for i in range(total) if records[i] is not None]
     table = _build_table(total, columns, paths, cached_at, [records[i] for i in cached_at], computed)
     thumbs = np.zeros((total, 32, 32), np.uint8)
@@ -283,8 +297,78 @@ def compute_fingerprints(
     stats = {
         "total": total, "computed": len(missing), "cached": cached,
         "unreadable": int((~table["ok"]).sum()), "seconds": round(time.perf_counter() - started, 3),
+        "notes": notes,
     }
     return Fingerprints(table=table, thumbs=thumbs, descriptor=descriptor, mode=mode, stats=stats, local=local)
+
+
+_HASH_RANGE = (0, (1 << 64) - 1)
+_ROW_TYPES = {"ok": (bool,), **{c: (str, type(None)) for c in ("reason", "bytes_sha1", "pixel_sha1", "format", "mode")}}
+
+
+def _column_ok(column: str, values: list) -> bool:
+    """Whether every cached value of ``column`` has the type (and range) the table needs."""
+    kinds = set(map(type, values))
+    if column in (*HASH_COLUMNS, "whash") or column in _INT_COLUMNS:
+        low, high = _HASH_RANGE if column not in _INT_COLUMNS else (0, 1 << 62)
+        return kinds <= {int} and (not values or (min(values) >= low and max(values) <= high))
+    if column in _FLOAT_COLUMNS:
+        return kinds <= {float, int}
+    if column == "local":
+        return kinds <= {str, type(None)}
+    return kinds <= set(_ROW_TYPES.get(column, (str, type(None))))
+
+
+def _malformed_rows(rows: list[dict], columns: list[str]) -> set[int]:
+    """Positions of cached rows that lack a column or hold a value of the wrong type."""
+    names = [*columns[1:], "local"]
+    try:
+        table = list(zip(*map(itemgetter(*columns[1:]), rows)))
+        good = all(_column_ok(c, list(v)) for c, v in zip(columns[1:], table))
+        good = good and _column_ok("local", [row.get("local") for row in rows])
+    except KeyError:
+        good = False
+    if good:
+        return set()
+    bad = set()
+    for k, row in enumerate(rows):  # rare: find the rows at fault
+        if any(c not in row for c in columns[1:]) or not all(_column_ok(c, [row.get(c)]) for c in names):
+            bad.add(k)
+    return bad
+
+
+def _file_sha1(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return hashlib.sha1(data).hexdigest() if data else None
+
+
+def _trusted_records(hits: dict[int, tuple], abspaths: list[str], columns: list[str], jobs: int,
+                     notes: list[str], n_unparsed: int) -> dict[int, tuple]:
+    """The cached records that may be used: well-formed, and describing the file as it is now.
+
+    Size and mtime matched already; the file's SHA-1 must also equal the ``bytes_sha1`` the
+    record stores (a file replaced with ``cp -p``/``rsync -t``, a cache copied from another
+    machine), so a valid-looking record of other content is recomputed, not trusted. Records
+    of files that did not read (no stored SHA-1) are recomputed: they fail fast.
+    """
+    order = sorted(hits)
+    malformed = _malformed_rows([hits[i][0] for i in order], columns)
+    readable = [i for k, i in enumerate(order) if k not in malformed and hits[i][0]["bytes_sha1"]]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # reads and SHA-1 release the GIL
+        digests = list(pool.map(_file_sha1, [abspaths[i] for i in readable], chunksize=64))
+    trusted = {i: hits[i] for i, digest in zip(readable, digests) if digest == hits[i][0]["bytes_sha1"]}
+    n_malformed = len(malformed) + n_unparsed
+    n_stale = len(readable) - len(trusted)
+    if n_malformed:
+        notes.append(f"{n_malformed} fingerprint cache records were malformed and were recomputed")
+    if n_stale:
+        notes.append(f"{n_stale} fingerprint cache records did not match their file's content (same size "
+                     "and modification time, another SHA-1) and were recomputed")
+    return trusted
 
 
 def _gather_local(total, cached_at, records, computed) -> LocalFeatures:

@@ -251,6 +251,11 @@ def render_scan_html(result: Any, *, extra_sections: list[tuple[str, str]] | Non
         f"<div class='meta'>{escape(s['root'])} · train {s['n_train']:,} · val {s['n_val']:,} · "
         f"unreadable {s['n_unreadable']:,} · splitaudit {escape(s['splitaudit_version'])}</div>",
         f"<div class='verdict v-{status}'>" + "<br>".join(escape(l) for l in lines) + "</div>",
+    ]
+    if s["notes"]:  # layout notes, links leaving the root, a damaged cache set aside
+        parts.append("<h2>Notes</h2><ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in s["notes"])
+                     + "</ul>")
+    parts += [
         "<h2>Findings</h2>", _findings_table(result.findings),
     ]
     for heading, body in extra_sections or []:
