@@ -61,15 +61,22 @@ def _rel(path: str, root: str) -> str:
     return display_path(os.path.relpath(path, root).replace(os.sep, "/"))
 
 
-def _walk(top: str) -> tuple[list[str], list[tuple[str, str]]]:
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _walk(top: str, real_root: str | None = None) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
     """All files under ``top`` (sorted, a folder's files before its subfolders);
-    plus (path, reason) for what was passed over.
+    plus (path, reason) for what was passed over, and ``{path: resolved target}``
+    of the files that resolve outside ``real_root`` through a symlink (to a file
+    or to a folder above them).
 
     Symlinked directories are followed once; a loop is reported, not followed.
     Uses ``os.scandir`` entries (file types come with the listing: no stat per file).
     """
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
+    outside: dict[str, str] = {}
     seen: set[str] = set()
     stack = [top]
     while stack:
@@ -79,6 +86,7 @@ def _walk(top: str) -> tuple[list[str], list[tuple[str, str]]]:
             skipped.append((dirpath, "symlink loop: directory already visited"))
             continue
         seen.add(real)
+        folder_outside = real_root is not None and not _within(real, real_root)
         try:
             with os.scandir(dirpath) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -97,8 +105,25 @@ def _walk(top: str) -> tuple[list[str], list[tuple[str, str]]]:
                 skipped.append((entry.path, "broken symlink"))
             else:
                 files.append(entry.path)
+                if real_root is None:
+                    continue
+                if entry.is_symlink():  # the d_type of the listing: no extra call for plain files
+                    target = os.path.realpath(entry.path)
+                    if not _within(target, real_root):
+                        outside[entry.path] = target
+                elif folder_outside:
+                    outside[entry.path] = os.path.join(real, entry.name)
         stack.extend(reversed(subdirs))
-    return files, skipped
+    return files, skipped, outside
+
+
+def _outside_note(outside: list[tuple[str, str]], root: str, manifest: bool = False) -> str:
+    """One note that counts and names (the first few) images reached through links leaving the root."""
+    shown = ", ".join(f"{rel} -> {display_path(target)}" for rel, target in outside[:5])
+    more = f" and {len(outside) - 5:,} more" if len(outside) > 5 else ""
+    how = "paths" if manifest else "images"
+    return (f"{len(outside):,} {how} resolve outside the root {display_path(root)!r} through symlinks and were "
+            f"followed (their targets were read): {shown}{more}")
 
 
 def _is_image_name(path: str) -> bool:
@@ -200,9 +225,11 @@ class ImageSplit:
         rows: list[dict] = []
         ignored: list[tuple[str, str]] = []
         notes = list(notes)
+        linked: list[tuple[str, str]] = []
+        real_root = os.path.realpath(root_s)
         for split_name, folder in (("train", train), ("val", val)):
             folder_s = os.path.abspath(folder)
-            files, skipped = _walk(folder_s)
+            files, skipped, outside = _walk(folder_s, real_root)
             ignored.extend((_rel(p, root_s), r) for p, r in skipped)
             n_before = len(rows)
             # Every listed path starts with the folder (and the root): slice instead of relpath.
@@ -217,6 +244,8 @@ class ImageSplit:
                 label = rel_to_split[0] if len(rel_to_split) > 1 else None
                 rel = (display_path(full[in_root:].replace(os.sep, "/")) if in_root is not None
                        else _rel(full, root_s))
+                if full in outside:
+                    linked.append((rel, outside[full]))
                 rows.append(
                     {
                         "path": rel,
@@ -229,6 +258,8 @@ class ImageSplit:
                 )
             if len(rows) == n_before:
                 notes.append(f"the {split_name} folder {_rel(folder_s, root_s)!r} holds no images")
+        if linked:
+            notes.append(_outside_note(linked, root_s))
         images = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
         labelled = images["label"].notna()
         if labelled.any() and not labelled.all():
@@ -255,7 +286,9 @@ class ImageSplit:
         ``label`` (class), ``target`` (numeric, regression) and ``group`` are
         optional. Relative paths are resolved against ``root`` (default: the
         manifest's folder, or the current directory for a DataFrame). Paths that
-        leave the root, duplicate paths and unknown split names are errors.
+        leave the root, duplicate paths and unknown split names are errors. When
+        ``root`` is given, a path that resolves outside it through a symlink is
+        an error too; without it such paths are followed and listed in ``notes``.
         """
         if isinstance(manifest, pd.DataFrame):
             df = manifest.copy()
@@ -289,12 +322,16 @@ class ImageSplit:
                 f"{sorted(_SPLIT_ALIASES)}"
             )
         root_s = os.path.abspath(base)
-        abspaths, rels, bad_paths = [], [], []
+        real_root = os.path.realpath(root_s)
+        abspaths, rels, bad_paths, linked = [], [], [], []
         for p in df[path_col].astype(str):
             full = os.path.normpath(p if os.path.isabs(p) else os.path.join(root_s, p))
             if not full.startswith(root_s.rstrip(os.sep) + os.sep):  # the root itself is no file
                 bad_paths.append(p)
                 continue
+            target = os.path.realpath(full)
+            if not _within(target, real_root):
+                linked.append((_rel(full, root_s), target))
             abspaths.append(full)
             rels.append(_rel(full, root_s))
         if bad_paths:
@@ -302,6 +339,14 @@ class ImageSplit:
                 f"{where}: {len(bad_paths)} paths lie outside the root {root_s!r} "
                 f"(e.g. {bad_paths[:3]}); give paths inside the root or pass root="
             )
+        if linked and root is not None:  # the user named a root: what is read must be inside it
+            shown = ", ".join(f"{rel} -> {display_path(target)}" for rel, target in linked[:3])
+            raise ManifestError(
+                f"{where}: paths must resolve inside the root {root_s!r}; {len(linked)} lead outside it "
+                f"through symlinks (e.g. {shown}); pass a root that holds their targets, or list the "
+                "targets' paths"
+            )
+        notes = [_outside_note(linked, root_s, manifest=True)] if linked else []
         dup = pd.Series(rels).duplicated(keep=False)
         if dup.any():
             raise ManifestError(
@@ -335,7 +380,7 @@ class ImageSplit:
             images["group"] = [None if pd.isna(v) else str(v) for v in df[group_col]]
         # A manifest is explicit: every listed file is scanned whatever its
         # extension, and the decoder reports the ones that are not images.
-        return cls._make(Path(root_s), images, [], [])
+        return cls._make(Path(root_s), images, [], notes)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, *, root: str | os.PathLike | None = None, **kw) -> "ImageSplit":

@@ -277,3 +277,76 @@ def test_an_interrupted_small_run_keeps_its_finished_chunks(tmp_path, monkeypatc
     fps = compute_module.compute_fingerprints(paths, jobs=1, chunksize=2, cache=cache)
     assert (fps.stats["cached"], fps.stats["computed"]) == (kept, 6 - kept)
     assert tree_digest(tmp_path / "imgs") == before
+
+
+# ---------------------------------------------------------------- 6: links that leave the root
+def _linked_tree(tmp_path: Path) -> tuple[Path, Path]:
+    root = _split(tmp_path / "data", n=3)
+    pool = tmp_path / "pool"
+    _images(pool, 2, 9, prefix="pooled")
+    _images(pool / "sub", 2, 10, prefix="deep")
+    (root / "train" / "a" / "linked_file.png").symlink_to(pool / "pooled_00.png")
+    (root / "val" / "a" / "same_target.png").symlink_to(pool / "pooled_00.png")
+    (root / "train" / "b").symlink_to(pool / "sub", target_is_directory=True)
+    # a link that stays inside the root is no news
+    (root / "val" / "a" / "inner_link.png").symlink_to(root / "train" / "a" / "img_00.png")
+    return root, pool
+
+
+def test_links_leaving_the_root_are_followed_counted_and_named(tmp_path, capsys):
+    root, pool = _linked_tree(tmp_path)
+    before, before_pool = tree_digest(root), tree_digest(pool)
+    assert _scan(root, tmp_path / "out", "--no-cache") == 0, capsys.readouterr().err
+    assert tree_digest(root) == before and tree_digest(pool) == before_pool
+    notes = [n for n in _summary(tmp_path / "out")["notes"] if "resolve outside the root" in n]
+    assert len(notes) == 1, _summary(tmp_path / "out")["notes"]
+    note = notes[0]
+    assert note.startswith("4 images resolve outside the root")
+    for name in ("train/a/linked_file.png", "val/a/same_target.png", "train/b/deep_00.png", "train/b/deep_01.png"):
+        assert name in note
+    assert str(pool / "pooled_00.png") in note and "inner_link" not in note
+    assert "resolve outside the root" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    pairs = pd.read_csv(tmp_path / "out" / "duplicates.csv")
+    found = set(zip(pairs["val_path"], pairs["train_path"]))
+    assert ("val/a/same_target.png", "train/a/linked_file.png") in found  # two links to one file
+    assert ("val/a/inner_link.png", "train/a/img_00.png") in found
+
+
+def test_manifest_links_leaving_a_given_root_are_refused(tmp_path, capsys):
+    root, pool = _linked_tree(tmp_path)
+    manifest = tmp_path / "manifest.csv"
+    rows = [("train/a/img_00.png", "train"), ("train/a/linked_file.png", "train"), ("val/a/img_00.png", "val")]
+    manifest.write_text("path,split\n" + "".join(f"{p},{s}\n" for p, s in rows))
+    before = tree_digest(root)
+    capsys.readouterr()
+    code = main(["scan", str(root), "--manifest", str(manifest), "--out", str(tmp_path / "out"), "--no-cache",
+                 "-q", "--jobs", "1"])
+    line = _one_line_error(capsys.readouterr().err)
+    assert code == 2
+    assert "must resolve inside the root" in line and "train/a/linked_file.png" in line, line
+    assert not (tmp_path / "out").exists() and tree_digest(root) == before
+    # without a root the manifest's folder is the base: the link is followed and noted
+    inside = root / "manifest.csv"
+    manifest.replace(inside)
+    before = tree_digest(root)
+    assert main(["scan", "--manifest", str(inside), "--out", str(tmp_path / "out2"), "--no-cache", "-q",
+                 "--jobs", "1"]) == 0
+    assert tree_digest(root) == before
+    notes = " ".join(_summary(tmp_path / "out2")["notes"])
+    assert "1 paths resolve outside the root" in notes and "train/a/linked_file.png ->" in notes
+
+
+# ---------------------------------------------------------------- 8: tiny or empty splits stay quiet
+def test_a_one_image_validation_split_prints_no_numpy_warning(tmp_path, capsys):
+    import warnings
+
+    root = tmp_path / "data"
+    _images(root / "train" / "a", 4, 0)
+    _images(root / "val" / "a", 1, 1, side=200)  # its properties lie outside the train histogram's bins
+    before = tree_digest(root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _scan(root, tmp_path / "out", "--no-cache") == 0
+    assert not [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert "Warning" not in capsys.readouterr().err
+    assert tree_digest(root) == before

@@ -44,7 +44,8 @@ def hist_train_val(train: np.ndarray, val: np.ndarray, title: str, *, bins: int 
     edges = np.linspace(lo, hi, bins + 1)
     for values, colour, name in ((train, TRAIN_COLOUR, "train"), (val, VAL_COLOUR, "val")):
         finite = values[np.isfinite(values)]
-        if finite.size:  # an empty side has no density (numpy would divide by zero)
+        finite = finite[(finite >= edges[0]) & (finite <= edges[-1])]
+        if finite.size:  # a side with nothing inside the bins has no density (numpy would divide by zero)
             ax.hist(finite, bins=edges, density=True, alpha=0.55, color=colour, label=f"{name} (n={values.size:,})")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
