@@ -42,6 +42,10 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="CSV with path, split[, label|target, group] columns")
 
 
+_SAFE_CSV_HELP = ("prefix ' to CSV text cells that start with = + - @ (or tab/CR), so a spreadsheet "
+                  "shows them instead of running them as formulas (off: the CSVs are exact data)")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--mode", choices=["fast", "exact"], default="fast",
@@ -105,7 +109,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     with _Progress(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_from_args(args, progress)
     out_dir = Path(args.out)
-    written = result.save(out_dir, html=not args.no_html)
+    written = result.save(out_dir, html=not args.no_html, safe_csv=args.safe_csv)
     if not args.quiet:
         _print_scan_summary(result, out_dir, written, console)
     return _fail_on_exit(result, args)
@@ -122,7 +126,7 @@ def _scan_for_groups(args: argparse.Namespace, progress: Callable) -> Any:
 
 
 def cmd_resplit(args: argparse.Namespace) -> int:
-    from .report import write_json
+    from .report import write_csv, write_json
     from .resplit import resplit_manifest
 
     if args.val_fraction is not None and not 0 < args.val_fraction < 1:
@@ -136,7 +140,7 @@ def cmd_resplit(args: argparse.Namespace) -> int:
     clusters = result.duplicates.clusters[ok]
     manifest = resplit_manifest(images, clusters, k=args.k, val_fraction=args.val_fraction,
                                 random_state=args.seed)
-    manifest.to_csv(out / "manifest.csv", index=False, lineterminator="\n")
+    write_csv(manifest, out / "manifest.csv", safe=args.safe_csv)
     n_groups = int(manifest["group"].nunique())
     info = {"n_images": len(manifest), "n_unreadable_left_out": int((~ok).sum()), "k": args.k,
             "val_fraction": args.val_fraction, "n_groups": n_groups,
@@ -190,6 +194,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
                        cache=_cache_arg(args), embed=args.embed, scheduler=args.scheduler,
                        progress=progress)
     written = result.save(args.out)
+    if args.safe_csv:  # the scan's CSV files again, spreadsheet-safe
+        from .report import write_scan_csvs
+
+        written.update(write_scan_csvs(result.scan, args.out, safe_csv=True))
     if not args.quiet:
         console = _console()
         for i, line in enumerate(result.verdict()):
@@ -235,9 +243,11 @@ def cmd_check_new(args: argparse.Namespace) -> int:
         sources = args.new[0] if len(args.new) == 1 and Path(args.new[0]).is_dir() else args.new
         matches = index.check(sources, jobs=args.jobs, cache=cache, progress=progress,
                               hash_radius=args.hash_radius, min_score=args.min_score)
+    from .report import write_csv
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    matches.to_csv(out, index=False, lineterminator="\n")
+    write_csv(matches, out, safe=args.safe_csv)
     if not args.quiet:
         console = _console()
         n_hit = matches["new_index"].nunique()
@@ -292,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_args(p)
     _add_common(p)
     p.add_argument("--out", required=True, help="output folder for summary.json, duplicates.csv, report.html")
+    p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.add_argument("--fail-on", action="append", default=[],
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
                    help="exit 1 when these checks fail (repeatable)")
@@ -314,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write one leak-free train/val split with this validation fraction")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder for manifest.csv")
+    p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.set_defaults(func=cmd_resplit)
 
     p = sub.add_parser("kfold", help="retrain on leak-aware re-splits: does val < train persist?")
@@ -339,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--fail-on", action="append", default=[],
                    choices=["leakage", "label_conflicts", "difficulty", "drift", "any"])
+    p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("check-new", help="check new images against a saved index of a training set")
@@ -356,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=0.5, help="smallest score of a reported near match")
     p.add_argument("--out", default="matches.csv", help="CSV of matches (default: matches.csv)")
     p.add_argument("--fail-on-match", action="store_true", help="exit 1 when any new image matches")
+    p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
     p.set_defaults(func=cmd_check_new)
 

@@ -214,12 +214,16 @@ class ScanResult:
             }
         )
 
-    def save(self, out_dir: str | os.PathLike, *, html: bool = True) -> dict[str, Path]:
+    def save(self, out_dir: str | os.PathLike, *, html: bool = True, safe_csv: bool = False) -> dict[str, Path]:
         """Write summary.json, duplicates.csv, within_duplicates.csv, images.csv
-        (and report.html) into ``out_dir``; return the paths written."""
+        (and report.html) into ``out_dir``; return the paths written.
+
+        ``safe_csv=True`` prefixes ``'`` to text cells starting with ``= + - @``
+        (tab, CR), which a spreadsheet would run as formulas.
+        """
         from .report import write_scan_outputs
 
-        return write_scan_outputs(self, out_dir, html=html)
+        return write_scan_outputs(self, out_dir, html=html, safe_csv=safe_csv)
 
     def to_html(self, path: str | os.PathLike) -> Path:
         """Write the self-contained HTML report to ``path``."""

@@ -350,3 +350,75 @@ def test_a_one_image_validation_split_prints_no_numpy_warning(tmp_path, capsys):
     assert not [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert "Warning" not in capsys.readouterr().err
     assert tree_digest(root) == before
+
+
+# ---------------------------------------------------------------- 9: --safe-csv
+_FORMULAS = ("=SUM(1+1)", "+cmd", "-2", "@at")
+
+
+def _formula_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    for k, label in enumerate(_FORMULAS):
+        _images(root / "train" / label, 2, k)
+        _images(root / "val" / label, 2, 10 + k)
+    return root
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_cells(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [cell for row in csv.reader(handle) for cell in row]
+
+
+@pytest.mark.parametrize("safe", [False, True])
+def test_safe_csv_defuses_formula_cells(tmp_path, capsys, safe):
+    root = _formula_tree(tmp_path)
+    before = tree_digest(root)
+    flag = ["--safe-csv"] if safe else []
+    assert _scan(root, tmp_path / "scan", "--no-cache", *flag) == 0, capsys.readouterr().err
+    assert main(["resplit", str(root), "--out", str(tmp_path / "resplit"), "--no-cache", "-q", "--jobs", "1",
+                 "--k", "2", *flag]) == 0
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "=HYPERLINK(x).png").write_bytes((root / "train" / "@at" / "img_00.png").read_bytes())
+    assert main(["check-new", str(new), "--build", str(root), "--index", str(tmp_path / "idx"), "--no-cache",
+                 "-q", "--jobs", "1", "--out", str(tmp_path / "matches.csv"), *flag]) == 0
+    assert tree_digest(root) == before
+    files = [tmp_path / "scan" / "images.csv", tmp_path / "resplit" / "manifest.csv", tmp_path / "matches.csv"]
+    for path in files:
+        cells = _csv_cells(path)
+        risky = [c for c in cells if c[:1] in ("=", "+", "-", "@") and not _is_number(c)]
+        if safe:
+            assert not risky, (path.name, risky)
+        else:
+            assert risky, path.name  # written exactly, as before (default)
+    images = pd.read_csv(tmp_path / "scan" / "images.csv", dtype=str, keep_default_na=False)
+    expected = {("'" + label) if safe else label for label in _FORMULAS}
+    assert set(images["label"]) == expected
+    assert pd.read_csv(tmp_path / "scan" / "images.csv")["width"].dtype.kind == "i"  # numbers stay numbers
+    matches = pd.read_csv(tmp_path / "matches.csv", dtype=str)
+    assert any(p.endswith("=HYPERLINK(x).png") for p in matches["new_path"])
+
+
+def test_safe_csv_in_audit(tmp_path, capsys):
+    root = _formula_tree(tmp_path)
+    before = tree_digest(root)
+    code = main(["audit", str(root), "--out", str(tmp_path / "out"), "--no-cache", "-q", "--jobs", "1", "--k", "0",
+                 "--safe-csv"])
+    assert code == 0, capsys.readouterr().err
+    assert tree_digest(root) == before
+    images = pd.read_csv(tmp_path / "out" / "images.csv", dtype=str, keep_default_na=False)
+    assert all(label.startswith("'") for label in images["label"])
+
+
+def test_safe_csv_is_not_offered_where_no_csv_is_written():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["kfold", "x", "--out", "y", "--safe-csv"])
+    assert exit_info.value.code == 2
