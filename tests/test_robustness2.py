@@ -422,3 +422,103 @@ def test_safe_csv_is_not_offered_where_no_csv_is_written():
     with pytest.raises(SystemExit) as exit_info:
         main(["kfold", "x", "--out", "y", "--safe-csv"])
     assert exit_info.value.code == 2
+
+
+# ---------------------------------------------------------------- 1: batches with no readable image
+@pytest.mark.parametrize("case", ["added_to_cached", "no_cache_chunk", "all_unreadable", "check_new_only_bad"])
+def test_batches_without_a_readable_image(tmp_path, capsys, case):
+    root = _split(tmp_path / "data", n=3)
+    cache = ["--cache", str(tmp_path / "cache")] if case == "added_to_cached" else ["--no-cache"]
+    if case == "added_to_cached":
+        assert _scan(root, tmp_path / "first", *cache) == 0
+    if case == "all_unreadable":
+        for path in root.rglob("*.png"):
+            path.write_bytes(b"")
+    else:
+        (root / "val" / "b").mkdir()
+        for i in range(3):  # the only files left to compute, or a whole chunk, are unreadable
+            (root / "val" / "b" / f"bad_{i}.png").write_bytes(b"" if i % 2 else b"\x89PNG\r\n\x1a\n garbage")
+    before = tree_digest(root)
+    if case == "check_new_only_bad":
+        new = tmp_path / "new"
+        new.mkdir()
+        (new / "x.jpg").write_bytes(b"")
+        code = main(["check-new", str(new), "--build", str(root), "--index", str(tmp_path / "idx"), "--no-cache",
+                     "-q", "--jobs", "1", "--out", str(tmp_path / "m.csv")])
+        assert code == 0, capsys.readouterr().err
+        assert pd.read_csv(tmp_path / "m.csv").empty
+    else:
+        code = main(["scan", str(root), "--out", str(tmp_path / "out"), "--jobs", "2", "--quiet", *cache])
+        assert code == 0, capsys.readouterr().err
+        summary = _summary(tmp_path / "out")
+        assert summary["n_unreadable"] == (6 if case == "all_unreadable" else 3)
+    assert tree_digest(root) == before
+
+
+def test_fingerprints_of_chunks_with_no_readable_image(tmp_path):
+    from splitaudit.fingerprints.chunk import fingerprint_columns
+
+    bad = [tmp_path / "a.png", tmp_path / "b.jpg"]
+    bad[0].write_bytes(b"")
+    bad[1].write_bytes(b"not a jpeg")
+    for mode in ("fast", "exact"):
+        result = fingerprint_columns([str(p) for p in bad], mode=mode, whash=True)
+        assert result.columns["ok"].tolist() == [False, False]
+        assert (result.columns["phash"] == 0).all() and (result.columns["whash"] == 0).all()
+
+
+# ---------------------------------------------------------------- 2: --out / --index inside the data
+@pytest.mark.parametrize("where", ["out_in_root", "out_relative_in_val", "index_in_root", "out_in_index_root"])
+def test_check_new_never_writes_into_the_data(tmp_path, capsys, monkeypatch, where):
+    root = _split(tmp_path / "data", n=3)
+    new = tmp_path / "new"
+    _images(new, 2, 1)
+    before, before_new = tree_digest(root), tree_digest(new)
+    index = tmp_path / "idx"
+    if where == "out_in_root":
+        args = [str(root / "val"), "--build", str(root), "--index", str(index), "--out", str(root / "m.csv")]
+    elif where == "out_relative_in_val":
+        monkeypatch.chdir(root / "val")
+        args = [".", "--build", str(root), "--index", str(index), "--out", "matches.csv"]
+    elif where == "index_in_root":
+        args = [str(new), "--build", str(root), "--index", str(root / "idx"), "--out", str(tmp_path / "m.csv")]
+    else:  # index built earlier; now new images checked with an --out inside the indexed training data
+        assert main(["check-new", "--build", str(root), "--index", str(index), "--no-cache", "-q", "--jobs", "1"]) == 0
+        args = [str(new), "--index", str(index), "--out", str(root / "train" / "m.csv")]
+    capsys.readouterr()
+    code = main(["check-new", *args, "--no-cache", "-q", "--jobs", "1"])
+    line = _one_line_error(capsys.readouterr().err)
+    assert code == 2
+    assert "must be outside the data" in line and ("--out" in line or "--index" in line), line
+    assert tree_digest(root) == before and tree_digest(new) == before_new
+
+
+def test_index_save_inside_the_root_is_an_input_error(tmp_path):
+    from splitaudit.errors import InputError
+    from splitaudit.index import TrainingIndex
+
+    root = _split(tmp_path / "data", n=2)
+    index = TrainingIndex.build(root, jobs=1)
+    before = tree_digest(root)
+    with pytest.raises(InputError, match="outside the data root"):
+        index.save(root / "idx")
+    assert tree_digest(root) == before
+
+
+# ---------------------------------------------------------------- 5: explain on hostile histories
+@pytest.mark.parametrize("content, expected", [
+    ("", "empty"),
+    ("epoch,loss,val_loss\n0,1e308,1e308\n1,1e308,5e307\n", None),
+    ('{"loss": [1.0, 0.8, 0.6], "val_loss": [0.9, 0.7]}', "length"),
+])
+def test_explain_on_hostile_histories(tmp_path, capsys, content, expected):
+    history = tmp_path / ("h.json" if content.startswith("{") else "h.csv")
+    history.write_text(content)
+    before = tree_digest(tmp_path)
+    code = main(["explain", str(history), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    line = _one_line_error(err)
+    if expected:
+        assert expected in line.lower(), line
+    assert tree_digest(tmp_path) == before
