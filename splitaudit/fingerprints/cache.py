@@ -44,7 +44,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .descriptor import DESCRIPTOR_DIM
 
 __all__ = ["FingerprintCache", "default_cache_dir", "open_cache"]
 
@@ -64,7 +63,6 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 _LOOKUP_BATCH = 500
 _COLUMNS = ["version", "abspath", "size", "mtime_ns", "row", "thumb", "descriptor"]
 _THUMB_BYTES = 32 * 32
-_DESCRIPTOR_BYTES = DESCRIPTOR_DIM * 4
 
 Key = tuple[bytes, int, int]
 
@@ -290,7 +288,7 @@ def _parse(row: Any, thumb: Any, descriptor: Any) -> tuple | None:
     """``(row dict, thumb, descriptor)`` of one stored record, or ``None`` when it is malformed."""
     if not isinstance(thumb, bytes) or len(thumb) != _THUMB_BYTES:
         return None
-    if not isinstance(descriptor, bytes) or len(descriptor) != _DESCRIPTOR_BYTES:
+    if not isinstance(descriptor, bytes) or len(descriptor) % 4:  # float32 (length: the caller's to check)
         return None
     try:
         values = json.loads(row)

@@ -357,6 +357,7 @@ def _trusted_records(hits: dict[int, tuple], abspaths: list[str], columns: list[
     """
     order = sorted(hits)
     malformed = _malformed_rows([hits[i][0] for i in order], columns)
+    malformed.update(k for k, i in enumerate(order) if hits[i][2].shape != (DESCRIPTOR_DIM,))
     readable = [i for k, i in enumerate(order) if k not in malformed and hits[i][0]["bytes_sha1"]]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # reads and SHA-1 release the GIL
         digests = list(pool.map(_file_sha1, [abspaths[i] for i in readable], chunksize=64))
