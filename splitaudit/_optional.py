@@ -36,6 +36,21 @@ def require(module: str, *, purpose: str = "") -> ModuleType:
         ) from exc
 
 
+def opencv(purpose: str = "") -> ModuleType:
+    """OpenCV, with its own thread pool off (``cv2.setNumThreads(1)``).
+
+    splitaudit parallelises with its own processes and threads. An OpenCV pool
+    started in this process would also be half-copied into every worker that a
+    later ``fork`` starts, and the first OpenCV call there waits forever on
+    its lock (seen: a second ``scan`` in one Python process hung in its
+    fingerprint workers).
+    """
+    cv2 = require("cv2", purpose=purpose)
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
 def available(module: str) -> bool:
     """Return True when ``module`` can be imported."""
     try:

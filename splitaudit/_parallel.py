@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -26,6 +27,24 @@ def resolve_jobs(jobs: int | None) -> int:
         except AttributeError:  # pragma: no cover - non-Linux
             return max(1, os.cpu_count() or 1)
     return int(jobs)
+
+
+def _context():
+    """``fork`` where it is safe, else ``forkserver`` / ``spawn``.
+
+    A fork copies a process with one thread; thread pools that native libraries
+    started in this process are copied half-alive, and a worker that touches
+    them waits forever. splitaudit keeps OpenCV's pool off (:func:`opencv`),
+    but the caller may have started it: then the workers come from a clean
+    server process instead.
+    """
+    methods = mp.get_all_start_methods()
+    if "fork" not in methods:
+        return mp.get_context("spawn")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and getattr(cv2, "getNumThreads", lambda: 1)() != 1:
+        return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return mp.get_context("fork")
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -80,9 +99,7 @@ def ordered_map(
             if progress:
                 progress(stage, len(out), total)
         return out
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
-    with ctx.Pool(processes=jobs, initializer=_init_worker) as pool:
+    with _context().Pool(processes=jobs, initializer=_init_worker) as pool:
         for result in pool.imap(fn, chunks):
             out.extend(result)
             if progress:
@@ -107,8 +124,7 @@ def iter_map(fn: Callable[[T], R], items: Sequence[T], *, jobs: int | None = 1) 
         for item in items:
             yield fn(item)
         return
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(processes=jobs, initializer=_init_worker) as pool:
+    with _context().Pool(processes=jobs, initializer=_init_worker) as pool:
         yield from pool.imap(fn, items)
 
 

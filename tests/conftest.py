@@ -61,14 +61,22 @@ def synthetic_image(seed: int, side: int = SIDE) -> Image.Image:
 
 def look_alike(seed: int, side: int = SIDE) -> Image.Image:
     """A different photo of the same scene: the shapes of ``synthetic_image(seed)``
-    moved by about 20 % of the side, on the same background, with new noise."""
+    each moved by about 20 % of the side (alternately right-down and left-down,
+    so they are rearranged), on the same background, with new noise.
+
+    The shapes do not all move by one offset: the same layout shifted as a whole
+    over a horizontal gradient would be an overlapping window onto one scene (a
+    tile or a crop: the gradient's shift is a constant brightness offset), which
+    the keypoint path rightly reports as ``overlap``."""
     rng = np.random.default_rng(seed)
     shapes = _shapes(rng, int(rng.integers(3, 6)))
     other = np.random.default_rng(seed + 10_000_019)
     base = np.asarray(synthetic_image(seed, side)).astype(float)
     # Same gradient background (row 0 of the original is mostly background).
     background = np.repeat(base[:1], side, axis=0)
-    return _render(other, shapes, offset=(0.2, 0.15), side=side, background=background)
+    moved = [(kind, x0 + dx, y0 + 0.15, x1 + dx, y1 + 0.15, colour)
+             for (kind, x0, y0, x1, y1, colour), dx in zip(shapes, [0.2, -0.2] * len(shapes))]
+    return _render(other, moved, side=side, background=background)
 
 
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:

@@ -157,21 +157,46 @@ def _validate(fingerprints, images, embeddings, params):
 
 
 def _exact_pairs(table, ia, ib, within):
-    """(a, b, exact_bytes, exact_pixels) for equal sha1 between index sets."""
+    """(a, b, exact_bytes, exact_pixels) for equal SHA-1 of bytes or pixels, linear in
+    the number of images: each query image is paired with one representative of its
+    group (the group's smallest index on the ``ib`` side), not with every member.
+
+    Across the split a val image thus gets one exact train partner; inside a split
+    a group of ``m`` copies gives the ``m - 1`` edges of a star, which is all that
+    clusters and ``resplit`` need (:func:`exact_pair_counts` counts the pairs).
+    """
     found = []
     for col in ("bytes_sha1", "pixel_sha1"):
         left = pd.DataFrame({"a": ia, "key": table[col].to_numpy()[ia]}).dropna()
         right = pd.DataFrame({"b": ib, "key": table[col].to_numpy()[ib]}).dropna()
-        m = left.merge(right, on="key")[["a", "b"]]
-        if within:
-            m = m[m["a"] < m["b"]]
+        rep = right.groupby("key", sort=False)["b"].min()
+        m = left.assign(b=left["key"].map(rep)).dropna(subset=["b"])[["a", "b"]].astype(np.int64)
+        m = m[m["a"] != m["b"]]
+        if within:  # the representative is its group's smallest index: a star of (rep, member)
+            m = pd.DataFrame({"a": m["b"].to_numpy(), "b": m["a"].to_numpy()})
         m[col] = True
         found.append(m)
     out = found[0].merge(found[1], on=["a", "b"], how="outer")
+    if not within:  # one partner per val image: the byte copy's when there is one
+        out = out.sort_values(["a", "bytes_sha1"], ascending=[True, False], na_position="last", kind="stable")
+        out = out.drop_duplicates("a")
     out = out.fillna(False).rename(columns={"bytes_sha1": "exact_bytes", "pixel_sha1": "exact_pixels"})
     out["exact_bytes"] = out["exact_bytes"].astype(bool)
     out["exact_pixels"] = out["exact_pixels"].astype(bool) | out["exact_bytes"]
-    return out
+    return out.reset_index(drop=True)
+
+
+def exact_pair_counts(table, ia, ib, within: bool) -> int:
+    """How many image pairs share the SHA-1 of their pixels (or bytes) between ``ia``
+    and ``ib`` (unordered inside one set), counted from group sizes, never listed."""
+    key = table["pixel_sha1"].to_numpy(object).copy()
+    missing = pd.isna(key)
+    key[missing] = table["bytes_sha1"].to_numpy(object)[missing]
+    ka = pd.Series(key[ia]).dropna().value_counts()
+    if within:
+        return int((ka * (ka - 1) // 2).sum())
+    kb = pd.Series(key[ib]).dropna().value_counts()
+    return int((ka * kb.reindex(ka.index, fill_value=0)).sum())
 
 
 def _evidence(table, fp, emb, a, b, flipped):
@@ -220,12 +245,15 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         keypoint_only = np.zeros(len(a), bool)
     if progress:
         progress(stage, 2, 3)
-    if len(exact):
-        known = pd.MultiIndex.from_arrays([exact["a"], exact["b"]])
-        fresh = ~pd.MultiIndex.from_arrays([a, b]).isin(known)
+    if len(exact):  # pairs inside one exact group are not near pairs (and would be quadratic)
+        fresh = np.ones(len(a), bool)
+        for col in ("bytes_sha1", "pixel_sha1"):
+            key = table[col].to_numpy(object)
+            fresh &= pd.isna(key[a]) | (key[a] != key[b])
         a, b, keypoint_only = a[fresh], b[fresh], keypoint_only[fresh]
     v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
     score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
+    thumb_unsure = np.flatnonzero((score < p["min_score"]) | keypoint_only)
     if emb is not None:
         cos = (emb[a] * emb[b]).sum(1)
         score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))
@@ -240,10 +268,14 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
     if emb is not None:
         decided[score_from_rms(-cos, -p["embedding_cos"], 0.01) >= score] = "embedding"
     kp = {name: np.full(len(a), np.nan) for name in KEYPOINT_COLUMNS}
-    if use_keypoints:
-        kp = verify_keypoints(local, a, b, thumbs=fp.thumbs, jobs=p["jobs"])
-        kscore = score_from_inliers(kp["inliers"], kp["aligned_rms"])
+    if use_keypoints:  # fit keypoints where the thumbnails did not already decide
         score[keypoint_only] = 0.0
+        unsure = thumb_unsure  # the same pairs whatever else (embeddings, learned) scored them
+        fitted = verify_keypoints(local, a[unsure], b[unsure], thumbs=fp.thumbs, jobs=p["jobs"])
+        for name in KEYPOINT_COLUMNS:
+            kp[name][unsure] = fitted[name]
+        kscore = np.zeros(len(a))
+        kscore[unsure] = score_from_inliers(fitted["inliers"], fitted["aligned_rms"], fitted["inlier_extent"])
         decided[kscore > score] = "keypoints"
         score = np.maximum(score, kscore)
     keep = score >= p["min_score"]
@@ -452,9 +484,14 @@ def find_duplicates(
     wt = within_df["split"] == "train"
     wv = within_df["split"] == "val"
     exact_w = within_df["kind"] == "exact"
-    expected = expected_cross(len(ia_train), len(ia_val), int(wt.sum()), int(wv.sum()), len(pairs))
-    expected["exact"] = expected_cross(len(ia_train), len(ia_val), int((wt & exact_w).sum()),
-                                       int((wv & exact_w).sum()), int((pairs["kind"] == "exact").sum()))
+    # Exact pairs are listed as stars (linear), so they are counted from group sizes.
+    exact_cross = exact_pair_counts(table, ia_val, ia_train, False)
+    exact_train = exact_pair_counts(table, ia_train, ia_train, True) if within else 0
+    exact_val = exact_pair_counts(table, ia_val, ia_val, True) if within else 0
+    near_cross = int((pairs["kind"] != "exact").sum())
+    expected = expected_cross(len(ia_train), len(ia_val), exact_train + int((wt & ~exact_w).sum()),
+                              exact_val + int((wv & ~exact_w).sum()), exact_cross + near_cross)
+    expected["exact"] = expected_cross(len(ia_train), len(ia_val), exact_train, exact_val, exact_cross)
     if not within:
         expected["note"] = "within=False: no within-split pairs searched, so the expectation is 0"
     return DuplicateResult(pairs=pairs, within=within_df, clusters=clusters, expected=expected,

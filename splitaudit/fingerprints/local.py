@@ -44,7 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._optional import require
+from .._optional import opencv
 
 __all__ = ["LocalFeatures", "NO_FEATURES", "orb_features", "pack", "unpack", "LOCAL_SIDE", "LOCAL_FEATURES", "DESCRIPTOR_BYTES"]
 
@@ -63,9 +63,8 @@ _ORB: list = []
 
 
 def _cv2():
-    cv2 = require("cv2", purpose="local features (copy detection)")
+    cv2 = opencv("local features (copy detection)")  # one thread: workers are processes already
     if not _ORB:
-        cv2.setNumThreads(1)  # workers are processes already; tiny images
         _ORB.append(cv2.ORB_create(nfeatures=_DETECT * LOCAL_FEATURES, scaleFactor=1.2, nlevels=8,
                                    edgeThreshold=_PATCH, patchSize=_PATCH, fastThreshold=10))
     return cv2, _ORB[0]
@@ -94,8 +93,14 @@ def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keypoints, desc = orb.compute(work, keypoints) if keypoints else ((), None)
     if not keypoints or desc is None:
         return np.zeros((0, 2), np.float32), np.asarray(size, np.float32), NO_FEATURES[2]
-    xy = np.asarray([k.pt for k in keypoints], np.float32)
+    xy = cv2_points(keypoints).astype(np.float32)
     return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc, np.uint8)
+
+
+def cv2_points(keypoints) -> np.ndarray:
+    """(k, 2) positions of OpenCV keypoints (one C call, not a Python loop)."""
+    cv2, _ = _cv2()
+    return np.asarray(cv2.KeyPoint_convert(keypoints), np.float64).reshape(-1, 2)
 
 
 def _spread(keypoints, size: tuple[int, int], budget: int) -> list:
@@ -106,7 +111,7 @@ def _spread(keypoints, size: tuple[int, int], budget: int) -> list:
     most of the keypoints and the picture around it keeps too few to match.
     """
     response = np.fromiter((k.response for k in keypoints), np.float64, len(keypoints))
-    xy = np.asarray([k.pt for k in keypoints], np.float64)
+    xy = cv2_points(keypoints)
     cell = (np.minimum((xy[:, 0] * _GRID / size[0]).astype(int), _GRID - 1) * _GRID
             + np.minimum((xy[:, 1] * _GRID / size[1]).astype(int), _GRID - 1))
     order = np.lexsort((-response, cell))  # by cell, strongest first

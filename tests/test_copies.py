@@ -1,0 +1,195 @@
+"""Copy detection by default: edited copies (crops, rotations, overlays, letterbox,
+overlapping tiles) are found through keypoints, look-alikes are not, the output
+stays linear in the number of images, and resplit keeps every copy with its original."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from splitaudit import ImageSplit
+from splitaudit.duplicates import find_duplicates
+from splitaudit.fingerprints import compute_fingerprints
+from splitaudit.resplit import resplit_manifest
+
+from .test_duplicates import _pair_set, check_result_invariants
+
+SIDE = 160
+
+
+def scene(seed: int, width: int, height: int) -> Image.Image:
+    """A textured picture: a smooth background, 40 random shapes and lines, noise.
+    Distinct seeds are distinct pictures of the same kind (the hard negatives)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    base = 90 + 60 * np.sin(xx * rng.uniform(2, 6) + rng.uniform(0, 6)) * np.cos(yy * rng.uniform(2, 6))
+    img = Image.fromarray(np.stack([base, base[::-1], base[:, ::-1]], -1).clip(0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(40):
+        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
+        w, h = rng.uniform(8, 40, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = rng.integers(3)
+        if kind == 0:
+            draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
+        elif kind == 1:
+            draw.ellipse([x0, y0, x0 + w, y0 + h], fill=colour)
+        else:
+            draw.line([x0, y0, x0 + w * rng.choice([-1, 1]), y0 + h], fill=colour, width=int(rng.integers(2, 5)))
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-5, 6, (height, width, 3))
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _crop_side(im: Image.Image) -> Image.Image:
+    return im.crop((0, 0, im.width, int(im.height * 0.85)))
+
+
+def _centre_crop(im: Image.Image) -> Image.Image:
+    m = int(im.width * 0.1)
+    return im.crop((m, m, im.width - m, im.height - m)).resize(im.size, Image.Resampling.BILINEAR)
+
+
+def _rotate(im: Image.Image) -> Image.Image:
+    return im.rotate(6, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(0, 0, 0))
+
+
+def _caption(im: Image.Image) -> Image.Image:
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, int(im.height * 0.82), im.width, im.height], fill=(255, 255, 255))
+    draw.text((6, int(im.height * 0.86)), "(c) 2026 stock photo", fill=(0, 0, 0))
+    return out
+
+
+def _letterbox(im: Image.Image) -> Image.Image:
+    pad = int(im.height * 0.15)
+    out = Image.new("RGB", (im.width, im.height + 2 * pad), (0, 0, 0))
+    out.paste(im, (0, pad))
+    return out
+
+
+EDITS = {"crop_side": _crop_side, "centre_crop": _centre_crop, "rotate6": _rotate,
+         "caption": _caption, "letterbox": _letterbox}
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """Train: 5 originals, 1 large picture's left tile, 4 distractors; val: an edited
+    copy of each original, the right tile (60 % overlap), 3 look-alikes, 2 unrelated."""
+    root = tmp_path_factory.mktemp("copies")
+    for side in ("train", "val"):
+        (root / side / "x").mkdir(parents=True)
+    planted = {}
+    for i, (name, edit) in enumerate(EDITS.items()):
+        original = scene(10 + i, SIDE, SIDE)
+        original.save(root / "train" / "x" / f"orig_{name}.jpg", quality=92)
+        edit(original).save(root / "val" / "x" / f"{name}.jpg", quality=90)
+        planted[f"val/x/{name}.jpg"] = f"train/x/orig_{name}.jpg"
+    big = scene(50, int(SIDE * 1.4), SIDE)
+    big.crop((0, 0, SIDE, SIDE)).save(root / "train" / "x" / "tile_left.jpg", quality=92)
+    big.crop((int(SIDE * 0.4), 0, int(SIDE * 1.4), SIDE)).save(root / "val" / "x" / "tile_right.jpg", quality=92)
+    planted["val/x/tile_right.jpg"] = "train/x/tile_left.jpg"
+    for i in range(4):
+        scene(100 + i, SIDE, SIDE).save(root / "train" / "x" / f"other_{i}.jpg", quality=92)
+    for i in range(3):  # same kind of picture, same generator: must not be reported
+        scene(200 + i, SIDE, SIDE).save(root / "val" / "x" / f"look_{i}.jpg", quality=92)
+    for i in range(2):
+        scene(300 + i, int(SIDE * 1.2), SIDE).save(root / "val" / "x" / f"unrelated_{i}.jpg", quality=92)
+    split = ImageSplit.from_folder(root)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    return split, fps, planted, find_duplicates(fps, split.images, jobs=1)
+
+
+def test_every_edited_copy_and_the_tile_is_found(copies):
+    split, _, planted, result = copies
+    found = _pair_set(result.pairs, "val_path", "train_path")
+    assert set(planted.items()) <= found
+    check_result_invariants(result, split)
+
+
+def test_no_look_alike_or_unrelated_picture_is_reported(copies):
+    _, _, planted, result = copies
+    reported = set(result.pairs["val_path"])
+    assert reported == set(planted)
+    assert result.within.empty
+
+
+def test_evidence_of_the_keypoint_path(copies):
+    _, _, _, result = copies
+    rows = result.pairs.set_index("val_path")
+    tile = rows.loc["val/x/tile_right.jpg"]
+    assert tile["kind"] == "overlap" and tile["decided_by"] == "keypoints"
+    # the right tile covers 60 % of the left one: shift of 0.4 of the frame
+    assert tile["overlap"] == pytest.approx(0.6, abs=0.12)
+    assert tile["shift_x"] == pytest.approx(-0.4, abs=0.08) or tile["shift_x"] == pytest.approx(0.4, abs=0.08)
+    rotated = rows.loc["val/x/rotate6.jpg"]
+    assert abs(abs(rotated["rotation"]) - 6) < 1.5 and rotated["inliers"] >= 10
+    crop = rows.loc["val/x/crop_side.jpg"]
+    assert crop["overlap"] > 0.9 and crop["overlap_b"] < 0.95  # the val image lies inside the train image
+    assert (rows["inlier_extent"].dropna() > 0).all()
+
+
+def test_resplit_keeps_copies_and_tiles_with_their_original(copies):
+    split, _, planted, result = copies
+    for seed in range(3):
+        folds = resplit_manifest(split.images, result, k=3, random_state=seed).set_index("path")["fold"]
+        for val_path, train_path in planted.items():
+            assert folds[val_path] == folds[train_path]
+
+
+def test_keypoints_off_misses_the_geometric_edits(copies):
+    """The yardstick: without keypoints the thumbnail path misses most of these edits."""
+    split, fps, planted, _ = copies
+    plain = find_duplicates(fps, split.images, keypoints=False, jobs=1)
+    missed = set(planted.items()) - _pair_set(plain.pairs, "val_path", "train_path")
+    assert len(missed) >= 3
+
+
+def test_output_is_linear_in_identical_images(tmp_path):
+    """120 byte-identical train images and 60 in val: one exact row per val image, a
+    star inside each split, and the pair counts behind ``expected`` still complete."""
+    for side in ("train", "val"):
+        (tmp_path / side).mkdir()
+    image = scene(7, 64, 64)
+    for i in range(120):
+        image.save(tmp_path / "train" / f"same_{i:03d}.png")
+    for i in range(60):
+        image.save(tmp_path / "val" / f"same_{i:03d}.png")
+    for i in range(5):
+        scene(400 + i, 64, 64).save(tmp_path / "val" / f"other_{i}.png")
+    split = ImageSplit.from_folder(tmp_path)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    result = find_duplicates(fps, split.images, jobs=1)
+    assert len(result.pairs) == 60 and (result.pairs["kind"] == "exact").all()
+    assert result.pairs["exact_bytes"].all()
+    assert result.within.groupby("split").size().to_dict() == {"train": 119, "val": 59}
+    same = split.images["path"].str.contains("same_").to_numpy()
+    assert len(set(result.clusters[same])) == 1 and len(set(result.clusters[~same])) == 5
+    assert result.expected["exact"]["observed"] == 120 * 60
+    check_result_invariants(result, split)
+
+
+def test_two_scans_in_one_process_with_worker_processes(tmp_path):
+    """The keypoint path uses OpenCV in this process; a later scan forks fingerprint
+    workers that use OpenCV too. Once this hung forever (a half-copied OpenCV
+    thread pool), also when the caller had started OpenCV's pool itself."""
+    import subprocess
+    import sys
+
+    for side in ("train", "val"):
+        (tmp_path / side).mkdir()
+    for i in range(20):  # 40 images: three chunks of 16, so two worker processes start
+        scene(500 + i, 96, 96).save(tmp_path / "train" / f"t{i}.jpg")
+        _caption(scene(500 + i, 96, 96)).save(tmp_path / "val" / f"v{i}.jpg")
+    code = f"""
+import cv2, numpy as np, splitaudit
+cv2.setNumThreads(2)  # the caller's own OpenCV pool, started
+cv2.resize(np.zeros((512, 512), np.uint8), (256, 256))
+for _ in range(2):
+    result = splitaudit.scan({str(tmp_path)!r}, cache=False, jobs=2, checks=["near_duplicates"])
+    print(len(result.pairs))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["20", "20"]
