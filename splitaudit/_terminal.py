@@ -1,11 +1,22 @@
 """Terminal output of the ``splitaudit`` command: a rich progress display and
-the summaries each sub-command prints. Only the CLI imports this module."""
+the summaries each sub-command prints. Only the CLI imports this module.
+
+Text that comes from the user's data (paths, class names, notes, finding messages) goes through
+:func:`_plain` or ``markup=False``: a folder named ``[/b]`` is rich markup and would crash the print."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
+
+
+def _plain(text: Any) -> str:
+    """``text`` as literal rich markup (``[red]`` printed, not applied; ``[/b]`` no error)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim"}
 
@@ -27,7 +38,7 @@ class Progress:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        self._bar = Progress(TextColumn("{task.description:<22}"), BarColumn(),
+        self._bar = Progress(TextColumn("{task.description:<22}", markup=False), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                              console=self.console, transient=False)
         self._bar.__enter__()
@@ -56,18 +67,19 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
     from rich.table import Table
 
     s = result.summary()
-    console.print(f"[bold]splitaudit scan[/bold] {s['root']}")
+    console.print(f"[bold]splitaudit scan[/bold] {_plain(s['root'])}")
     console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
                   f" · ignored {len(s['ignored']):,} · analysed in {result.timings.get('total', 0):.1f} s")
     for note in s["notes"]:
-        console.print(f"  [yellow]note[/yellow] {note}")
+        console.print(f"  [yellow]note[/yellow] {_plain(note)}")
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
     table.add_column("check")
     table.add_column("status")
     table.add_column("finding", overflow="fold")
     for f in result.findings:
         style = STATUS_STYLE.get(f.status, "")
-        table.add_row(f.check, f"[{style}]{f.status}[/{style}]", f.message)
+        status = f"[{style}]{_plain(f.status)}[/{style}]" if style else _plain(f.status)
+        table.add_row(_plain(f.check), status, _plain(f.message))
     console.print(table)
     from .report.html import score_text
 
@@ -98,7 +110,7 @@ def print_written(paths, console: Any) -> None:
 def print_kfold_summary(kf: Any, console: Any) -> None:
     v = kf.verdict
     style = "yellow" if getattr(v, "split_specific", False) else "green"
-    console.print(f"[bold]k-fold[/bold]: [{style}]{v.message}[/{style}]")
+    console.print(f"[bold]k-fold[/bold]: [{style}]{_plain(v.message)}[/{style}]")
     frame = kf.to_frame()
     for row in frame.itertuples():
         console.print(f"  {row.run:<9} train {row.train_loss:.4f} (eval {row.train_loss_eval:.4f}) "
@@ -109,7 +121,7 @@ def print_explanation(expl: Any, console: Any) -> None:
     """The summary, then each phase's ranked causes (score, status, what to do next)."""
     from rich.table import Table
 
-    console.print(f"[bold]{expl.summary}[/bold]", markup=True, highlight=False)
+    console.print(f"[bold]{_plain(expl.summary)}[/bold]", markup=True, highlight=False)
     phases = expl.phases or [{"label": "end of training", "kind": "val never below train", "causes": expl.causes}]
     for number, phase in enumerate(phases):
         console.print(f"  {phase['label']} ({phase['kind']}):", markup=False, highlight=False)
@@ -120,5 +132,5 @@ def print_explanation(expl: Any, console: Any) -> None:
             status = cause.get("status", "measured" if cause.get("known", True) else "unknown")
             score = "—" if status == "unknown" else f"{cause['score']:.2f}"
             step = cause.get("check") if status != "measured" else cause.get("advice", "")
-            table.add_row(str(rank), cause["cause"], score, status, str(step or ""))
+            table.add_row(str(rank), _plain(cause["cause"]), score, _plain(status), _plain(step or ""))
         console.print(table)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ._terminal import Progress as _Progress
+from ._terminal import _plain as _escape
 from ._terminal import console as _console
 from ._terminal import print_explanation as _print_explanation
 from ._terminal import print_kfold_summary as _kfold_summary
@@ -201,7 +202,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not args.quiet:
         console = _console()
         for i, line in enumerate(result.verdict()):
-            console.print(("[bold]" if i == 0 else "  ") + line + ("[/bold]" if i == 0 else ""),
+            console.print(f"[bold]{_escape(line)}[/bold]" if i == 0 else "  " + line,
                           markup=i == 0, highlight=False)
         _print_written(written.values(), console)
     return _fail_on_exit(result.scan, args)
