@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -162,6 +163,27 @@ def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
+def _cached_vectors(meta: dict, packed: np.ndarray, flip: bool) -> tuple | None:
+    """``(vector, mirrored vector or None)`` of one cached record; None when it is malformed."""
+    dim = meta.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        return None
+    if len(packed) != dim * (2 if flip else 1) or not np.isfinite(packed).all():
+        return None
+    return packed[:dim], (packed[dim:] if flip else None)
+
+
+def _other_length(found: dict[int, tuple], fresh: list[int]) -> list[int]:
+    """Cached rows (not in ``fresh``) whose length differs from the ``fresh`` rows', or from most rows
+    when ``fresh`` is empty (computing those then tells the model's length)."""
+    lengths = {i: len(vectors[0]) for i, vectors in found.items()}
+    if len(set(lengths.values())) <= 1:
+        return []
+    dim = lengths[fresh[0]] if fresh else Counter(lengths.values()).most_common(1)[0][0]
+    computed = set(fresh)
+    return [i for i, length in lengths.items() if length != dim and i not in computed]
+
+
 # ------------------------------------------------------------------ main
 def embed_images(
     paths_or_split,
@@ -281,7 +303,11 @@ def embed_images(
     found: dict[int, tuple] = {}
     if store is not None:
         for i, (meta, _thumb, packed) in store.get_many(keys, version).items():
-            found[i] = (packed[: meta["dim"]], packed[meta["dim"] :] if flip else None)
+            vectors = _cached_vectors(meta, packed, flip)
+            if vectors is None:  # a damaged record is a miss, as the cache treats one that does not parse
+                store.stats["malformed"] += 1
+                continue
+            found[i] = vectors
     todo = [i for i in range(n) if i not in found]
 
     use_amp = dev.type != "cpu" and precision != "fp32"
@@ -299,30 +325,45 @@ def embed_images(
         module.eval().to(dev)
         mean_t = torch.tensor(mean, device=dev).view(1, -1, 1, 1)
         std_t = torch.tensor(std, device=dev).view(1, -1, 1, 1)
-        loader = torch.utils.data.DataLoader(
-            _ImageFiles([abspaths[i] for i in todo], input_size, channels),
-            batch_size=batch_size, num_workers=num_workers, shuffle=False,
-            pin_memory=dev.type == "cuda")
         new_items: list[int] = []
         done = n - len(todo)
         if progress:
             progress("embed", done, n)
-        for pixels, local, why in loader:
-            x = pixels.to(dev).permute(0, 3, 1, 2).float().sub_(mean_t).div_(std_t)
-            if flip:
-                x = torch.cat([x, x.flip(3)])
-            with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                emb = _pool(torch, forward(x), pool).float().cpu().numpy()
-            for row, (j, reason) in enumerate(zip(local.tolist(), why)):
-                i = todo[j]
-                if reason:
-                    reasons[i] = reason
-                    continue
-                found[i] = (emb[row], emb[row + len(local)] if flip else None)
-                new_items.append(i)
-            done += len(local)
-            if progress:
-                progress("embed", done, n)
+
+        def run(indices: list[int]) -> None:
+            nonlocal done
+            loader = torch.utils.data.DataLoader(
+                _ImageFiles([abspaths[i] for i in indices], input_size, channels),
+                batch_size=batch_size, num_workers=num_workers, shuffle=False,
+                pin_memory=dev.type == "cuda")
+            for pixels, local, why in loader:
+                x = pixels.to(dev).permute(0, 3, 1, 2).float().sub_(mean_t).div_(std_t)
+                if flip:
+                    x = torch.cat([x, x.flip(3)])
+                with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                    emb = _pool(torch, forward(x), pool).float().cpu().numpy()
+                for row, (j, reason) in enumerate(zip(local.tolist(), why)):
+                    i = indices[j]
+                    if reason:
+                        reasons[i] = reason
+                        continue
+                    found[i] = (emb[row], emb[row + len(local)] if flip else None)
+                    new_items.append(i)
+                done += len(local)
+                if progress:
+                    progress("embed", done, n)
+
+        if todo:
+            run(todo)
+        # well-formed records of another length than the model's output (while nothing was computed:
+        # than most records) are stale too; recomputing them tells the length, so check again after
+        while stale := _other_length(found, new_items):
+            for i in stale:
+                del found[i]
+            if store is not None:
+                store.stats["malformed"] += len(stale)
+            done -= len(stale)
+            run(stale)
         if store is not None and new_items:
             blank = np.zeros((32, 32), np.uint8)  # the shared cache's thumbnail column; unused here
             store.put_many([(keys[i], ({"dim": len(found[i][0])}, blank,
