@@ -275,7 +275,8 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         for name in KEYPOINT_COLUMNS:
             kp[name][unsure] = fitted[name]
         kscore = np.zeros(len(a))
-        kscore[unsure] = score_from_inliers(fitted["inliers"], fitted["aligned_rms"], fitted["inlier_extent"])
+        kscore[unsure] = score_from_inliers(fitted["inliers"], fitted["aligned_rms"], fitted["inlier_extent"],
+                                            fitted["aligned_grey"])
         decided[kscore > score] = "keypoints"
         score = np.maximum(score, kscore)
     keep = score >= p["min_score"]
