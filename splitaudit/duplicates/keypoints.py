@@ -71,6 +71,7 @@ _RATIO = 0.8
 _REPROJ = 3.0
 _MIN_SPREAD = 4.0  # px in the 128-px working frame
 _MIN_MATCHES = 5
+_AFFINE_BELOW = 24  # similarity inliers under which a stretched (full affine) fit is tried too
 
 
 def _faiss():
@@ -218,6 +219,18 @@ def _matches(cv2, da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return src.astype(np.int64), nearest[src, 0].astype(np.int64)
 
 
+def _mild(matrix: np.ndarray) -> bool:
+    """A full affine fit that is a stretch, not a shear: the axes stay near
+    perpendicular (|cos| < 0.1) and their scales differ by 5 % to 2x (under
+    5 % the similarity fit holds; the extra freedom would only fit noise)."""
+    col_x, col_y = matrix[:, 0], matrix[:, 1]
+    sx, sy = float(np.hypot(*col_x)), float(np.hypot(*col_y))
+    if sx <= 0 or sy <= 0:
+        return False
+    stretch = abs(math.log(sy / sx))
+    return abs(float(col_x @ col_y)) / (sx * sy) < 0.1 and math.log(1.05) <= stretch <= math.log(2.0)
+
+
 def _verify_one(cv2, local, a: int, b: int) -> tuple:
     nothing = (0, 0.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, None)
     xa, da = local.of(a)
@@ -230,6 +243,13 @@ def _verify_one(cv2, local, a: int, b: int) -> tuple:
     src, dst = xa[src_idx], xb[dst_idx]
     matrix, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=_REPROJ,
                                                maxIters=500, confidence=0.995)
+    found = 0 if mask is None else int(mask.sum())
+    if found < _AFFINE_BELOW and len(src) >= _MIN_MATCHES:
+        # a letterbox resized back to the frame, or a stretched copy: scale differs by axis
+        affine, amask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=_REPROJ,
+                                             maxIters=500, confidence=0.995)
+        if affine is not None and amask is not None and int(amask.sum()) > found and _mild(affine):
+            matrix, mask = affine, amask
     if matrix is None or mask is None:
         return nothing
     scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
