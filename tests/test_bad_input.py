@@ -118,7 +118,9 @@ def test_all_identical_single_class(tmp_path, capsys):
     assert statuses["exact_duplicates"] == "fail"
     assert "error" not in statuses.values(), summary["findings"]
     pairs = pd.read_csv(out / "duplicates.csv")
-    assert len(pairs) == 3 * 8
+    # linear output: each val image once, with the group's first train image; every pair still counted
+    assert len(pairs) == 3 and set(pairs["train_path"]) == {"train/only/0.png"}
+    assert summary["expected_cross_duplicates"]["observed"] == 3 * 8
 
 
 def test_out_inside_data_root_is_refused(tmp_path, capsys):
