@@ -82,10 +82,12 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np
     """k nearest database rows per query row by Hamming distance (faiss binary index).
 
     Up to :data:`IVF_MIN_ROWS` database rows the scan is exact; beyond, an
-    inverted file over binary k-means cells (about one per 1,000 rows, 10
-    k-means iterations on 32 rows per cell, 4 cells probed). faiss runs on
-    one OpenMP thread: on a busy 2-core machine two spinning threads were 4x
-    slower than one.
+    inverted file whose cells are centred on random database keypoints (about
+    one per 1,000 rows, 4 cells probed). Binary k-means cells found the same
+    nearest neighbours (recall@4 0.989 vs 0.986 on 1.5M Fashion-MNIST
+    keypoints) but their training took longer than adding and searching
+    together. faiss runs on one OpenMP thread: on a busy 2-core machine two
+    spinning threads were 4x slower than one.
     """
     faiss = _faiss()
     threads = faiss.omp_get_max_threads()
@@ -96,10 +98,10 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np
         else:
             nlist = int(min(8192, 2 ** round(math.log2(len(db) / 1000))))
             quantizer = faiss.IndexBinaryFlat(256)
+            rows = np.sort(np.random.default_rng(0).choice(len(db), nlist, replace=False))
+            quantizer.add(db[rows])  # cells around random keypoints: no k-means to train
             index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
-            index.cp.niter = 10
-            rows = np.random.default_rng(0).choice(len(db), min(len(db), 64 * nlist), replace=False)
-            index.train(db[np.sort(rows)])
+            index.train(db[rows])  # a full quantizer: faiss skips the clustering
             index.nprobe = 4
         index.add(db)
         return index.search(queries, k)
