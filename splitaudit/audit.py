@@ -66,6 +66,18 @@ class AuditResult:
         lines += list(self.notes)
         return lines
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the verdict, then the scan (findings, a few pairs), the
+        k-fold verdict and the explanation; the full report is :meth:`save`."""
+        from html import escape
+
+        verdict = "".join(f"<li>{escape(line)}</li>" for line in self.verdict())
+        parts = [f"<div><b>splitaudit audit</b><ul>{verdict}</ul></div>", self.scan._repr_html_()]
+        for part in (self.kfold, self.explanation):
+            if part is not None and hasattr(part, "_repr_html_"):
+                parts.append(part._repr_html_())
+        return "<div class='splitaudit-nb-audit'>" + "".join(parts) + "</div>"
+
     def to_dict(self) -> dict:
         """The content of ``report.json``: everything, in plain JSON types."""
         return jsonable({

@@ -61,6 +61,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _split_kwargs(args: argparse.Namespace) -> dict:
+    if getattr(args, "hf", None) is not None:
+        if args.root is not None or args.train or args.val or args.manifest:
+            raise _UsageError("--hf DIR replaces ROOT, --train/--val and --manifest; give it alone")
+        return {}
     if args.root is None and args.manifest is None and (args.train is None or args.val is None):
         raise _UsageError("give ROOT, or --train DIR --val DIR, or --manifest CSV")
     return {"train": args.train, "val": args.val, "manifest": args.manifest}
@@ -76,7 +80,29 @@ def _split_outside(args: argparse.Namespace) -> Any:
     from .report import refuse_inside_root
     from .scan import resolve_split
 
-    split = resolve_split(args.root, **_split_kwargs(args))
+    kwargs = _split_kwargs(args)
+    if getattr(args, "hf", None) is not None:
+        return _hf_split(args)
+    split = resolve_split(args.root, **kwargs)
+    refuse_inside_root(Path(args.out), split.root)
+    return split
+
+
+def _hf_split(args: argparse.Namespace) -> Any:
+    """``--hf DIR``: a DatasetDict saved with ``save_to_disk``; --out may not be inside DIR."""
+    from .errors import InputError
+    from .report import refuse_inside_root
+    from .sources import from_hf, is_hf_dataset_dict, load_hf, store_for_cache
+
+    folder = Path(args.hf)
+    if not folder.is_dir():
+        raise InputError(f"--hf must be a folder written by DatasetDict.save_to_disk; got {args.hf!r}")
+    refuse_inside_root(Path(args.out), folder)
+    data = load_hf(folder)
+    if not is_hf_dataset_dict(data):
+        raise InputError(f"--hf {args.hf!r} holds one Dataset, not a DatasetDict with train and validation "
+                         "splits; save a DatasetDict({'train': ..., 'validation': ...})")
+    split = from_hf(data, store=store_for_cache(_cache_arg(args)))
     refuse_inside_root(Path(args.out), split.root)
     return split
 
@@ -301,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="find cross-split duplicates, drift and difficulty imbalance")
     _add_split_args(p)
+    p.add_argument("--hf", metavar="DIR", default=None,
+                   help="a Hugging Face DatasetDict saved with save_to_disk (needs splitaudit[hf])")
     _add_common(p)
     p.add_argument("--out", required=True, help="output folder for summary.json, duplicates.csv, report.html")
     p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)

@@ -16,7 +16,9 @@ group      user group id (patient, video, ...) or missing
 =========  ==============================================================
 
 Files that are not images are listed in ``ignored`` with a reason; nothing is
-dropped silently. splitaudit never writes under ``root``.
+dropped silently. A Hugging Face ``DatasetDict`` or a pair of torch datasets
+become a split through :mod:`splitaudit.sources` (:meth:`ImageSplit.from_hf`,
+:meth:`ImageSplit.from_torch`). splitaudit never writes under ``root``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -146,6 +148,8 @@ class ImageSplit:
         default_factory=lambda: pd.DataFrame(columns=["path", "reason"])
     )
     notes: tuple[str, ...] = ()
+    # What must outlive the split: the temporary image folder of from_hf/from_torch(store=False).
+    _keep: Any = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ views
     @property
@@ -386,6 +390,28 @@ class ImageSplit:
     def from_frame(cls, frame: pd.DataFrame, *, root: str | os.PathLike | None = None, **kw) -> "ImageSplit":
         """Alias of :meth:`from_manifest` for a DataFrame."""
         return cls.from_manifest(frame, root=root, **kw)
+
+    @classmethod
+    def from_hf(cls, dataset_dict: Any, **kw) -> "ImageSplit":
+        """Build a split from a Hugging Face ``DatasetDict`` (needs ``splitaudit[hf]``).
+
+        See :func:`splitaudit.sources.from_hf` for the options (image/label/target
+        columns, split names, where image bytes are stored).
+        """
+        from .sources import from_hf
+
+        return from_hf(dataset_dict, **kw)
+
+    @classmethod
+    def from_torch(cls, train_ds: Any, val_ds: Any, **kw) -> "ImageSplit":
+        """Build a split from two map-style torch datasets yielding ``(image, label)``.
+
+        Tensors are CHW, float 0-1 or integer 0-255; see
+        :func:`splitaudit.sources.from_torch`.
+        """
+        from .sources import from_torch
+
+        return from_torch(train_ds, val_ds, **kw)
 
     @classmethod
     def _make(cls, root: Path, images: pd.DataFrame, ignored, notes) -> "ImageSplit":

@@ -65,15 +65,34 @@ def _load_checks() -> None:
 
 
 def resolve_split(
-    root: str | os.PathLike | ImageSplit | pd.DataFrame | None = None,
+    root: Any = None,
     *,
-    train: str | os.PathLike | None = None,
-    val: str | os.PathLike | None = None,
+    train: Any = None,
+    val: Any = None,
     manifest: str | os.PathLike | pd.DataFrame | None = None,
+    store: Any = None,
 ) -> ImageSplit:
-    """Build an :class:`ImageSplit` from whichever description the user gave."""
+    """Build an :class:`ImageSplit` from whichever description the user gave.
+
+    ``root`` may also be a Hugging Face ``DatasetDict``, and ``train``/``val``
+    two torch datasets; their images are written to ``store`` (see
+    :mod:`splitaudit.sources`).
+    """
+    from . import sources
+
     if isinstance(root, ImageSplit):
         return root
+    if sources.is_hf_dataset_dict(root):
+        if train is not None or val is not None or manifest is not None:
+            raise InputError("give a DatasetDict alone; name its splits with ImageSplit.from_hf(dd, train=, val=)")
+        return sources.from_hf(root, store=store)
+    if sources.is_torch_dataset(train) or sources.is_torch_dataset(val):
+        if not (sources.is_torch_dataset(train) and sources.is_torch_dataset(val)) or root is not None:
+            raise InputError("torch datasets go in train= and val= together, without a root; got "
+                             f"train={type(train).__name__}, val={type(val).__name__}")
+        return sources.from_torch(train, val, store=store)
+    if sources.is_torch_dataset(root):
+        raise InputError("a torch dataset is one split; pass train=train_ds, val=val_ds")
     if isinstance(root, pd.DataFrame):
         manifest, root = root, None
     if manifest is not None:
@@ -225,6 +244,40 @@ class ScanResult:
 
         return write_scan_outputs(self, out_dir, html=html, safe_csv=safe_csv)
 
+    def _repr_html_(self, max_pairs: int = 6) -> str:
+        """Notebook display: the verdict, the findings and the first few pairs as
+        thumbnails (the full report is :meth:`to_html`)."""
+        from html import escape
+
+        from .report.html import _findings_table, _pair_cards, overall_status, verdict_sentences
+
+        status = overall_status(self.findings)
+        colour = {"fail": "#c0392b", "warn": "#e0a100", "pass": "#2e8b57"}[status]
+        verdict = "".join(f"<div>{escape(s)}</div>" for s in verdict_sentences(self.findings))
+        notes = "".join(f"<li>{escape(n)}</li>" for n in self.split.notes)
+        css = ("<style>.splitaudit-nb table{border-collapse:collapse}.splitaudit-nb td,.splitaudit-nb th"
+               "{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}"
+               ".splitaudit-nb .badge{border-radius:3px;padding:0 6px;color:#fff;font-weight:600}"
+               ".splitaudit-nb .pass{background:#2e8b57}.splitaudit-nb .warn{background:#e0a100}"
+               ".splitaudit-nb .fail{background:#c0392b}.splitaudit-nb .error{background:#8e44ad}"
+               ".splitaudit-nb .skipped{background:#999}.splitaudit-nb .pairs{display:flex;flex-wrap:wrap;gap:8px}"
+               ".splitaudit-nb .pair{border:1px solid #ddd;padding:6px;width:260px;font-size:12px}"
+               ".splitaudit-nb .imgs{display:flex;gap:4px}.splitaudit-nb figure{margin:0;flex:1;min-width:0}"
+               ".splitaudit-nb img{width:100%;max-width:112px;image-rendering:pixelated}"
+               ".splitaudit-nb figcaption{overflow-wrap:break-word}.splitaudit-nb .small{color:#666}"
+               ".splitaudit-nb .conflict{color:#c0392b}</style>")
+        pairs = ""
+        if len(self.pairs):
+            pairs = (f"<p><b>Cross-split pairs</b> (first {min(max_pairs, len(self.pairs))} of {len(self.pairs):,}; "
+                     "all in <code>.pairs</code>)</p>"
+                     + _pair_cards(self.pairs, self.split.images, a="val", b="train", label_a="val",
+                                   label_b="train", limit=max_pairs).split("</p>", 1)[-1])
+        return (f"<div class='splitaudit-nb'>{css}<div style='border-left:5px solid {colour};padding:4px 10px'>"
+                f"<b>splitaudit scan</b> · {self.split.n_train:,} train · {self.split.n_val:,} val · "
+                f"{len(self.pairs):,} cross-split pairs{verdict}</div>"
+                + (f"<ul class='small'>{notes}</ul>" if notes else "")
+                + _findings_table(self.findings) + pairs + "</div>")
+
     def to_html(self, path: str | os.PathLike) -> Path:
         """Write the self-contained HTML report to ``path``."""
         from .report import render_scan_html
@@ -249,10 +302,10 @@ def _embed(split: ImageSplit, embed: Any, *, jobs: int | None, cache: Any, progr
 
 
 def scan(
-    root: str | os.PathLike | ImageSplit | pd.DataFrame | None = None,
+    root: Any = None,
     *,
-    train: str | os.PathLike | None = None,
-    val: str | os.PathLike | None = None,
+    train: Any = None,
+    val: Any = None,
     manifest: str | os.PathLike | pd.DataFrame | None = None,
     mode: str = "fast",
     jobs: int | None = None,
@@ -271,11 +324,15 @@ def scan(
 
     Parameters
     ----------
-    root : path, ImageSplit or DataFrame, optional
+    root : path, ImageSplit, DataFrame or DatasetDict, optional
         A folder with ``train/`` and ``val/`` (flat or one folder per class),
-        an :class:`ImageSplit`, or a manifest DataFrame.
-    train, val : path, optional
-        Explicit split folders (instead of ``root`` discovery).
+        an :class:`ImageSplit`, a manifest DataFrame, or a Hugging Face
+        ``DatasetDict`` (see :func:`splitaudit.sources.from_hf`).
+    train, val : path or torch Dataset, optional
+        Explicit split folders (instead of ``root`` discovery), or two
+        map-style torch datasets (see :func:`splitaudit.sources.from_torch`).
+        Images of a DatasetDict or torch datasets are written by content to
+        ``images/`` in the cache folder (a temporary folder with ``cache=False``).
     manifest : path or DataFrame, optional
         CSV with ``path``, ``split`` and optional ``label``/``target``/``group``.
     mode : {"fast", "exact"}
@@ -307,7 +364,9 @@ def scan(
         raise InputError(f"mode must be 'fast' or 'exact'; got {mode!r}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    split = resolve_split(root, train=train, val=val, manifest=manifest)
+    from .sources import store_for_cache
+
+    split = resolve_split(root, train=train, val=val, manifest=manifest, store=store_for_cache(cache))
     timings["discover"] = time.perf_counter() - t0
 
     cache_arg = None if cache is False else cache  # True: default folder; a path: that folder

@@ -94,6 +94,15 @@ class Explanation:
         return jsonable({"summary": self.summary, "gap": self.gap, "causes": self.causes,
                          "phases": self.phases, "history_format": self.history.format})
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the summary and the ranked causes of each phase (:meth:`to_frame`)."""
+        from html import escape
+
+        frame = self.to_frame()
+        table = frame.to_html(index=False, float_format=lambda v: f"{v:.2f}") if len(frame) else ""
+        return (f"<div class='splitaudit-nb'><div style='border-left:5px solid #888;padding:4px 10px'>"
+                f"<b>splitaudit explain</b>: {escape(self.summary)}</div>{table}</div>")
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 

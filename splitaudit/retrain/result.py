@@ -59,6 +59,15 @@ class KFoldResult:
         return {"original": self.original.to_dict(), "folds": [f.to_dict() for f in self.folds],
                 "verdict": jsonable(self.verdict.to_dict())}
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the persistence verdict and one row per run (:meth:`to_frame`)."""
+        from html import escape
+
+        table = self.to_frame().drop(columns=["fold"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        colour = "#e0a100" if self.verdict.split_specific else "#2e8b57"
+        return (f"<div class='splitaudit-nb'><div style='border-left:5px solid {colour};padding:4px 10px'>"
+                f"<b>splitaudit k-fold</b>: {escape(self.verdict.message)}</div>{table}</div>")
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
