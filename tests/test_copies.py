@@ -193,3 +193,16 @@ for _ in range(2):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["20", "20"]
+
+
+def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
+    """Large databases use a faiss inverted file (cells around random keypoints) instead
+    of the exact scan: forced here on the small fixture, the copies are still found."""
+    from splitaudit.duplicates import keypoints
+
+    split, fps, planted, exact_scan = copies
+    monkeypatch.setattr(keypoints, "IVF_MIN_ROWS", 500)
+    assert len(fps.local.desc) > 500
+    result = find_duplicates(fps, split.images, jobs=1)
+    assert set(planted.items()) <= _pair_set(result.pairs, "val_path", "train_path")
+    assert set(result.pairs["val_path"]) == set(exact_scan.pairs["val_path"])
