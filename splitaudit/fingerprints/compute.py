@@ -68,7 +68,7 @@ from .properties import PIXEL_COLUMNS
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp6"
+ALGORITHM_VERSION = "fp7"
 """Bump when any fingerprint would change for the same file (part of the cache key).
 
 fp3: sharpness and colourfulness from exact integer sums (differ from fp2 in
@@ -81,7 +81,10 @@ softer thumbnails gave 10 false near pairs instead of exact mode's 2 on
 upscaled Fashion-MNIST (``benchmarks/results_fingerprints.md``).
 
 fp6: ``pixel_sha1`` is the digest of the full-resolution pixels in fast mode
-too (was the reduced decode's), so ``exact_pixels`` means the same in both modes."""
+too (was the reduced decode's), so ``exact_pixels`` means the same in both modes.
+
+fp7: no keypoints for images under 48 px on the short side
+(:data:`~splitaudit.fingerprints.local.MIN_NATIVE_SIDE`)."""
 
 TABLE_COLUMNS = (
     "path", "ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS,
