@@ -35,6 +35,8 @@ from ._version import __version__ as _version
 from .dataset import ImageSplit, _is_image_name
 from .errors import InputError, LayoutError
 from .fingerprints import ALGORITHM_VERSION, Fingerprints
+from .duplicates.keypoints import KEYPOINT_COLUMNS
+from .fingerprints.local import DESCRIPTOR_BYTES, LocalFeatures
 
 __all__ = ["TrainingIndex", "INDEX_FORMAT", "MATCH_COLUMNS"]
 
@@ -44,7 +46,7 @@ MATCH_COLUMNS = [
     "new_path", "train_path", "new_index", "train_index", "kind", "score",
     "new_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
     "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos",
+    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
 ]
 _RENAME = {"val_path": "new_path", "val_index": "new_index", "val_label": "new_label"}
 Progress = Callable[[str, int, int], None]
@@ -89,10 +91,27 @@ def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.nd
             raise ValueError(f"thumbs must be uint8 ({n}, 32, 32), found {thumbs.dtype} {thumbs.shape}")
         if descriptor.ndim != 2 or len(descriptor) != n:
             raise ValueError(f"descriptor must have {n} rows, found shape {descriptor.shape}")
+        local = None
+        if "local_offsets" in data.files:
+            local = LocalFeatures(offsets=data["local_offsets"], xy=data["local_xy"], size=data["local_size"],
+                                  desc=data["local_desc"])
+            m = int(local.offsets[-1]) if len(local.offsets) else -1
+            if (local.offsets.shape != (n + 1,) or local.size.shape != (n, 2) or local.xy.shape != (m, 2)
+                    or local.desc.shape != (m, DESCRIPTOR_BYTES) or (np.diff(local.offsets) < 0).any()):
+                raise ValueError("keypoint arrays do not match each other or the images")
         fp = Fingerprints(table=pd.DataFrame(columns, columns=meta["columns"]), thumbs=thumbs,
-                          descriptor=descriptor, mode=meta["mode"], stats={"total": n})
+                          descriptor=descriptor, mode=meta["mode"], stats={"total": n}, local=local)
         emb = data["embeddings"] if meta.get("has_embeddings") else None
     return fp, labels, emb
+
+
+def _stack_local(first: LocalFeatures | None, second: LocalFeatures | None) -> LocalFeatures | None:
+    """Keypoints of the index's images followed by the new images' (None if either lacks them)."""
+    if first is None or second is None:
+        return None
+    return LocalFeatures(offsets=np.concatenate([first.offsets, second.offsets[1:] + first.offsets[-1]]),
+                         xy=np.concatenate([first.xy, second.xy]), size=np.concatenate([first.size, second.size]),
+                         desc=np.concatenate([first.desc, second.desc]))
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -176,9 +195,12 @@ class TrainingIndex:
         rows = np.flatnonzero(keep)
         table = fingerprints.table.iloc[rows].reset_index(drop=True)
         table["path"] = images["path"].to_numpy(object)[rows]
+        local = fingerprints.local
+        if local is not None:
+            local = LocalFeatures.from_parts([(*local.of(i)[:1], local.size[i], local.of(i)[1]) for i in rows])
         fp = Fingerprints(table=table, thumbs=fingerprints.thumbs[rows],
                           descriptor=fingerprints.descriptor[rows], mode=fingerprints.mode,
-                          stats={"total": len(rows)})
+                          stats={"total": len(rows)}, local=local)
         labels = (images["label"].to_numpy(object)[rows] if "label" in images.columns
                   else np.full(len(rows), None, object))
         labels = np.array([None if pd.isna(v) else str(v) for v in labels] + [None], object)[:-1]
@@ -262,6 +284,10 @@ class TrainingIndex:
         arrays["labels_none"] = missing
         if self.embeddings is not None:
             arrays["embeddings"] = self.embeddings
+        local = self.fingerprints.local
+        if local is not None:  # keypoints, so check-new finds crops, rotations and overlays as scan does
+            arrays.update(local_offsets=local.offsets, local_xy=local.xy, local_size=local.size,
+                          local_desc=local.desc)
         np.savez(folder / "index.npz", **arrays)
         meta = {"format": INDEX_FORMAT, "algorithm": ALGORITHM_VERSION, "mode": self.mode,
                 "model": self.model, "root": self.root, "n_images": len(self),
@@ -379,7 +405,7 @@ class TrainingIndex:
         combined = Fingerprints(table=table,
                                 thumbs=np.concatenate([self.fingerprints.thumbs, new_fp.thumbs]),
                                 descriptor=np.concatenate([self.fingerprints.descriptor, new_fp.descriptor]),
-                                mode=self.mode)
+                                mode=self.mode, local=_stack_local(self.fingerprints.local, new_fp.local))
         images = pd.DataFrame({
             "path": table["path"].to_numpy(object),
             "split": np.array(["train"] * n_train + ["val"] * n_new, object),

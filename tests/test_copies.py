@@ -206,3 +206,20 @@ def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
     result = find_duplicates(fps, split.images, jobs=1)
     assert set(planted.items()) <= _pair_set(result.pairs, "val_path", "train_path")
     assert set(result.pairs["val_path"]) == set(exact_scan.pairs["val_path"])
+
+
+def test_check_new_finds_edited_copies_through_a_saved_index(copies, tmp_path):
+    """check-new uses the same keypoint path as scan: the index keeps the keypoints."""
+    from pathlib import Path
+
+    from splitaudit.index import TrainingIndex
+
+    split, _, planted, _ = copies
+    root = Path(split.root)
+    TrainingIndex.build(root, jobs=1, cache=False).save(tmp_path / "index")
+    index = TrainingIndex.load(tmp_path / "index")
+    assert index.fingerprints.local is not None and len(index.fingerprints.local) == len(index)
+    matches = index.check(root / "val", jobs=1, cache=False)
+    found = {(Path(n).name, Path(t).name) for n, t in zip(matches["new_path"], matches["train_path"])}
+    assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
+    assert (matches["decided_by"] == "keypoints").any() and matches["inliers"].notna().any()
