@@ -241,8 +241,9 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         # A pair proposed only by keypoint votes passed no thumbnail or hash
         # filter: only the keypoint fit may decide it (see below).
         keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
+        voted = pd.MultiIndex.from_arrays([a, b]).isin(pd.MultiIndex.from_arrays([ka, kb]))
     if not use_keypoints:
-        keypoint_only = np.zeros(len(a), bool)
+        keypoint_only = voted = np.zeros(len(a), bool)
     if progress:
         progress(stage, 2, 3)
     if len(exact):  # pairs inside one exact group are not near pairs (and would be quadratic)
@@ -250,10 +251,11 @@ def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progres
         for col in ("bytes_sha1", "pixel_sha1"):
             key = table[col].to_numpy(object)
             fresh &= pd.isna(key[a]) | (key[a] != key[b])
-        a, b, keypoint_only = a[fresh], b[fresh], keypoint_only[fresh]
+        a, b, keypoint_only, voted = a[fresh], b[fresh], keypoint_only[fresh], voted[fresh]
     v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
     score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
-    thumb_unsure = np.flatnonzero((score < p["min_score"]) | keypoint_only)
+    # fitted: pairs the keypoints voted for that the thumbnails did not already confirm
+    thumb_unsure = np.flatnonzero(((score < p["min_score"]) | keypoint_only) & voted)
     if emb is not None:
         cos = (emb[a] * emb[b]).sum(1)
         score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))

@@ -297,7 +297,14 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
 
     def run(span: tuple[int, int]) -> list[tuple]:
         cv2.setRNGSeed(0)
-        return [_verify_one(cv2, local, int(a[i]), int(b[i])) for i in range(*span)]
+        rows = [_verify_one(cv2, local, int(a[i]), int(b[i])) for i in range(*span)]
+        if thumbs is None:
+            return [(*r, np.nan, np.nan) for r in rows]
+        matrix = np.stack([r[9] if r[9] is not None else np.full((2, 3), np.nan) for r in rows])
+        inliers = np.array([r[0] for r in rows])
+        rel, grey = aligned_residual(thumbs, local, a[span[0]:span[1]], b[span[0]:span[1]], matrix,
+                                     inliers=inliers)
+        return [(*r, rel[k], grey[k]) for k, r in enumerate(rows)]
 
     step = 512
     spans = [(s, min(s + step, len(a))) for s in range(0, len(a), step)]
@@ -311,11 +318,8 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
     out["inliers"] = out["inliers"].astype(np.int64)
     out["matrix"] = np.stack([r[9] if r[9] is not None else np.full((2, 3), np.nan) for r in rows]) if rows \
         else np.zeros((0, 2, 3))
-    if thumbs is not None:
-        out["aligned_rms"], out["aligned_grey"] = aligned_residual(thumbs, local, a, b, out["matrix"],
-                                                                   inliers=out["inliers"])
-    else:
-        out["aligned_rms"] = out["aligned_grey"] = np.full(len(a), np.nan)
+    out["aligned_rms"] = np.array([r[10] for r in rows], np.float64)
+    out["aligned_grey"] = np.array([r[11] for r in rows], np.float64)
     return out
 
 
