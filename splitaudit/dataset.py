@@ -59,6 +59,13 @@ def _prefix_len(folder: str) -> int:
     return len(folder) if folder.endswith(os.sep) else len(folder) + 1
 
 
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """The images table with object (Python str) columns: a file name that is not valid
+    UTF-8 arrives as a str with surrogate escapes, which pandas' inferred (pyarrow)
+    string dtype refuses."""
+    return pd.DataFrame(rows, columns=IMAGE_COLUMNS, dtype=object)
+
+
 def _rel(path: str, root: str) -> str:
     return display_path(os.path.relpath(path, root).replace(os.sep, "/"))
 
@@ -264,7 +271,7 @@ class ImageSplit:
                 notes.append(f"the {split_name} folder {_rel(folder_s, root_s)!r} holds no images")
         if linked:
             notes.append(_outside_note(linked, root_s))
-        images = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
+        images = _frame(rows)
         labelled = images["label"].notna()
         if labelled.any() and not labelled.all():
             notes.append(
@@ -422,5 +429,5 @@ class ImageSplit:
             values = images[col].astype(object)
             images[col] = pd.Series([None if pd.isna(v) else v for v in values], dtype=object)
         images["target"] = images["target"].astype(float)
-        ign = pd.DataFrame(list(ignored), columns=["path", "reason"])
+        ign = pd.DataFrame(list(ignored), columns=["path", "reason"], dtype=object)
         return cls(root=root, images=images, ignored=ign, notes=tuple(notes))
