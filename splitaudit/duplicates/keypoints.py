@@ -221,6 +221,15 @@ def _matches(cv2, da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return src.astype(np.int64), nearest[src, 0].astype(np.int64)
 
 
+def _major_variance(points: np.ndarray) -> float:
+    """Largest eigenvalue of the 2x2 covariance of ``points`` (closed form, no LAPACK call)."""
+    centred = points - points.mean(0)
+    n = max(len(points) - 1, 1)
+    sxx, syy, sxy = (centred[:, 0] @ centred[:, 0]) / n, (centred[:, 1] @ centred[:, 1]) / n, \
+        (centred[:, 0] @ centred[:, 1]) / n
+    return float((sxx + syy) / 2 + math.sqrt(((sxx - syy) / 2) ** 2 + sxy ** 2))
+
+
 def _mild(matrix: np.ndarray) -> bool:
     """A full affine fit that is a stretch, not a shear: the axes stay near
     perpendicular (|cos| < 0.1) and their scales differ by 5 % to 2x (under
@@ -254,13 +263,12 @@ def _verify_one(cv2, local, a: int, b: int) -> tuple:
             matrix, mask = affine, amask
     if matrix is None or mask is None:
         return nothing
-    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    scale = math.sqrt(abs(float(matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0])))
     inl = mask.ravel().astype(bool)
     if not 0.25 <= scale <= 4.0 or inl.sum() < 3:
         return nothing
     # inliers along one edge are fine (a horizon fixes a shift); inliers in one blob are not
-    spread = min(np.linalg.eigvalsh(np.cov(src[inl].T)).max(), np.linalg.eigvalsh(np.cov(dst[inl].T)).max())
-    if not spread >= _MIN_SPREAD ** 2:
+    if not min(_major_variance(src[inl]), _major_variance(dst[inl])) >= _MIN_SPREAD ** 2:
         return nothing
     inliers = int(inl.sum())  # one-to-one already: one match per source and per target keypoint
     size_a, size_b = local.size[a], local.size[b]
