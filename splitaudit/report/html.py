@@ -178,6 +178,13 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
         extra = []
         for name in shown:
             extra.append(f"{name}={_fmt(getattr(row, name))}")
+        decided = getattr(row, "decided_by", None)
+        if decided == "keypoints":  # the geometric fit that decided: what the copy did to the frame
+            extra.insert(0, f"keypoints: {int(row.inliers)} inliers, rotation {row.rotation:+.1f}°, "
+                            f"scale {row.scale:.2f}, {row.overlap:.0%} of {label_a} inside {label_b} "
+                            f"({row.overlap_b:.0%} the other way);")
+        elif isinstance(decided, str):
+            extra.insert(0, f"decided by {decided};")
         cards.append(
             "<div class='pair'><div class='imgs'>"
             f"<figure>{_img(_thumb_uri(abspaths[ia]), label_a)}<figcaption><b>{label_a}</b> {_breakable(getattr(row, col(a, 'path')))}{lab(la)}</figcaption></figure>"
