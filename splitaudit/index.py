@@ -105,6 +105,12 @@ def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.nd
     return fp, labels, emb
 
 
+def _features_of(local: LocalFeatures, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image ``i``'s ``(xy, size, desc)``, as :meth:`LocalFeatures.from_parts` takes them."""
+    xy, desc = local.of(i)
+    return xy, local.size[i], desc
+
+
 def _stack_local(first: LocalFeatures | None, second: LocalFeatures | None) -> LocalFeatures | None:
     """Keypoints of the index's images followed by the new images' (None if either lacks them)."""
     if first is None or second is None:
@@ -197,7 +203,7 @@ class TrainingIndex:
         table["path"] = images["path"].to_numpy(object)[rows]
         local = fingerprints.local
         if local is not None:
-            local = LocalFeatures.from_parts([(*local.of(i)[:1], local.size[i], local.of(i)[1]) for i in rows])
+            local = LocalFeatures.from_parts([_features_of(local, i) for i in rows])
         fp = Fingerprints(table=table, thumbs=fingerprints.thumbs[rows],
                           descriptor=fingerprints.descriptor[rows], mode=fingerprints.mode,
                           stats={"total": len(rows)}, local=local)

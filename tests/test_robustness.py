@@ -18,14 +18,14 @@ from splitaudit.cli import main
 from .test_bad_input import tree_digest
 
 
-def _images(folder: Path, n: int, seed: int, prefix: str = "img") -> list[Path]:
+def _images(folder: Path, n: int, seed: int, prefix: str = "img", side: int = 48, ext: str = "png") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):
         base = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-        path = folder / f"{prefix}_{i:02d}.png"
-        Image.fromarray(base).resize((48, 48), Image.Resampling.BICUBIC).save(path)
+        path = folder / f"{prefix}_{i:02d}.{ext}"
+        Image.fromarray(base).resize((side, side), Image.Resampling.BICUBIC).save(path)
         paths.append(path)
     return paths
 

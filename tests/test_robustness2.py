@@ -20,39 +20,7 @@ from PIL import Image
 from splitaudit.cli import main
 
 from .test_bad_input import tree_digest
-
-
-def _images(folder: Path, n: int, seed: int, prefix: str = "img", side: int = 48, ext: str = "png") -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        base = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-        path = folder / f"{prefix}_{i:02d}.{ext}"
-        Image.fromarray(base).resize((side, side), Image.Resampling.BICUBIC).save(path)
-        paths.append(path)
-    return paths
-
-
-def _split(root: Path, n: int = 5) -> Path:
-    _images(root / "train" / "a", n, 0)
-    _images(root / "val" / "a", n, 1)
-    return root
-
-
-def _scan(root: Path, out: Path, *extra: str) -> int:
-    return main(["scan", str(root), "--out", str(out), "--jobs", "1", "--quiet", *extra])
-
-
-def _summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
-
-
-def _one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("splitaudit: error: "), err
-    assert "Traceback" not in err and "internal error" not in err
-    return lines[0]
+from .test_robustness import _images, _one_line_error, _scan, _split, _summary
 
 
 # ---------------------------------------------------------------- 7: exact_pixels in both modes
