@@ -12,11 +12,10 @@ import os
 import sys
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
+from ._types import Progress
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; called from the main process only."""
 
 
 def resolve_jobs(jobs: int | None) -> int:

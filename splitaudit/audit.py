@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checks.base import jsonable
+from ._types import jsonable
 from .scan import ScanResult, scan
 
 __all__ = ["audit", "AuditResult", "kfold_inputs"]

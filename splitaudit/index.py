@@ -26,11 +26,12 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ._types import Progress
 from ._version import __version__ as _version
 from .dataset import ImageSplit, _is_image_name
 from .errors import InputError, LayoutError
@@ -49,7 +50,6 @@ MATCH_COLUMNS = [
     "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
 ]
 _RENAME = {"val_path": "new_path", "val_index": "new_index", "val_label": "new_label"}
-Progress = Callable[[str, int, int], None]
 
 
 def _meta_problem(meta: dict) -> str | None:

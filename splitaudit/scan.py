@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,8 @@ import pandas as pd
 from ._version import __version__ as _version
 from ._optional import available
 from .checks import base as _checks_base
-from .checks.base import AuditContext, CheckResult, jsonable, run_checks
+from ._types import Progress, jsonable
+from .checks.base import AuditContext, CheckResult, run_checks
 from .dataset import ImageSplit
 from .errors import InputError
 
@@ -51,7 +52,6 @@ FAIL_ON_GROUPS = {
     "any": DEFAULT_CHECKS,
 }
 
-Progress = Callable[[str, int, int], None]
 
 
 def _load_checks() -> None:

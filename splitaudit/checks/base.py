@@ -15,44 +15,20 @@ they are kept in the result's ``numbers["warnings"]``.
 from __future__ import annotations
 
 import json
-import math
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks", "jsonable",
+from .._types import jsonable
+
+__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks",
            "empty_split_reason"]
 
 STATUSES = ("pass", "warn", "fail", "skipped", "error")
-
-
-def jsonable(value: Any) -> Any:
-    """Convert numpy / pandas scalars and containers into plain JSON types.
-
-    NaN and infinities become ``None`` so the output is strict JSON.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or isinstance(value, (str, int)):
-        return value
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,18 @@ from __future__ import annotations
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._parallel import resolve_jobs
+from .._types import Progress
 from ._stats import features_of, holm, mean_difference, option, single_thread, usable_rows
 from .base import Check, CheckResult, register
 
 __all__ = ["DifficultyCheck", "probe_difficulty", "reduce_features"]
 
-Progress = Callable[[str, int, int], None]
 
 
 def reduce_features(

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..checks.base import jsonable
+from .._types import Progress, jsonable
 from .clusters import duplicate_clusters, expected_cross
 from .hamming import HAMMING_BACKENDS
 from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold, unique_pairs
@@ -28,7 +28,6 @@ GEO_MIN_CORR = 0.6
 of 15-25% and shifts fall well below the default ``min_corr``)."""
 
 HASHES = ("phash", "dhash", "ahash")
-Progress = Callable[[str, int, int], None]
 
 PAIR_COLUMNS = [
     "val_path", "train_path", "val_index", "train_index", "kind", "score",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..checks.base import jsonable
+from .._types import jsonable
 from . import causes as _causes
 from . import suspects as _suspects
 from .phases import Phase, epoch_label, find_phases, parse_epochs

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._optional import require, torch_device
+from .._types import Progress
 from ..imageio import open_image
 from .cache import FingerprintCache, open_cache
 from .models import DEFAULT_MODEL, _pool, _resolve_model
@@ -42,7 +43,6 @@ _NORMALIZE = {  # (mean, std) on the 0-255 scale
     "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
     "unit": ((0.0,) * 3, (255.0,) * 3),
 }
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

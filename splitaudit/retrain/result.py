@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..checks.base import CheckResult, jsonable
+from .._types import jsonable
+from ..checks.base import CheckResult
 from .verdict import Verdict
 
 __all__ = ["RunResult", "KFoldResult"]
