@@ -92,7 +92,8 @@ def _hf_split(args: argparse.Namespace) -> Any:
     """``--hf DIR``: a DatasetDict saved with ``save_to_disk``; --out may not be inside DIR."""
     from .errors import InputError
     from .report import refuse_inside_root
-    from .sources import from_hf, is_hf_dataset_dict, load_hf, store_for_cache
+    from .dataset import ImageSplit
+    from .sources import is_hf_dataset_dict, load_hf, store_for_cache
 
     folder = Path(args.hf)
     if not folder.is_dir():
@@ -102,7 +103,7 @@ def _hf_split(args: argparse.Namespace) -> Any:
     if not is_hf_dataset_dict(data):
         raise InputError(f"--hf {args.hf!r} holds one Dataset, not a DatasetDict with train and validation "
                          "splits; save a DatasetDict({'train': ..., 'validation': ...})")
-    split = from_hf(data, store=store_for_cache(_cache_arg(args)))
+    split = ImageSplit.from_hf(data, store=store_for_cache(_cache_arg(args)))
     refuse_inside_root(Path(args.out), split.root)
     return split
 

@@ -85,12 +85,12 @@ def resolve_split(
     if sources.is_hf_dataset_dict(root):
         if train is not None or val is not None or manifest is not None:
             raise InputError("give a DatasetDict alone; name its splits with ImageSplit.from_hf(dd, train=, val=)")
-        return sources.from_hf(root, store=store)
+        return ImageSplit.from_hf(root, store=store)
     if sources.is_torch_dataset(train) or sources.is_torch_dataset(val):
         if not (sources.is_torch_dataset(train) and sources.is_torch_dataset(val)) or root is not None:
             raise InputError("torch datasets go in train= and val= together, without a root; got "
                              f"train={type(train).__name__}, val={type(val).__name__}")
-        return sources.from_torch(train, val, store=store)
+        return ImageSplit.from_torch(train, val, store=store)
     if sources.is_torch_dataset(root):
         raise InputError("a torch dataset is one split; pass train=train_ds, val=val_ds")
     if isinstance(root, pd.DataFrame):
@@ -327,10 +327,10 @@ def scan(
     root : path, ImageSplit, DataFrame or DatasetDict, optional
         A folder with ``train/`` and ``val/`` (flat or one folder per class),
         an :class:`ImageSplit`, a manifest DataFrame, or a Hugging Face
-        ``DatasetDict`` (see :func:`splitaudit.sources.from_hf`).
+        ``DatasetDict`` (see :meth:`ImageSplit.from_hf`).
     train, val : path or torch Dataset, optional
         Explicit split folders (instead of ``root`` discovery), or two
-        map-style torch datasets (see :func:`splitaudit.sources.from_torch`).
+        map-style torch datasets (see :meth:`ImageSplit.from_torch`).
         Images of a DatasetDict or torch datasets are written by content to
         ``images/`` in the cache folder (a temporary folder with ``cache=False``).
     manifest : path or DataFrame, optional

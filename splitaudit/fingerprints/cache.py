@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..sources.store import default_cache_dir
 
 __all__ = ["FingerprintCache", "default_cache_dir", "open_cache"]
 
@@ -65,12 +66,6 @@ _COLUMNS = ["version", "abspath", "size", "mtime_ns", "row", "thumb", "descripto
 _THUMB_BYTES = 32 * 32
 
 Key = tuple[bytes, int, int]
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/splitaudit`` or ``~/.cache/splitaudit``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "splitaudit"
 
 
 def _inside(child: str, parent: str) -> bool:

@@ -31,27 +31,15 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import LayoutError, ManifestError
+from ..errors import LayoutError
+from .manifest import read_manifest
+from .table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path, outside_note, relative, within
 
 __all__ = ["ImageSplit", "IMAGE_EXTENSIONS", "TRAIN_NAMES", "VAL_NAMES", "display_path"]
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 )
-TRAIN_NAMES = ("train", "training")
-VAL_NAMES = ("val", "valid", "validation", "test", "dev")
-_SPLIT_ALIASES = {**{n: "train" for n in TRAIN_NAMES}, **{n: "val" for n in VAL_NAMES}}
-IMAGE_COLUMNS = ["path", "abspath", "split", "label", "target", "group"]
-
-
-def display_path(path: str) -> str:
-    """Make a path printable: undecodable bytes become ``\\xNN`` escapes."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        raw = path.encode("utf-8", "surrogateescape")
-        return raw.decode("utf-8", "backslashreplace")
 
 
 def _prefix_len(folder: str) -> int:
@@ -64,14 +52,6 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     UTF-8 arrives as a str with surrogate escapes, which pandas' inferred (pyarrow)
     string dtype refuses."""
     return pd.DataFrame(rows, columns=IMAGE_COLUMNS, dtype=object)
-
-
-def _rel(path: str, root: str) -> str:
-    return display_path(os.path.relpath(path, root).replace(os.sep, "/"))
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _walk(top: str, real_root: str | None = None) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
@@ -95,7 +75,7 @@ def _walk(top: str, real_root: str | None = None) -> tuple[list[str], list[tuple
             skipped.append((dirpath, "symlink loop: directory already visited"))
             continue
         seen.add(real)
-        folder_outside = real_root is not None and not _within(real, real_root)
+        folder_outside = real_root is not None and not within(real, real_root)
         try:
             with os.scandir(dirpath) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -118,21 +98,12 @@ def _walk(top: str, real_root: str | None = None) -> tuple[list[str], list[tuple
                     continue
                 if entry.is_symlink():  # the d_type of the listing: no extra call for plain files
                     target = os.path.realpath(entry.path)
-                    if not _within(target, real_root):
+                    if not within(target, real_root):
                         outside[entry.path] = target
                 elif folder_outside:
                     outside[entry.path] = os.path.join(real, entry.name)
         stack.extend(reversed(subdirs))
     return files, skipped, outside
-
-
-def _outside_note(outside: list[tuple[str, str]], root: str, manifest: bool = False) -> str:
-    """One note that counts and names (the first few) images reached through links leaving the root."""
-    shown = ", ".join(f"{rel} -> {display_path(target)}" for rel, target in outside[:5])
-    more = f" and {len(outside) - 5:,} more" if len(outside) > 5 else ""
-    how = "paths" if manifest else "images"
-    return (f"{len(outside):,} {how} resolve outside the root {display_path(root)!r} through symlinks and were "
-            f"followed (their targets were read): {shown}{more}")
 
 
 def _is_image_name(path: str) -> bool:
@@ -241,7 +212,7 @@ class ImageSplit:
         for split_name, folder in (("train", train), ("val", val)):
             folder_s = os.path.abspath(folder)
             files, skipped, outside = _walk(folder_s, real_root)
-            ignored.extend((_rel(p, root_s), r) for p, r in skipped)
+            ignored.extend((relative(p, root_s), r) for p, r in skipped)
             n_before = len(rows)
             # Every listed path starts with the folder (and the root): slice instead of relpath.
             in_folder = _prefix_len(folder_s)
@@ -250,11 +221,11 @@ class ImageSplit:
             for full in files:
                 rel_to_split = full[in_folder:].split(os.sep)
                 if not _is_image_name(full):
-                    ignored.append((_rel(full, root_s), "not an image file extension"))
+                    ignored.append((relative(full, root_s), "not an image file extension"))
                     continue
                 label = rel_to_split[0] if len(rel_to_split) > 1 else None
                 rel = (display_path(full[in_root:].replace(os.sep, "/")) if in_root is not None
-                       else _rel(full, root_s))
+                       else relative(full, root_s))
                 if full in outside:
                     linked.append((rel, outside[full]))
                 rows.append(
@@ -268,9 +239,9 @@ class ImageSplit:
                     }
                 )
             if len(rows) == n_before:
-                notes.append(f"the {split_name} folder {_rel(folder_s, root_s)!r} holds no images")
+                notes.append(f"the {split_name} folder {relative(folder_s, root_s)!r} holds no images")
         if linked:
-            notes.append(_outside_note(linked, root_s))
+            notes.append(outside_note(linked, root_s))
         images = _frame(rows)
         labelled = images["label"].notna()
         if labelled.any() and not labelled.all():
@@ -278,7 +249,7 @@ class ImageSplit:
                 f"{int((~labelled).sum())} images sit directly in a split folder "
                 "beside class folders and have no label"
             )
-        return cls._make(Path(root_s), images, ignored, notes)
+        return cls._make(Table(Path(root_s), images, ignored, notes))
 
     @classmethod
     def from_manifest(
@@ -301,97 +272,8 @@ class ImageSplit:
         ``root`` is given, a path that resolves outside it through a symlink is
         an error too; without it such paths are followed and listed in ``notes``.
         """
-        if isinstance(manifest, pd.DataFrame):
-            df = manifest.copy()
-            base = Path(root) if root is not None else Path.cwd()
-            where = "the manifest DataFrame"
-        else:
-            mpath = Path(manifest)
-            if not mpath.is_file():
-                raise ManifestError(f"manifest must be a CSV file; {str(mpath)!r} does not exist")
-            try:
-                df = pd.read_csv(mpath, dtype={path_col: str, split_col: str}, keep_default_na=True)
-            except Exception as exc:
-                raise ManifestError(f"could not read manifest {str(mpath)!r} as CSV: {exc}") from exc
-            base = Path(root) if root is not None else mpath.parent
-            where = f"manifest {str(mpath)!r}"
-        missing = [c for c in (path_col, split_col) if c not in df.columns]
-        if missing:
-            raise ManifestError(
-                f"{where} needs columns {path_col!r} and {split_col!r}; "
-                f"missing {missing}, found {list(df.columns)}"
-            )
-        if df[path_col].isna().any():
-            rows = (np.flatnonzero(df[path_col].isna()) + 1).tolist()[:5]
-            raise ManifestError(f"{where} has empty paths in data rows {rows}")
-        split_raw = df[split_col].astype(str).str.strip().str.lower()
-        split = split_raw.map(_SPLIT_ALIASES)
-        if split.isna().any():
-            bad = sorted(set(df[split_col][split.isna()].astype(str)))[:5]
-            raise ManifestError(
-                f"{where}: unknown split names {bad}; expected one of "
-                f"{sorted(_SPLIT_ALIASES)}"
-            )
-        root_s = os.path.abspath(base)
-        real_root = os.path.realpath(root_s)
-        abspaths, rels, bad_paths, linked = [], [], [], []
-        for p in df[path_col].astype(str):
-            full = os.path.normpath(p if os.path.isabs(p) else os.path.join(root_s, p))
-            if not full.startswith(root_s.rstrip(os.sep) + os.sep):  # the root itself is no file
-                bad_paths.append(p)
-                continue
-            target = os.path.realpath(full)
-            if not _within(target, real_root):
-                linked.append((_rel(full, root_s), target))
-            abspaths.append(full)
-            rels.append(_rel(full, root_s))
-        if bad_paths:
-            raise ManifestError(
-                f"{where}: {len(bad_paths)} paths lie outside the root {root_s!r} "
-                f"(e.g. {bad_paths[:3]}); give paths inside the root or pass root="
-            )
-        if linked and root is not None:  # the user named a root: what is read must be inside it
-            shown = ", ".join(f"{rel} -> {display_path(target)}" for rel, target in linked[:3])
-            raise ManifestError(
-                f"{where}: paths must resolve inside the root {root_s!r}; {len(linked)} lead outside it "
-                f"through symlinks (e.g. {shown}); pass a root that holds their targets, or list the "
-                "targets' paths"
-            )
-        notes = [_outside_note(linked, root_s, manifest=True)] if linked else []
-        dup = pd.Series(rels).duplicated(keep=False)
-        if dup.any():
-            raise ManifestError(
-                f"{where}: {int(dup.sum())} rows repeat a path "
-                f"(e.g. {sorted(set(pd.Series(rels)[dup]))[:3]}); each image must appear once"
-            )
-        images = pd.DataFrame(
-            {
-                "path": rels,
-                "abspath": abspaths,
-                "split": split.to_numpy(),
-                "label": None,
-                "target": np.nan,
-                "group": None,
-            },
-            columns=IMAGE_COLUMNS,
-        )
-        if label_col and label_col in df.columns:
-            lab = df[label_col]
-            images["label"] = [None if pd.isna(v) else str(v) for v in lab]
-        if target_col and target_col in df.columns:
-            tgt = pd.to_numeric(df[target_col], errors="coerce")
-            bad = tgt.isna() & df[target_col].notna()
-            if bad.any():
-                raise ManifestError(
-                    f"{where}: column {target_col!r} must be numeric; "
-                    f"got e.g. {df[target_col][bad].astype(str).tolist()[:3]}"
-                )
-            images["target"] = tgt.to_numpy(dtype=float)
-        if group_col and group_col in df.columns:
-            images["group"] = [None if pd.isna(v) else str(v) for v in df[group_col]]
-        # A manifest is explicit: every listed file is scanned whatever its
-        # extension, and the decoder reports the ones that are not images.
-        return cls._make(Path(root_s), images, [], notes)
+        return cls._make(read_manifest(manifest, root=root, path_col=path_col, split_col=split_col,
+                                       label_col=label_col, target_col=target_col, group_col=group_col))
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, *, root: str | os.PathLike | None = None, **kw) -> "ImageSplit":
@@ -402,26 +284,28 @@ class ImageSplit:
     def from_hf(cls, dataset_dict: Any, **kw) -> "ImageSplit":
         """Build a split from a Hugging Face ``DatasetDict`` (needs ``splitaudit[hf]``).
 
-        See :func:`splitaudit.sources.from_hf` for the options (image/label/target
+        See :func:`splitaudit.sources.read_hf` for the options (image/label/target
         columns, split names, where image bytes are stored).
         """
-        from .sources import from_hf
+        from ..sources import read_hf
 
-        return from_hf(dataset_dict, **kw)
+        return cls._make(read_hf(dataset_dict, **kw))
 
     @classmethod
     def from_torch(cls, train_ds: Any, val_ds: Any, **kw) -> "ImageSplit":
         """Build a split from two map-style torch datasets yielding ``(image, label)``.
 
         Tensors are CHW, float 0-1 or integer 0-255; see
-        :func:`splitaudit.sources.from_torch`.
+        :func:`splitaudit.sources.read_torch`.
         """
-        from .sources import from_torch
+        from ..sources import read_torch
 
-        return from_torch(train_ds, val_ds, **kw)
+        return cls._make(read_torch(train_ds, val_ds, **kw))
 
     @classmethod
-    def _make(cls, root: Path, images: pd.DataFrame, ignored, notes) -> "ImageSplit":
+    def _make(cls, table: Table) -> "ImageSplit":
+        """The split of what a reader found: train rows first, each split sorted by path."""
+        images = table.images
         order = images["split"].map({"train": 0, "val": 1})
         images = images.assign(_order=order).sort_values(["_order", "path"], kind="stable")
         images = images.drop(columns="_order").reset_index(drop=True)
@@ -429,5 +313,5 @@ class ImageSplit:
             values = images[col].astype(object)
             images[col] = pd.Series([None if pd.isna(v) else v for v in values], dtype=object)
         images["target"] = images["target"].astype(float)
-        ign = pd.DataFrame(list(ignored), columns=["path", "reason"], dtype=object)
-        return cls(root=root, images=images, ignored=ign, notes=tuple(notes))
+        ign = pd.DataFrame(list(table.ignored), columns=["path", "reason"], dtype=object)
+        return cls(root=table.root, images=images, ignored=ign, notes=tuple(table.notes), _keep=table.keep)
