@@ -57,3 +57,8 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_loss_eval", "steps_per_epoch")
+"""The columns of a loss history, in order: completed epochs, the running-mean train loss,
+the validation loss, the train loss re-measured in eval mode, optimizer steps per epoch."""

@@ -11,7 +11,7 @@ from PIL import Image
 
 from splitaudit import ImageSplit
 from splitaudit.errors import HistoryError
-from splitaudit.retrain import decide, kfold, normalize_history
+from splitaudit.retrain import decide, kfold, run_history
 
 VERDICT_KEYS = ["persists", "n_folds_val_lower", "n_folds", "mean_gap", "ci_low", "ci_high",
                 "percentile_of_original", "message"]
@@ -148,20 +148,20 @@ def test_argument_errors():
         kfold(df.drop(columns="split"), features=x)
 
 
-def test_normalize_history_formats():
+def test_run_history_reads_what_train_fn_returns():
     class FakeKerasHistory:  # what model.fit returns: an object with a .history dict
         history = {"loss": [2.0, 1.0], "val_loss": [1.5, 1.2], "accuracy": [0.1, 0.2]}
 
-    h = normalize_history(FakeKerasHistory())
-    assert list(h.columns) == ["epoch", "train_loss", "train_loss_eval", "val_loss"]
+    h = run_history(FakeKerasHistory())
+    assert list(h.columns) == ["epoch", "train_loss", "val_loss", "train_loss_eval"]
     assert h["train_loss"].tolist() == [2.0, 1.0] and h["train_loss_eval"].isna().all()
     csv = pd.DataFrame({"epoch": [0, 1, 2], "loss": [3, 2, 1], "val_loss": [3, 2, 1], "loss_eval": [2, 1, 0.5]})
-    h = normalize_history(csv)
+    h = run_history(csv)
     assert h["epoch"].tolist() == [1, 2, 3] and h["train_loss_eval"].tolist() == [2, 1, 0.5]
     with pytest.raises(HistoryError, match="val_loss"):
-        normalize_history({"loss": [1.0]})
-    with pytest.raises(HistoryError, match="got list"):
-        normalize_history([1.0, 2.0])
+        run_history({"loss": [1.0]})
+    with pytest.raises(TypeError, match="got list"):
+        run_history([1.0, 2.0])
 
 
 def test_decision_rule_edges():

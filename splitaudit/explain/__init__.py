@@ -89,7 +89,8 @@ Examples
 'measurement_lag'
 """
 
-from .history import HISTORY_COLUMNS, History, read_history
+from .._types import HISTORY_COLUMNS
+from ..sources.history import History, read_history
 from .ranking import CAUSES, Explanation, explain
 
 __all__ = ["History", "read_history", "HISTORY_COLUMNS", "Explanation", "explain", "CAUSES"]

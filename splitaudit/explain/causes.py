@@ -25,7 +25,7 @@ from .evidence import (
     leak_fraction,
     number,
 )
-from .history import History
+from ..sources.history import History
 
 __all__ = ["Curves", "curves_of", "measurement_lag", "regularization", "leakage",
            "easier_validation", "random_variation", "WINDOW", "LEAK_HALF_SCORE_FRACTION", "STATUSES"]

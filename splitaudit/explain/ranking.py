@@ -15,7 +15,7 @@ from . import causes as _causes
 from . import suspects as _suspects
 from .phases import Phase, epoch_label, find_phases, parse_epochs
 from .evidence import findings_by_check, load_kfold, load_scan, sizes
-from .history import History, read_history
+from ..sources.history import History, read_history
 
 __all__ = ["Explanation", "explain", "CAUSES"]
 

@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 
 from ..resplit import LeakAwareSplitter, _groups_for
-from .history import HISTORY_COLUMNS, normalize_history, summarize_history
+from .history import run_history, summarize_history
 from .probes import train_linear_probe
 from .result import KFoldResult, RunResult
 from .verdict import Verdict, decide
 
-__all__ = ["kfold", "KFoldResult", "RunResult", "Verdict", "decide", "normalize_history",
-           "summarize_history", "train_linear_probe", "make_probe", "HISTORY_COLUMNS"]
+__all__ = ["kfold", "KFoldResult", "RunResult", "Verdict", "decide", "run_history",
+           "summarize_history", "train_linear_probe", "make_probe"]
 
 TrainFn = Callable[[pd.DataFrame, pd.DataFrame], Any]
 _LINEAR_KW = {"batch_size", "lr", "l2", "dropout", "seed"}
@@ -188,7 +188,7 @@ def kfold(
     for done, (fold, tr, va) in enumerate(plans):
         if progress:
             progress("kfold", done, len(plans))
-        history = normalize_history(train_fn(frame.iloc[tr], frame.iloc[va]))
+        history = run_history(train_fn(frame.iloc[tr], frame.iloc[va]))
         runs.append(RunResult(fold=fold, n_train=len(tr), n_val=len(va), history=history,
                               **summarize_history(history, last_epochs)))
     if progress:

@@ -1,9 +1,9 @@
-"""Turn whatever a ``train_fn`` returns into one per-epoch loss table.
+"""The per-epoch losses of one run, as the k-fold harness records and summarises them.
 
-Accepted: a dict of per-epoch lists, a DataFrame (e.g. read from a Keras
-``CSVLogger`` file), or a Keras ``History`` object (anything with a
-``.history`` dict). Keras names are understood: ``loss`` → ``train_loss``,
-``loss_eval`` → ``train_loss_eval``.
+What a ``train_fn`` returns (a dict of per-epoch lists, a DataFrame such as a
+Keras ``CSVLogger`` file, a Keras ``History``) is read by the one history reader,
+:func:`splitaudit.sources.history.read_history`; this module only shapes its table
+for a run and averages its last epochs.
 """
 
 from __future__ import annotations
@@ -13,19 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import HistoryError
+from .._types import HISTORY_COLUMNS
+from ..sources.history import read_history
 
-__all__ = ["HISTORY_COLUMNS", "normalize_history", "summarize_history"]
-
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_loss_eval", "val_loss"]
-_ALIASES = {"loss": "train_loss", "loss_eval": "train_loss_eval", "train_loss_eval": "train_loss_eval",
-            "train_loss": "train_loss", "val_loss": "val_loss", "epoch": "epoch"}
+__all__ = ["run_history", "summarize_history"]
 
 
-def normalize_history(history: Any) -> pd.DataFrame:
-    """Return a DataFrame with columns ``epoch, train_loss, train_loss_eval, val_loss``.
-
-    ``epoch`` counts from 1; a missing ``train_loss_eval`` is NaN.
+def run_history(history: Any) -> pd.DataFrame:
+    """The history of one run: :data:`~splitaudit._types.HISTORY_COLUMNS` present in it,
+    always with ``train_loss_eval`` (NaN when the run did not measure it).
 
     Raises
     ------
@@ -34,39 +30,13 @@ def normalize_history(history: Any) -> pd.DataFrame:
 
     Examples
     --------
-    >>> normalize_history({"loss": [1.0, 0.5], "val_loss": [0.9, 0.6]}).shape
-    (2, 4)
+    >>> run_history({"loss": [1.0, 0.5], "val_loss": [0.9, 0.6]}).columns.tolist()
+    ['epoch', 'train_loss', 'val_loss', 'train_loss_eval']
     """
-    if hasattr(history, "history") and isinstance(history.history, dict):
-        history = history.history  # Keras History
-    if isinstance(history, pd.DataFrame):
-        frame = history.copy()
-    elif isinstance(history, dict):
-        try:
-            frame = pd.DataFrame({k: list(np.ravel(v)) for k, v in history.items()})
-        except ValueError as exc:
-            raise HistoryError(f"train_fn history lists must have equal lengths: {exc}") from exc
-    else:
-        raise HistoryError(
-            "train_fn must return a dict of per-epoch lists, a DataFrame or a Keras History; "
-            f"got {type(history).__name__}"
-        )
-    frame = frame.rename(columns={c: _ALIASES[c] for c in frame.columns if c in _ALIASES})
-    if "val_loss" not in frame.columns or not ({"train_loss", "train_loss_eval"} & set(frame.columns)):
-        raise HistoryError(
-            "history needs 'val_loss' and 'train_loss' (or Keras 'loss'); "
-            f"got columns {list(frame.columns)}"
-        )
-    if len(frame) == 0:
-        raise HistoryError("history is empty: train_fn ran no epochs")
-    out = pd.DataFrame({"epoch": np.arange(1, len(frame) + 1)})
-    if "epoch" in frame.columns:  # Keras CSVLogger counts from 0
-        ep = pd.to_numeric(frame["epoch"], errors="coerce").to_numpy()
-        if not np.isnan(ep).any():
-            out["epoch"] = (ep - ep.min() + 1).astype(int)
-    for col in HISTORY_COLUMNS[1:]:
-        out[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(float) if col in frame else np.nan
-    return out
+    frame = read_history(history).frame
+    if "train_loss_eval" not in frame:
+        frame = frame.assign(train_loss_eval=np.nan)
+    return frame[[c for c in HISTORY_COLUMNS if c in frame]]
 
 
 def summarize_history(history: pd.DataFrame, last_epochs: int = 1) -> dict:

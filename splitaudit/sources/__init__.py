@@ -1,6 +1,8 @@
-"""Splits the user already holds in memory: a Hugging Face ``DatasetDict``
-(:mod:`~splitaudit.sources.hf`), a pair of torch ``Dataset``\\ s
-(:mod:`~splitaudit.sources.torch_datasets`).
+"""What the user already holds: a Hugging Face ``DatasetDict``
+(:mod:`~splitaudit.sources.hf`) or a pair of torch ``Dataset``\\ s
+(:mod:`~splitaudit.sources.torch_datasets`) to audit, and the loss history a
+training framework wrote (:mod:`~splitaudit.sources.history`, read by the k-fold
+harness and by :func:`~splitaudit.explain.explain`).
 
 splitaudit reads images from files (fingerprints, thumbnails and the cache all
 work on paths), so these adapters stream the rows once, one at a time, and give
@@ -37,9 +39,10 @@ Examples
 from __future__ import annotations
 
 from .hf import is_hf_dataset_dict, load_hf, read_hf
+from .history import History, read_history
 from .rows import to_pil
 from .store import default_cache_dir, store_for_cache
 from .torch_datasets import is_torch_dataset, read_torch
 
-__all__ = ["default_cache_dir", "is_hf_dataset_dict", "is_torch_dataset", "load_hf", "read_hf", "read_torch",
-           "store_for_cache", "to_pil"]
+__all__ = ["History", "default_cache_dir", "is_hf_dataset_dict", "is_torch_dataset", "load_hf", "read_hf",
+           "read_history", "read_torch", "store_for_cache", "to_pil"]

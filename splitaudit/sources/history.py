@@ -1,4 +1,7 @@
-"""Read a loss history from whatever a training framework wrote.
+"""Read a loss history from whatever a training framework wrote: the one history reader.
+
+Both the k-fold harness (what a ``train_fn`` returns) and
+:func:`~splitaudit.explain.explain` (a training log) read histories here.
 
 :func:`read_history` accepts a file path, a pandas DataFrame, a dict of lists
 (Keras ``History.history``), an object with a ``.history`` dict (a Keras
@@ -40,11 +43,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .._types import HISTORY_COLUMNS
 from ..errors import HistoryError
 
-__all__ = ["History", "read_history", "HISTORY_COLUMNS"]
-
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "train_loss_eval", "steps_per_epoch")
+__all__ = ["History", "read_history"]
 
 _EVAL_NAMES = ("train_loss_eval", "loss_eval", "eval_train_loss", "train_eval_loss")
 _LIGHTNING_TRAIN_EPOCH = ("train_loss_epoch", "train_loss", "loss_epoch", "loss")
