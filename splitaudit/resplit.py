@@ -36,10 +36,8 @@ __all__ = [
     "combine_groups",
     "leak_free_split",
     "resplit_manifest",
-    "check_cv_coverage",
-    "check_no_group_straddles",
-    "check_stratification",
 ]
+
 
 def _ids_or_none(values: Any, n: int, name: str) -> np.ndarray | None:
     """Factorise an id column; missing ids (None, NaN, negative ints) become -1."""
@@ -133,11 +131,10 @@ class LeakAwareSplitter(BaseCrossValidator):
 
     Notes
     -----
-    Invariants (checked by :func:`check_cv_coverage` and
-    :func:`check_no_group_straddles`): test folds are disjoint and cover every
-    sample; each group lies in exactly one test fold. Class proportions per fold
-    follow the data's within a tolerance that grows with the largest group
-    (see :func:`check_stratification`). Without ``groups`` every sample is its
+    Invariants (checked in ``tests/test_resplit.py`` on generated data): test
+    folds are disjoint and cover every sample; each group lies in exactly one
+    test fold. Class proportions per fold follow the data's within a tolerance
+    that grows with the largest group. Without ``groups`` every sample is its
     own group.
 
     Examples
@@ -203,47 +200,6 @@ class LeakAwareSplitter(BaseCrossValidator):
         for i in range(self.n_splits):
             in_test = fold_of == i
             yield everything[~in_test], everything[in_test]
-
-
-# ---------------------------------------------------------------- invariants
-def check_cv_coverage(folds: list[tuple[np.ndarray, np.ndarray]], n_samples: int) -> None:
-    """Raise AssertionError unless test folds are disjoint, cover all samples, and
-    each train side is the complement of its test side."""
-    seen = np.zeros(n_samples, dtype=np.int64)
-    for i, (train, test) in enumerate(folds):
-        if np.intersect1d(train, test).size:
-            raise AssertionError(f"fold {i}: train and test overlap")
-        if len(train) + len(test) != n_samples:
-            raise AssertionError(f"fold {i}: train+test has {len(train) + len(test)} of {n_samples} samples")
-        seen[test] += 1
-    if not (seen == 1).all():
-        raise AssertionError(f"{int((seen != 1).sum())} samples are not in exactly one test fold")
-
-
-def check_no_group_straddles(folds: list[tuple[np.ndarray, np.ndarray]], groups: Any) -> None:
-    """Raise AssertionError if any group has members on both sides of a fold."""
-    groups = np.asarray(groups)
-    for i, (train, test) in enumerate(folds):
-        shared = np.intersect1d(groups[train], groups[test])
-        if shared.size:
-            raise AssertionError(f"fold {i}: groups {shared[:5].tolist()} straddle train/test")
-
-
-def check_stratification(folds: list[tuple[np.ndarray, np.ndarray]], y: Any, tol: float) -> float:
-    """Largest absolute gap between a class's share in a test fold and overall.
-
-    Raises AssertionError when it exceeds ``tol``; returns it otherwise.
-    """
-    y = np.asarray(y)
-    classes, overall = np.unique(y, return_counts=True)
-    overall = overall / len(y)
-    worst = 0.0
-    for train, test in folds:
-        share = np.array([(y[test] == c).mean() for c in classes])
-        worst = max(worst, float(np.abs(share - overall).max()))
-    if worst > tol:
-        raise AssertionError(f"class share deviates by {worst:.3f} > tol {tol}")
-    return worst
 
 
 # -------------------------------------------------------------- data frames

@@ -10,15 +10,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_validate
 
-from splitaudit.resplit import (
-    LeakAwareSplitter,
-    check_cv_coverage,
-    check_no_group_straddles,
-    check_stratification,
-    combine_groups,
-    leak_free_split,
-    resplit_manifest,
-)
+from splitaudit.resplit import LeakAwareSplitter, combine_groups, leak_free_split, resplit_manifest
 
 
 def planted_clusters(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -33,11 +25,54 @@ def planted_clusters(n: int, rng: np.random.Generator) -> np.ndarray:
     return clusters
 
 
+# ---------------------------------------------------------------- invariants (LeakAwareSplitter's Notes)
+def check_cv_coverage(folds, n_samples):
+    """Test folds are disjoint and cover every sample; each train side is its test side's complement."""
+    seen = np.zeros(n_samples, dtype=np.int64)
+    for i, (train, test) in enumerate(folds):
+        assert not np.intersect1d(train, test).size, f"fold {i}: train and test overlap"
+        assert len(train) + len(test) == n_samples, f"fold {i}: train+test has {len(train) + len(test)} of {n_samples}"
+        seen[test] += 1
+    assert (seen == 1).all(), f"{int((seen != 1).sum())} samples are not in exactly one test fold"
+
+
+def check_no_group_straddles(folds, groups):
+    """No group has members on both sides of a fold."""
+    groups = np.asarray(groups)
+    for i, (train, test) in enumerate(folds):
+        shared = np.intersect1d(groups[train], groups[test])
+        assert not shared.size, f"fold {i}: groups {shared[:5].tolist()} straddle train/test"
+
+
+def check_stratification(folds, y, tol):
+    """Each class's share in every test fold is within ``tol`` of its share overall."""
+    y = np.asarray(y)
+    classes, overall = np.unique(y, return_counts=True)
+    overall = overall / len(y)
+    for i, (_, test) in enumerate(folds):
+        share = np.array([(y[test] == c).mean() for c in classes])
+        worst = float(np.abs(share - overall).max())
+        assert worst <= tol, f"fold {i}: a class share deviates by {worst:.3f} > tol {tol}"
+
+
 def assert_valid_folds(folds, n, groups, y=None, tol=None):
     check_cv_coverage(folds, n)
     check_no_group_straddles(folds, groups)
     if y is not None and tol is not None:
         check_stratification(folds, y, tol)
+
+
+def test_the_invariant_checks_catch_planted_faults():
+    good = [(np.array([2, 3]), np.array([0, 1])), (np.array([0, 1]), np.array([2, 3]))]
+    assert_valid_folds(good, 4, [0, 0, 1, 1], y=[0, 1, 0, 1], tol=0.0)
+    with pytest.raises(AssertionError, match="overlap"):
+        check_cv_coverage([(np.array([0, 1, 2]), np.array([2, 3]))], 4)
+    with pytest.raises(AssertionError, match="exactly one test fold"):
+        check_cv_coverage([(np.array([2, 3]), np.array([0, 1]))] * 2, 4)
+    with pytest.raises(AssertionError, match="straddle"):
+        check_no_group_straddles(good, [0, 1, 1, 2])
+    with pytest.raises(AssertionError, match="deviates"):
+        check_stratification(good, [0, 0, 1, 1], tol=0.1)
 
 
 def test_combine_groups_is_transitive_across_duplicates_and_user_groups():
@@ -199,6 +234,8 @@ def test_resplit_manifest_columns_and_folds():
     manifest = resplit_manifest(images, clusters, k=4, val_fraction=0.2)
     assert list(manifest.columns) == ["path", "label", "group", "fold", "split"]
     assert sorted(manifest["fold"].unique()) == [0, 1, 2, 3]
+    folds = [(np.flatnonzero(manifest["fold"] != i), np.flatnonzero(manifest["fold"] == i)) for i in range(4)]
+    assert_valid_folds(folds, 200, combine_groups(clusters), images["label"], tol=0.1)
     assert manifest.groupby("group")["fold"].nunique().max() == 1
     assert manifest["path"].tolist() == images["path"].tolist()
     plain = resplit_manifest(images, None, k=4)
@@ -219,13 +256,10 @@ def test_accepts_a_duplicate_result_with_clusters_attribute():
 def test_few_small_duplicate_clusters_in_many_classes():
     """Regression (found on Fashion-MNIST subsets): 6 two-image clusters spread over
     10 classes, so every class has fewer grouped images than folds."""
-    from splitaudit.resplit import LeakAwareSplitter, check_cv_coverage, check_no_group_straddles
-
     n = 400
     y = np.arange(n) % 10
     groups = np.arange(n)
     for k, (a, b) in enumerate([(0, 10), (1, 11), (2, 12), (3, 13), (4, 14), (5, 15)]):
         groups[b] = groups[a]
     folds = list(LeakAwareSplitter(5, random_state=0).split(np.zeros(n), y, groups))
-    check_cv_coverage(folds, n)
-    check_no_group_straddles(folds, groups)
+    assert_valid_folds(folds, n, groups)
