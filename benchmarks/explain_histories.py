@@ -120,7 +120,7 @@ def train(work: Path, only: list[str] | None) -> None:
         kf = kfold(images, features=features, clusters=clusters, k=5, epochs=10)
         out = HISTORIES / "evidence" / name
         out.mkdir(parents=True, exist_ok=True)
-        summary = result.summary()
+        summary = result.to_dict()
         summary["unreadable"] = summary["unreadable"][:20]
         summary.pop("root", None)
         (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

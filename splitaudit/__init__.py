@@ -1,7 +1,10 @@
 """splitaudit: audit a train/validation split of an image dataset."""
 
 from .audit import AuditResult, audit
+from .checks.base import CheckResult
 from .dataset import ImageSplit
+from .duplicates import DuplicateResult, find_duplicates
+from .fingerprints import compute_fingerprints
 from .index import TrainingIndex
 from .explain import Explanation, History, explain, read_history
 from .resplit import LeakAwareSplitter, combine_groups, leak_free_split, resplit_manifest
@@ -23,6 +26,10 @@ __all__ = [
     "TrainingIndex",
     "scan",
     "ScanResult",
+    "compute_fingerprints",
+    "find_duplicates",
+    "DuplicateResult",
+    "CheckResult",
     "audit",
     "AuditResult",
     "LeakAwareSplitter",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from ._types import Progress
 
@@ -142,8 +142,3 @@ def _dask_map(fn, chunks, client, *, total: int, progress: Progress | None, stag
         if progress:
             progress(stage, done, total)
     return [item for chunk in results for item in chunk]
-
-
-def iter_chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    """Yield successive slices of ``items`` of at most ``size``."""
-    return iter(_chunks(items, size))

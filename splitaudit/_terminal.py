@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._text import gap_question_sentence, score_text
+
 
 def _plain(text: Any) -> str:
     """``text`` as literal rich markup (``[red]`` printed, not applied; ``[/b]`` no error)."""
@@ -66,7 +68,7 @@ def console(stderr: bool = False):
 def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) -> None:
     from rich.table import Table
 
-    s = result.summary()
+    s = result.to_dict()
     console.print(f"[bold]splitaudit scan[/bold] {_plain(s['root'])}")
     console.print(f"  train {s['n_train']:,} · val {s['n_val']:,} · unreadable {s['n_unreadable']:,}"
                   f" · ignored {len(s['ignored']):,} · analysed in {result.timings.get('total', 0):.1f} s")
@@ -81,8 +83,6 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
         status = f"[{style}]{_plain(f.status)}[/{style}]" if style else _plain(f.status)
         table.add_row(_plain(f.check), status, _plain(f.message))
     console.print(table)
-    from .report.html import score_text
-
     pairs = result.pairs
     if len(pairs):
         console.print(f"  top cross-split pairs (of {len(pairs):,}; score, kind, val path = train path):")
@@ -90,8 +90,6 @@ def print_scan_summary(result: Any, out_dir: Path, written: dict, console: Any) 
             console.print(f"    {score_text(row.score, row.kind)} {row.kind:<5} {row.val_path} = {row.train_path}",
                           markup=False)
     print_written(written.values(), console)
-    from .report.html import gap_question_sentence
-
     console.print("  " + gap_question_sentence(result.findings).replace("with this folder", str(out_dir)),
                   markup=False, highlight=False)
 

@@ -18,7 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._text import verdict_sentences
 from ._types import jsonable
+from .report import render_audit_notebook, write_audit_outputs
 from .scan import ScanResult, scan
 
 __all__ = ["audit", "AuditResult", "kfold_inputs"]
@@ -52,8 +54,6 @@ class AuditResult:
 
     def verdict(self) -> list[str]:
         """Plain-word sentences for the top of the report, most important first."""
-        from .report.html import verdict_sentences
-
         lines = []
         if self.explanation is not None:
             lines.append(self.explanation.summary)
@@ -69,20 +69,13 @@ class AuditResult:
     def _repr_html_(self) -> str:
         """Notebook display: the verdict, then the scan (findings, a few pairs), the
         k-fold verdict and the explanation; the full report is :meth:`save`."""
-        from html import escape
-
-        verdict = "".join(f"<li>{escape(line)}</li>" for line in self.verdict())
-        parts = [f"<div><b>splitaudit audit</b><ul>{verdict}</ul></div>", self.scan._repr_html_()]
-        for part in (self.kfold, self.explanation):
-            if part is not None and hasattr(part, "_repr_html_"):
-                parts.append(part._repr_html_())
-        return "<div class='splitaudit-nb-audit'>" + "".join(parts) + "</div>"
+        return render_audit_notebook(self)
 
     def to_dict(self) -> dict:
         """The content of ``report.json``: everything, in plain JSON types."""
         return jsonable({
             "verdict": self.verdict(),
-            "scan": self.scan.summary(),
+            "scan": self.scan.to_dict(),
             "kfold": self.kfold.to_dict() if self.kfold is not None else None,
             "explain": self.explanation.to_dict() if self.explanation is not None else None,
             "notes": list(self.notes),
@@ -91,26 +84,7 @@ class AuditResult:
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write the scan outputs, kfold.json/png, explain.json/png, report.json and report.html."""
-        from .report import write_json
-        from .report.audit import render_audit_html
-
-        out = Path(out_dir)
-        written = self.scan.save(out, html=False)
-        if self.kfold is not None:
-            written["kfold"] = write_json(self.kfold.to_dict(), out / "kfold.json")
-            written["kfold_plot"] = Path(self.kfold.plot(out / "kfold.png"))
-        if self.explanation is not None:
-            written["explain"] = write_json(self.explanation.to_dict(), out / "explain.json")
-            try:
-                written["explain_plot"] = Path(self.explanation.plot(out / "explain.png"))
-            except ValueError:
-                pass
-        written["report_json"] = write_json(self.to_dict(), out / "report.json")
-        path = out / "report.html"
-        path.write_text(render_audit_html(self), encoding="utf-8")
-        written["report"] = path
-        return written
-
+        return write_audit_outputs(self, out_dir)
 
 def audit(
     root: Any = None,
@@ -173,7 +147,7 @@ def audit(
         diff = result.finding("difficulty")
         if diff is not None and diff.per_image is not None:
             difficulty = diff.per_image
-        explanation = explain(history, scan=result.summary(),
+        explanation = explain(history, scan=result.to_dict(),
                               kfold=kfold_result.to_dict() if kfold_result is not None else None,
                               difficulty=difficulty, n_val=result.split.n_val, n_train=result.split.n_train)
         timings["explain"] = time.perf_counter() - t

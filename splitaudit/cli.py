@@ -20,6 +20,7 @@ from ._terminal import print_explanation as _print_explanation
 from ._terminal import print_kfold_summary as _kfold_summary
 from ._terminal import print_scan_summary as _print_scan_summary
 from ._terminal import print_written as _print_written
+from ._text import score_text
 from ._version import __version__
 from .errors import SplitAuditError
 
@@ -282,8 +283,6 @@ def cmd_check_new(args: argparse.Namespace) -> int:
         console.print(f"[bold]splitaudit check-new[/bold] {matches.attrs['n_new']:,} new images vs "
                       f"{len(index):,} indexed: {n_hit:,} match a training image "
                       f"({len(matches):,} pairs), {len(matches.attrs['unreadable']):,} unreadable")
-        from .report.html import score_text
-
         for row in matches.head(5).itertuples():
             console.print(f"    {score_text(row.score, row.kind)} {row.kind:<5} new:{row.new_path}  "
                           f"train:{row.train_path}",
@@ -321,11 +320,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="splitaudit", description="Audit a train/validation split of an image dataset.")
-    parser.add_argument("--version", action="version", version=f"splitaudit {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+_FAIL_ON = ["leakage", "label_conflicts", "difficulty", "drift", "any"]  # the groups of scan.FAIL_ON_GROUPS
 
+
+def _add_scan_command(sub: Any) -> None:
+    """The ``scan`` sub-command and its arguments."""
     p = sub.add_parser("scan", help="find cross-split duplicates, drift and difficulty imbalance")
     _add_split_args(p)
     p.add_argument("--hf", metavar="DIR", default=None,
@@ -333,8 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", required=True, help="output folder for summary.json, duplicates.csv, report.html")
     p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
-    p.add_argument("--fail-on", action="append", default=[],
-                   choices=["leakage", "label_conflicts", "difficulty", "drift", "any"],
+    p.add_argument("--fail-on", action="append", default=[], choices=_FAIL_ON,
                    help="exit 1 when these checks fail (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.add_argument("--min-score", type=float, default=0.5,
@@ -347,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "label_conflicts, label_distribution, property_drift, embedding_drift, difficulty")
     p.set_defaults(func=cmd_scan)
 
+
+def _add_resplit_command(sub: Any) -> None:
+    """The ``resplit`` sub-command and its arguments."""
     p = sub.add_parser("resplit", help="write a leak-free k-fold (or train/val) manifest")
     _add_split_args(p)
     _add_common(p)
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.set_defaults(func=cmd_resplit)
 
+
+def _add_kfold_command(sub: Any) -> None:
+    """The ``kfold`` sub-command and its arguments."""
     p = sub.add_parser("kfold", help="retrain on leak-aware re-splits: does val < train persist?")
     _add_split_args(p)
     _add_common(p)
@@ -371,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for kfold.json and kfold.png")
     p.set_defaults(func=cmd_kfold)
 
+
+def _add_audit_command(sub: Any) -> None:
+    """The ``audit`` sub-command and its arguments."""
     p = sub.add_parser("audit", help="scan + drift/difficulty + k-fold + explain, one report")
     _add_split_args(p)
     _add_common(p)
@@ -379,11 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", choices=["linear", "cnn"], default="linear")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--out", required=True)
-    p.add_argument("--fail-on", action="append", default=[],
-                   choices=["leakage", "label_conflicts", "difficulty", "drift", "any"])
+    p.add_argument("--fail-on", action="append", default=[], choices=_FAIL_ON)
     p.add_argument("--safe-csv", action="store_true", help=_SAFE_CSV_HELP)
     p.set_defaults(func=cmd_audit)
 
+
+def _add_check_new_command(sub: Any) -> None:
+    """The ``check-new`` sub-command and its arguments."""
     p = sub.add_parser("check-new", help="check new images against a saved index of a training set")
     p.add_argument("new", nargs="*", help="a folder of new images, or image files")
     p.add_argument("--index", required=True, help="index folder (read; written with --build)")
@@ -403,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summary")
     p.set_defaults(func=cmd_check_new)
 
+
+def _add_explain_command(sub: Any) -> None:
+    """The ``explain`` sub-command and its arguments."""
     p = sub.add_parser("explain", help="rank the causes of a validation loss below the training loss")
     p.add_argument("history", help="loss history: Keras CSVLogger CSV, Lightning metrics.csv, "
                                    "History.history JSON, or a CSV with train_loss,val_loss")
@@ -417,6 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder for explain.json and explain.png (default: print only, write nothing)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing (with --out: only write the files)")
     p.set_defaults(func=cmd_explain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``splitaudit`` argument parser: one sub-command per stage of the audit."""
+    parser = _Parser(prog="splitaudit", description="Audit a train/validation split of an image dataset.")
+    parser.add_argument("--version", action="version", version=f"splitaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_scan_command(sub)
+    _add_resplit_command(sub)
+    _add_kfold_command(sub)
+    _add_audit_command(sub)
+    _add_check_new_command(sub)
+    _add_explain_command(sub)
     return parser
 
 

@@ -17,32 +17,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ._version import __version__ as _version
 from ._optional import available
-from .checks import base as _checks_base
 from ._types import Progress, jsonable
-from .checks.base import AuditContext, CheckResult, run_checks
+from .checks.base import REGISTRY, AuditContext, CheckResult, run_checks
 from .dataset import ImageSplit
 from .errors import InputError
+from .report import render_scan_html, render_scan_notebook, write_scan_outputs
 
 __all__ = ["scan", "ScanResult", "DEFAULT_CHECKS", "LEAKAGE_CHECKS", "resolve_split"]
 
-DEFAULT_CHECKS = (
-    "exact_duplicates",
-    "near_duplicates",
-    "label_conflicts",
-    "label_distribution",
-    "property_drift",
-    "embedding_drift",
-    "difficulty",
-)
+DEFAULT_CHECKS = tuple(REGISTRY)
+"""Every registered check, in report order."""
 LEAKAGE_CHECKS = ("exact_duplicates", "near_duplicates")
 FAIL_ON_GROUPS = {
     "leakage": LEAKAGE_CHECKS,
@@ -52,16 +46,6 @@ FAIL_ON_GROUPS = {
     "any": DEFAULT_CHECKS,
 }
 
-
-
-def _load_checks() -> None:
-    # Importing the modules registers their checks.
-    from .checks import duplicates as _d  # noqa: F401
-    for mod in ("labels", "drift", "difficulty"):
-        try:
-            __import__(f"splitaudit.checks.{mod}")
-        except ImportError:  # pragma: no cover - module not present
-            pass
 
 
 def resolve_split(
@@ -209,7 +193,7 @@ class ScanResult:
         return [f.check for f in self.findings if f.check in names and f.status == "fail"]
 
     # ---------------------------------------------------------------- outputs
-    def summary(self) -> dict:
+    def to_dict(self) -> dict:
         """The content of ``summary.json``: deterministic for the same data and
         options (timings go to ``timings.json``), so reruns can be diffed."""
         unreadable = self.unreadable
@@ -240,65 +224,106 @@ class ScanResult:
         ``safe_csv=True`` prefixes ``'`` to text cells starting with ``= + - @``
         (tab, CR), which a spreadsheet would run as formulas.
         """
-        from .report import write_scan_outputs
-
         return write_scan_outputs(self, out_dir, html=html, safe_csv=safe_csv)
 
     def _repr_html_(self, max_pairs: int = 6) -> str:
         """Notebook display: the verdict, the findings and the first few pairs as
         thumbnails (the full report is :meth:`to_html`)."""
-        from html import escape
-
-        from .report.html import _findings_table, _pair_cards, overall_status, verdict_sentences
-
-        status = overall_status(self.findings)
-        colour = {"fail": "#c0392b", "warn": "#e0a100", "pass": "#2e8b57"}[status]
-        verdict = "".join(f"<div>{escape(s)}</div>" for s in verdict_sentences(self.findings))
-        notes = "".join(f"<li>{escape(n)}</li>" for n in self.split.notes)
-        css = ("<style>.splitaudit-nb table{border-collapse:collapse}.splitaudit-nb td,.splitaudit-nb th"
-               "{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}"
-               ".splitaudit-nb .badge{border-radius:3px;padding:0 6px;color:#fff;font-weight:600}"
-               ".splitaudit-nb .pass{background:#2e8b57}.splitaudit-nb .warn{background:#e0a100}"
-               ".splitaudit-nb .fail{background:#c0392b}.splitaudit-nb .error{background:#8e44ad}"
-               ".splitaudit-nb .skipped{background:#999}.splitaudit-nb .pairs{display:flex;flex-wrap:wrap;gap:8px}"
-               ".splitaudit-nb .pair{border:1px solid #ddd;padding:6px;width:260px;font-size:12px}"
-               ".splitaudit-nb .imgs{display:flex;gap:4px}.splitaudit-nb figure{margin:0;flex:1;min-width:0}"
-               ".splitaudit-nb img{width:100%;max-width:112px;image-rendering:pixelated}"
-               ".splitaudit-nb figcaption{overflow-wrap:break-word}.splitaudit-nb .small{color:#666}"
-               ".splitaudit-nb .conflict{color:#c0392b}</style>")
-        pairs = ""
-        if len(self.pairs):
-            pairs = (f"<p><b>Cross-split pairs</b> (first {min(max_pairs, len(self.pairs))} of {len(self.pairs):,}; "
-                     "all in <code>.pairs</code>)</p>"
-                     + _pair_cards(self.pairs, self.split.images, a="val", b="train", label_a="val",
-                                   label_b="train", limit=max_pairs).split("</p>", 1)[-1])
-        return (f"<div class='splitaudit-nb'>{css}<div style='border-left:5px solid {colour};padding:4px 10px'>"
-                f"<b>splitaudit scan</b> · {self.split.n_train:,} train · {self.split.n_val:,} val · "
-                f"{len(self.pairs):,} cross-split pairs{verdict}</div>"
-                + (f"<ul class='small'>{notes}</ul>" if notes else "")
-                + _findings_table(self.findings) + pairs + "</div>")
+        return render_scan_notebook(self, max_pairs=max_pairs)
 
     def to_html(self, path: str | os.PathLike) -> Path:
         """Write the self-contained HTML report to ``path``."""
-        from .report import render_scan_html
-
         path = Path(path)
         path.write_text(render_scan_html(self), encoding="utf-8")
         return path
 
 
-def _embed(split: ImageSplit, embed: Any, *, jobs: int | None, cache: Any, progress: Progress | None,
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the seconds the block takes as ``timings[stage]``."""
+    start = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - start
+
+
+def _wanted_checks(checks: Sequence[str] | None) -> list[str]:
+    """The checks to run, by name; an unknown name is an :class:`InputError`."""
+    wanted = list(checks) if checks is not None else list(DEFAULT_CHECKS)
+    unknown = [c for c in wanted if c not in REGISTRY]
+    if unknown:
+        raise InputError(f"unknown checks {unknown}; available: {sorted(REGISTRY)}")
+    return wanted
+
+
+def _fingerprint(split: ImageSplit, *, mode: str, jobs: int | None, cache: Any, scheduler: Any,
+                 progress: Progress | None) -> Any:
+    """Fingerprints in local processes, or on a dask cluster when a scheduler is given."""
+    from .fingerprints import compute_fingerprints
+
+    if scheduler is None:
+        return compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache, progress=progress)
+    from .distributed import dask_client
+
+    with dask_client(scheduler, jobs=jobs) as client:
+        return compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache, progress=progress, client=client)
+
+
+def _embed(split: ImageSplit, embed: Any, *, cache: Any, progress: Progress | None,
            embed_options: dict) -> tuple[np.ndarray | None, str | None]:
-    """Return (embeddings or None, reason skipped/failed or None)."""
+    """(embeddings or None, why there are none or None); ``embed="auto"`` without torch is a note."""
     if embed in (None, False, "none"):
         return None, "embeddings off (--embed none)"
     if embed == "auto" and not available("torch"):
         return None, "torch not installed (pip install 'splitaudit[torch]'); embeddings skipped"
-    from .fingerprints.embeddings import embed_images
-
     model = "default" if embed in ("auto", "default", True) else embed
-    emb = embed_images(split, model=model, progress=progress, cache=cache, **embed_options)
-    return emb, None
+    try:
+        from .fingerprints.embeddings import embed_images
+
+        emb = embed_images(split, model=model, progress=progress, cache=cache, **embed_options)
+    except ImportError as exc:
+        if embed != "auto":
+            raise
+        return None, str(exc)
+    return getattr(emb, "vectors", emb), None
+
+
+def _duplicates(fps: Any, split: ImageSplit, embeddings: np.ndarray | None, embed_note: str | None,
+                options: dict, progress: Progress | None) -> Any:
+    """The compare stage: :func:`~splitaudit.duplicates.find_duplicates` with the user's options."""
+    from .duplicates import find_duplicates
+
+    if options.get("verifier") == "learned" and embeddings is None:
+        raise InputError(f"verifier='learned' needs embeddings, and there are none ({embed_note}); "
+                         "use embed='default'")
+    return find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **options)
+
+
+def _run_checks(wanted: list[str], context: AuditContext, *, jobs: int | None) -> list[CheckResult]:
+    """Run the checks on a context they only read; the difficulty probe is fitted here first
+    (retrain work, which the checks stage may not do)."""
+    if "difficulty" in wanted and context.image_loss is None:
+        from .retrain.probes import difficulty_probe_loss
+
+        context = replace(context, probe_loss=difficulty_probe_loss(context, jobs=jobs))
+    return run_checks(wanted, context, progress=context.progress)
+
+
+def _recorded_options(*, mode: str, jobs: int | None, embed: Any, embeddings: np.ndarray | None,
+                      embed_note: str | None, wanted: list[str], dups: Any, random_state: int,
+                      scheduler: Any) -> dict:
+    """The options a scan ran with, as ``summary.json`` records them."""
+    return {
+        "mode": mode,
+        "jobs": jobs,
+        "embed": embed if isinstance(embed, str) or embed is None else type(embed).__name__,
+        "embeddings_used": embeddings is not None,
+        "embeddings_note": embed_note,
+        "checks": wanted,
+        "duplicates": {k: v for k, v in dups.params.items()  # find_duplicates' parameters, as used
+                       if isinstance(v, (str, int, float, bool)) and k != "jobs"},
+        "random_state": random_state,
+        "scheduler": None if scheduler is None else str(scheduler),
+    }
 
 
 def scan(
@@ -357,57 +382,23 @@ def scan(
     -------
     ScanResult
     """
-    from .duplicates import find_duplicates
-    from .fingerprints import compute_fingerprints
-
     if mode not in ("fast", "exact"):
         raise InputError(f"mode must be 'fast' or 'exact'; got {mode!r}")
+    wanted = _wanted_checks(checks)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     from .sources import store_for_cache
 
-    split = resolve_split(root, train=train, val=val, manifest=manifest, store=store_for_cache(cache))
-    timings["discover"] = time.perf_counter() - t0
-
+    with _timed(timings, "discover"):
+        split = resolve_split(root, train=train, val=val, manifest=manifest, store=store_for_cache(cache))
     cache_arg = None if cache is False else cache  # True: default folder; a path: that folder
-    t = time.perf_counter()
-    if scheduler is None:
-        fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress)
-    else:
-        from .distributed import dask_client
-
-        with dask_client(scheduler, jobs=jobs) as client:
-            fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache_arg, progress=progress,
-                                       client=client)
-    timings["fingerprints"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    embeddings, embed_note = None, None
-    try:
-        emb, embed_note = _embed(split, embed, jobs=jobs, cache=cache_arg, progress=progress,
-                                 embed_options=dict(embed_options or {}))
-        if emb is not None:
-            embeddings = getattr(emb, "vectors", emb)
-    except ImportError as exc:
-        if embed != "auto":
-            raise
-        embed_note = str(exc)
-    timings["embeddings"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    dup_options = dict(duplicate_options or {})
-    if dup_options.get("verifier") == "learned" and embeddings is None:
-        raise InputError(f"verifier='learned' needs embeddings, and there are none ({embed_note}); "
-                         "use embed='default'")
-    dups = find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **dup_options)
-    timings["duplicates"] = time.perf_counter() - t
-
-    _load_checks()
-    wanted = list(checks) if checks is not None else list(DEFAULT_CHECKS)
-    registry = _checks_base.registered()
-    unknown = [c for c in wanted if c not in registry]
-    if unknown:
-        raise InputError(f"unknown checks {unknown}; available: {sorted(registry)}")
+    with _timed(timings, "fingerprints"):
+        fps = _fingerprint(split, mode=mode, jobs=jobs, cache=cache_arg, scheduler=scheduler, progress=progress)
+    with _timed(timings, "embeddings"):
+        embeddings, embed_note = _embed(split, embed, cache=cache_arg, progress=progress,
+                                        embed_options=dict(embed_options or {}))
+    with _timed(timings, "duplicates"):
+        dups = _duplicates(fps, split, embeddings, embed_note, dict(duplicate_options or {}), progress)
     context = AuditContext(
         split=split,
         fingerprints=fps,
@@ -419,21 +410,10 @@ def scan(
         options=dict(check_options or {}),
         progress=progress,
     )
-    t = time.perf_counter()
-    findings = run_checks([registry[name]() for name in wanted], context, progress=progress)
-    timings["checks"] = time.perf_counter() - t
+    with _timed(timings, "checks"):
+        findings = _run_checks(wanted, context, jobs=jobs)
     timings["total"] = time.perf_counter() - t0
-    options = {
-        "mode": mode,
-        "jobs": jobs,
-        "embed": embed if isinstance(embed, str) or embed is None else type(embed).__name__,
-        "embeddings_used": embeddings is not None,
-        "embeddings_note": embed_note,
-        "checks": wanted,
-        "duplicates": {k: v for k, v in dups.params.items()  # find_duplicates' parameters, as used
-                       if isinstance(v, (str, int, float, bool)) and k != "jobs"},
-        "random_state": random_state,
-        "scheduler": None if scheduler is None else str(scheduler),
-    }
+    options = _recorded_options(mode=mode, jobs=jobs, embed=embed, embeddings=embeddings, embed_note=embed_note,
+                                wanted=wanted, dups=dups, random_state=random_state, scheduler=scheduler)
     return ScanResult(split=split, fingerprints=fps, duplicates=dups, findings=findings,
                       embeddings=embeddings, timings=timings, options=options)

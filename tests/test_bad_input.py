@@ -158,7 +158,7 @@ def test_report_expected_sentence_handles_no_within_duplicates():
 
 
 def test_near_pair_scores_never_display_as_exact():
-    from splitaudit.report.html import score_text
+    from splitaudit._text import score_text
 
     assert score_text(0.99999, "near") == "0.99" and score_text(0.99999, "near", 3) == "0.999"
     assert score_text(1.0, "exact") == "1.00" and score_text(0.58, "near") == "0.58"

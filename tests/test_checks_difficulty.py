@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,8 +18,9 @@ from sklearn.metrics import roc_auc_score
 
 from splitaudit import ImageSplit
 from splitaudit.checks import _stats
-from splitaudit.checks.base import AuditContext, registered
-from splitaudit.checks.difficulty import DifficultyCheck, probe_difficulty
+from splitaudit.checks.base import REGISTRY, AuditContext, load_check, run_checks
+from splitaudit.checks.difficulty import DifficultyCheck, ProbeLoss
+from splitaudit.retrain.probes import difficulty_probe_loss, probe_difficulty
 
 PROPS = ["width", "height", "aspect", "file_size", "brightness", "contrast",
          "sharpness", "entropy", "colourfulness", "jpeg_quality"]
@@ -63,6 +66,11 @@ def make_context(world: dict, is_val: np.ndarray, root, *, labels=True, targets=
         fp = SimpleNamespace(table=table, descriptor=desc.astype(np.float32))
     context_kw.setdefault("options", {"difficulty": {"n_permutations": 499, "n_bootstrap": 400}})
     return AuditContext(split=split, fingerprints=fp, **context_kw)
+
+
+def run_difficulty(context: AuditContext):
+    """The difficulty check on ``context`` with the probe fitted first, as the pipeline does."""
+    return DifficultyCheck().run(replace(context, probe_loss=difficulty_probe_loss(context)))
 
 
 def random_val(n: int, frac: float = 0.25, seed: int = 0) -> np.ndarray:
@@ -158,7 +166,7 @@ def test_probe_difficulty_tracks_planted_hardness():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_random_split_is_not_flagged(tmp_path, seed):
     world = make_world(seed=seed)
-    result = DifficultyCheck().run(make_context(world, random_val(600, seed=seed), tmp_path, random_state=seed))
+    result = run_difficulty(make_context(world, random_val(600, seed=seed), tmp_path, random_state=seed))
     assert result.status == "pass", result.message
     assert result.numbers["direction"] == "none"
     low, high = result.numbers["relative_ci"]
@@ -169,7 +177,7 @@ def test_random_split_is_not_flagged(tmp_path, seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_val_with_easiest_images_is_val_easier(tmp_path, seed):
     world = make_world(seed=seed)
-    result = DifficultyCheck().run(make_context(world, easy_val(world, seed=seed), tmp_path, random_state=seed))
+    result = run_difficulty(make_context(world, easy_val(world, seed=seed), tmp_path, random_state=seed))
     num = result.numbers
     assert result.status in ("warn", "fail")
     assert num["direction"] == "val_easier"
@@ -185,7 +193,7 @@ def test_per_image_difficulty_and_unreadable_rows(tmp_path):
     ok = np.ones(600, bool)
     ok[:7] = False
     context = make_context(world, random_val(600), tmp_path, ok=ok)
-    result = DifficultyCheck().run(context)
+    result = run_difficulty(context)
     per_image = result.per_image
     assert list(per_image.columns) == ["path", "split", "label", "difficulty"]
     assert per_image.index.equals(context.split.images.index)
@@ -200,20 +208,20 @@ def test_user_image_loss_replaces_probe(tmp_path):
     context = make_context(world, is_val, tmp_path)
     val_rows = (context.split.images["split"] == "val").to_numpy()
     loss = np.random.default_rng(0).gamma(2.0, 0.5, 600) * np.where(val_rows, 0.6, 1.0)
-    context.image_loss = loss
-    result = DifficultyCheck().run(context)
+    context = replace(context, image_loss=loss)
+    result = run_difficulty(context)
     assert result.numbers["source"] == "user image_loss"
     assert result.numbers["direction"] == "val_easier"
     assert np.allclose(result.per_image["difficulty"], loss)
-    context.image_loss = loss[:10]
+    context = replace(context, image_loss=loss[:10])
     with pytest.raises(ValueError, match="image_loss"):
-        DifficultyCheck().run(context)
+        run_difficulty(context)
 
 
 def test_harder_val_and_regression_targets(tmp_path):
     world = make_world(seed=3)
     hard = ~easy_val(world, frac=0.75, seed=3)  # val = what an easy train left over
-    result = DifficultyCheck().run(make_context(world, hard, tmp_path, labels=False, targets=True))
+    result = run_difficulty(make_context(world, hard, tmp_path, labels=False, targets=True))
     assert "squared error" in result.numbers["source"]
     assert result.numbers["direction"] == "val_harder"
     assert result.numbers["per_class"] == []
@@ -227,24 +235,50 @@ def test_harder_val_and_regression_targets(tmp_path):
 def test_settings_that_cannot_work_are_rejected(tmp_path, settings, match):
     context = make_context(make_world(n=100), random_val(100), tmp_path, options={"difficulty": settings})
     with pytest.raises(ValueError, match=match):
-        DifficultyCheck().run(context)
+        run_difficulty(context)
 
 
 def test_skipped_without_labels_or_features(tmp_path):
     world = make_world()
     no_labels = make_context(world, random_val(600), tmp_path, labels=False)
-    assert DifficultyCheck().run(no_labels).status == "skipped"
+    assert run_difficulty(no_labels).status == "skipped"
     no_features = make_context(world, random_val(600), tmp_path, fingerprints=False)
-    result = DifficultyCheck().run(no_features)
+    result = run_difficulty(no_features)
     assert result.status == "skipped" and "probe" in result.message
 
 
 def test_checks_are_registered():
-    import splitaudit.checks.drift  # noqa: F401  (registration happens on import)
-    import splitaudit.checks.labels  # noqa: F401
+    assert {"difficulty", "label_distribution", "property_drift", "embedding_drift"} <= set(REGISTRY)
+    for name in REGISTRY:
+        assert load_check(name).name == name
 
-    names = set(registered())
-    assert {"difficulty", "label_distribution", "property_drift", "embedding_drift"} <= names
+
+def test_check_that_cannot_be_loaded_is_an_error_finding(tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "ghost", ("no_such_module", "Ghost"))
+    monkeypatch.setitem(REGISTRY, "nameless", ("difficulty", "NoSuchClass"))
+    context = make_context(make_world(n=100), random_val(100), tmp_path)
+    ghost, nameless, labels = run_checks(["ghost", "nameless", "label_distribution"], context)
+    assert (ghost.check, ghost.status) == ("ghost", "error") and "no_such_module" in ghost.message
+    assert nameless.status == "error" and "NoSuchClass" in nameless.message
+    assert labels.status != "error"  # the others still run
+
+
+def test_difficulty_without_fitted_probe_is_an_error_not_a_silent_pass(tmp_path):
+    context = make_context(make_world(n=100), random_val(100), tmp_path)
+    (result,) = run_checks([DifficultyCheck()], context)
+    assert result.status == "error" and "probe_loss" in result.message
+
+
+def test_probe_failure_and_warnings_reach_the_finding(tmp_path):
+    context = make_context(make_world(n=100), random_val(100), tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("probe hiccup", RuntimeWarning)
+    failed = replace(context, probe_loss=ProbeLoss(error=FloatingPointError("probe diverged"),
+                                                   warnings=tuple(caught)))
+    (result,) = run_checks([DifficultyCheck()], failed)
+    assert result.status == "error" and result.message == "FloatingPointError: probe diverged"
+    assert result.numbers["warnings"] == ["RuntimeWarning: probe hiccup"]
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

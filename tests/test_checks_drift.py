@@ -135,6 +135,8 @@ def test_integration_with_real_fingerprints(tmp_path):
     from PIL import Image
 
     from splitaudit import ImageSplit
+    from dataclasses import replace
+
     from splitaudit.checks.base import AuditContext, run_checks
     from splitaudit.checks.difficulty import DifficultyCheck
     from splitaudit.checks.labels import LabelDistributionCheck
@@ -152,8 +154,11 @@ def test_integration_with_real_fingerprints(tmp_path):
                 Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
     split = ImageSplit.from_folder(tmp_path)
     fingerprints = compute_fingerprints(split, jobs=1)
+    from splitaudit.retrain.probes import difficulty_probe_loss
+
     context = AuditContext(split=split, fingerprints=fingerprints,
                            options={"difficulty": {"n_permutations": 199, "n_bootstrap": 200}})
+    context = replace(context, probe_loss=difficulty_probe_loss(context))
     checks = [LabelDistributionCheck(), PropertyDriftCheck(), EmbeddingDriftCheck(), DifficultyCheck()]
     results = {r.check: r for r in run_checks(checks, context)}
     assert not [r.message for r in results.values() if r.status == "error"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from splitaudit import ImageSplit
-from splitaudit.checks.base import AuditContext, registered
+from splitaudit.checks.base import REGISTRY, AuditContext, run_checks
 from splitaudit.checks.duplicates import ExactDuplicates, LabelConflicts, NearDuplicates
 from splitaudit.duplicates import (
     duplicate_clusters,
@@ -318,7 +318,7 @@ def test_result_serialises(planted):
 
 def test_checks_on_planted(planted):
     info, split, fps, result, _ = planted
-    assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= set(registered())
+    assert {"exact_duplicates", "near_duplicates", "label_conflicts"} <= set(REGISTRY)
     ctx = AuditContext(split=split, fingerprints=fps, pairs=result.pairs, within_pairs=result.within)
     exact = ExactDuplicates().run(ctx)
     near = NearDuplicates().run(ctx)
@@ -338,14 +338,15 @@ def test_checks_on_planted(planted):
     assert NearDuplicates().run(ctx).status == "warn"
 
 
-def test_checks_compute_pairs_when_missing(clean):
+def test_checks_read_pairs_and_never_search(clean):
+    """The duplicate checks only read the pipeline's pairs: without them each is an error finding."""
     _, split, fps, _ = clean
     ctx = AuditContext(split=split, fingerprints=fps)
-    for check in (ExactDuplicates(), NearDuplicates(), LabelConflicts()):
-        r = check.run(ctx)
-        assert r.status == "pass" and r.numbers["pairs"] == 0
-    assert ctx.pairs is not None
-    with pytest.raises(ValueError, match="fingerprints"):
+    results = run_checks([ExactDuplicates(), NearDuplicates(), LabelConflicts()], ctx)
+    assert [r.status for r in results] == ["error"] * 3
+    assert all("find_duplicates" in r.message for r in results)
+    assert ctx.pairs is None and ctx.within_pairs is None
+    with pytest.raises(ValueError, match="find_duplicates"):
         NearDuplicates().run(AuditContext(split=split))
 
 

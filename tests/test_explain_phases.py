@@ -200,7 +200,7 @@ def test_plot_x_axis_shows_whole_epochs(tmp_path):
 
 
 def test_scan_closing_sentence_links_findings_to_the_question():
-    from splitaudit.report.html import gap_question_sentence
+    from splitaudit._text import gap_question_sentence
 
     leak = [SimpleNamespace(check="near_duplicates", status="fail", numbers={})]
     assert "duplicated in train can cause it" in gap_question_sentence(leak)

@@ -9,7 +9,7 @@ numbers, never verdicts; the checks decide what is significant *and* material.
   :func:`wasserstein_sd`, :func:`cramers_v`
 - multiple testing: :func:`holm`, :func:`benjamini_hochberg`
 - classifier evidence: :func:`auc_mann_whitney`, :func:`auc_ci_hanley_mcneil`
-- inputs: :func:`usable_rows`, :func:`features_of`, :func:`option`
+- inputs: :func:`usable_rows`, :func:`features_of`, :func:`reduce_features`, :func:`option`
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "option",
     "usable_rows",
     "features_of",
+    "reduce_features",
     "permutation_pvalue",
     "bootstrap_ci_mean_diff",
     "mean_difference",
@@ -114,6 +115,33 @@ def features_of(context: Any) -> tuple[np.ndarray | None, str]:
     if desc is not None:
         return np.asarray(desc, dtype=np.float32), "descriptor"
     return None, "none"
+
+
+def reduce_features(
+    features: np.ndarray, *, max_dim: int = 64, random_state: int = 0
+) -> np.ndarray:
+    """Centre, project on at most ``max_dim`` principal axes, standardise columns.
+
+    PCA is unsupervised, so fitting it on every image leaks no labels. Up to
+    2048 input dimensions it is an eigendecomposition of the D × D covariance
+    (one pass over the data); beyond, randomized SVD.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
+    x = x - x.mean(axis=0)
+    if x.shape[1] > max_dim and x.shape[0] > max_dim:
+        if x.shape[1] <= 2048:
+            cov = (x.T @ x).astype(np.float64)
+            _, vectors = np.linalg.eigh(cov)  # ascending eigenvalues
+            x = x @ vectors[:, ::-1][:, :max_dim].astype(np.float32)
+        else:
+            from sklearn.decomposition import PCA
+
+            x = PCA(max_dim, svd_solver="randomized", random_state=random_state).fit_transform(x)
+    sd = x.std(axis=0)
+    keep = sd > 1e-12 * max(1.0, float(sd.max(initial=0.0)))
+    return (x[:, keep] / sd[keep]).astype(np.float32)
 
 
 # ------------------------------------------------------- two-sample tests

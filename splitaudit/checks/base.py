@@ -1,9 +1,10 @@
-"""The uniform result every check returns, and the check registry.
+"""The uniform result every check returns, the read-only context checks look at, and the registry.
 
 A check is a small class with a ``name`` and a ``run(context) -> CheckResult``.
-Checks register themselves with :func:`register`; :func:`run_checks` runs the
-requested ones and turns an exception inside a check into a result with
-``status="error"`` and the reason, so one broken check never hides the others.
+:data:`REGISTRY` names every check and where its class lives; :func:`run_checks`
+runs the requested ones and turns a check that cannot be loaded, or an exception
+inside one, into a result with ``status="error"`` and the reason, so one broken
+check never hides the others.
 
 Every check compares train with val, so when one split has no readable image
 a check whose ``needs_both_splits`` is true (the default) is not run: it is
@@ -14,18 +15,19 @@ they are kept in the result's ``numbers["warnings"]``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import pandas as pd
 
-from .._types import jsonable
+from .._types import Progress, jsonable
 
-__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "register", "registered", "run_checks",
+__all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "REGISTRY", "load_check", "run_checks",
            "empty_split_reason"]
 
 STATUSES = ("pass", "warn", "fail", "skipped", "error")
@@ -83,54 +85,80 @@ class Check:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[Check]] = {}
+REGISTRY: dict[str, tuple[str, str]] = {
+    "exact_duplicates": ("duplicates", "ExactDuplicates"),
+    "near_duplicates": ("duplicates", "NearDuplicates"),
+    "label_conflicts": ("duplicates", "LabelConflicts"),
+    "label_distribution": ("labels", "LabelDistributionCheck"),
+    "property_drift": ("drift", "PropertyDriftCheck"),
+    "embedding_drift": ("drift", "EmbeddingDriftCheck"),
+    "difficulty": ("difficulty", "DifficultyCheck"),
+}
+"""Every check by name, in report order: the module of :mod:`splitaudit.checks` and the class."""
 
 
-def register(cls: type[Check]) -> type[Check]:
-    """Class decorator adding a check to the registry under ``cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
+def load_check(name: str) -> Check:
+    """A new instance of the check registered as ``name``.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not in :data:`REGISTRY`.
+    ImportError, AttributeError
+        Its module cannot be imported or lacks the class (:func:`run_checks` records
+        either as an ``error`` finding).
+    """
+    module, cls = REGISTRY[name]
+    return getattr(importlib.import_module(f".{module}", __package__), cls)()
 
 
-def registered() -> dict[str, type[Check]]:
-    """A copy of the registry: name → check class."""
-    return dict(_REGISTRY)
+def _error(name: str, exc: Exception) -> CheckResult:
+    return CheckResult(check=name, status="error", message=f"{type(exc).__name__}: {exc}",
+                       numbers={"traceback": traceback.format_exc(limit=5)})
+
+
+def _run_one(check: Check, context: Any) -> CheckResult:
+    """Run one check; an exception becomes a result with ``status='error'``, warnings go into it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = check.run(context)
+        except Exception as exc:  # recorded, never swallowed
+            result = _error(check.name, exc)
+    if caught:  # kept with the result instead of printed
+        seen = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+        result = CheckResult(result.check, result.status, result.message,
+                             {**result.numbers, "warnings": seen}, result.per_image)
+    return result
 
 
 def run_checks(
-    checks: Iterable[Check],
+    checks: Iterable[Check | str],
     context: Any,
     *,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[CheckResult]:
-    """Run each check; an exception becomes a result with ``status='error'``."""
+    """Run each check: an instance, or a name in :data:`REGISTRY` loaded here.
+
+    A check that cannot be loaded or raises becomes a result with ``status='error'`` and the
+    reason; one that compares train with val is ``skipped`` when a split has no readable image.
+    """
     checks = list(checks)
     results = []
     empty = empty_split_reason(context)
     for i, check in enumerate(checks):
+        name = check if isinstance(check, str) else check.name
         if progress:
-            progress(f"check {check.name}", i, len(checks))
-        if empty is not None and getattr(check, "needs_both_splits", True):
-            results.append(CheckResult(check.name, "skipped", f"Not run: {empty}.", {"reason": empty}))
+            progress(f"check {name}", i, len(checks))
+        try:
+            check = load_check(check) if isinstance(check, str) else check
+        except Exception as exc:  # a check that cannot be loaded is a finding, never a silent gap
+            results.append(_error(name, exc))
             continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                result = check.run(context)
-            except Exception as exc:  # recorded, never swallowed
-                result = CheckResult(
-                    check=check.name,
-                    status="error",
-                    message=f"{type(exc).__name__}: {exc}",
-                    numbers={"traceback": traceback.format_exc(limit=5)},
-                )
-        if caught:  # kept with the result instead of printed
-            seen = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-            result = CheckResult(result.check, result.status, result.message,
-                                 {**result.numbers, "warnings": seen}, result.per_image)
-        results.append(result)
+        if empty is not None and getattr(check, "needs_both_splits", True):
+            results.append(CheckResult(name, "skipped", f"Not run: {empty}.", {"reason": empty}))
+            continue
+        results.append(_run_one(check, context))
     if progress:
         progress("checks", len(checks), len(checks))
     return results
@@ -156,9 +184,11 @@ def empty_split_reason(context: Any) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditContext:
-    """Everything a check may look at. Fields a stage has not produced are None.
+    """Everything a check may look at, built by the pipeline; checks only read it.
+
+    Fields a stage has not produced are None.
 
     Attributes
     ----------
@@ -168,12 +198,19 @@ class AuditContext:
     embeddings : numpy.ndarray or None
         (N, D) float32, L2-normalised, rows aligned with ``split.images``.
     pairs : pandas.DataFrame or None
-        Cross-split duplicate pairs from :mod:`splitaudit.duplicates`.
+        Cross-split duplicate pairs from :func:`splitaudit.duplicates.find_duplicates`.
+    within_pairs : pandas.DataFrame or None
+        Pairs inside a split from the same search; None when it did not search inside the splits.
     image_loss : numpy.ndarray or None
         Optional per-image loss supplied by the user (replaces the probe's).
     random_state : int
     options : dict
         Check-specific options, keyed by check name.
+    progress : callable or None
+        ``progress(stage, done, total)`` for a long check.
+    probe_loss : ProbeLoss or None
+        The difficulty probe's out-of-fold losses, fitted by the pipeline
+        (:func:`splitaudit.retrain.probes.difficulty_probe_loss`).
     """
 
     split: Any
@@ -184,4 +221,5 @@ class AuditContext:
     image_loss: np.ndarray | None = None
     random_state: int = 0
     options: dict = field(default_factory=dict)
-    progress: Callable[[str, int, int], None] | None = None
+    progress: Progress | None = None
+    probe_loss: Any = None

@@ -5,175 +5,202 @@ trained by k-fold cross-validation on **all** images, ignoring which split
 each image is in. Because the probe never sees the split, a random split makes
 the train/val labels exchangeable with respect to difficulty, so a label
 permutation test on the difficulties is exact.
+
+Fitting the probe is retrain work, a later stage: :func:`probe_plan` says what
+to fit it on, the pipeline fits it
+(:func:`splitaudit.retrain.probes.difficulty_probe_loss`) and hands the losses
+over in ``context.probe_loss``; the check only analyses them.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._parallel import resolve_jobs
-from .._types import Progress
-from ._stats import features_of, holm, mean_difference, option, single_thread, usable_rows
-from .base import Check, CheckResult, register
+from ._stats import features_of, holm, mean_difference, option, usable_rows
+from .base import Check, CheckResult
 
-__all__ = ["DifficultyCheck", "probe_difficulty", "reduce_features"]
+__all__ = ["DifficultyCheck", "ProbePlan", "ProbeLoss", "probe_plan"]
 
-
-
-def reduce_features(
-    features: np.ndarray, *, max_dim: int = 64, random_state: int = 0
-) -> np.ndarray:
-    """Centre, project on at most ``max_dim`` principal axes, standardise columns.
-
-    PCA is unsupervised, so fitting it on every image leaks no labels. Up to
-    2048 input dimensions it is an eigendecomposition of the D × D covariance
-    (one pass over the data); beyond, randomized SVD.
-    """
-    x = np.asarray(features, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
-    x = x - x.mean(axis=0)
-    if x.shape[1] > max_dim and x.shape[0] > max_dim:
-        if x.shape[1] <= 2048:
-            cov = (x.T @ x).astype(np.float64)
-            _, vectors = np.linalg.eigh(cov)  # ascending eigenvalues
-            x = x @ vectors[:, ::-1][:, :max_dim].astype(np.float32)
-        else:
-            from sklearn.decomposition import PCA
-
-            x = PCA(max_dim, svd_solver="randomized", random_state=random_state).fit_transform(x)
-    sd = x.std(axis=0)
-    keep = sd > 1e-12 * max(1.0, float(sd.max(initial=0.0)))
-    return (x[:, keep] / sd[keep]).astype(np.float32)
+NAME = "difficulty"
 
 
-def probe_difficulty(
-    features: np.ndarray,
-    labels: np.ndarray | None = None,
-    targets: np.ndarray | None = None,
-    *,
-    n_folds: int = 5,
-    max_dim: int = 64,
-    max_iter: int = 100,
-    random_state: int = 0,
-    jobs: int | None = None,
-    progress: Progress | None = None,
-) -> np.ndarray:
-    """Per-image out-of-fold loss of a linear probe.
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the difficulty probe is fitted on.
 
-    Classification (``labels``): multinomial logistic regression, loss is the
-    cross-entropy ``-log p(true class)`` (probabilities clipped at 1e-7, so a
-    class unseen in the training folds costs about 16).
-    Regression (``targets``): ridge regression on the standardised target,
-    loss is the squared error.
-
-    Parameters
+    Attributes
     ----------
+    rows : ndarray of bool, shape (N,)
+        Images with a readable file and a known label (or target): the probe's data.
     features : ndarray of shape (N, D)
-    labels : array-like of shape (N,), optional
-    targets : array-like of shape (N,), optional
-        Exactly one of ``labels`` / ``targets`` must be given.
-    n_folds : int, default 5
-    max_dim : int, default 64
-        Features are reduced with PCA to at most this many dimensions.
-    max_iter : int, default 100
-        L-BFGS iterations; a probe need not converge fully to rank images.
-    jobs : int, optional
-        Threads over folds (default: all cores); the result does not depend on it.
-
-    Returns
-    -------
-    ndarray of shape (N,), float64
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(200, 5)); y = (x[:, 0] > 0).astype(int)
-    >>> probe_difficulty(x, labels=y).shape
-    (200,)
+        One row per image of ``split.images``.
+    labels, targets : ndarray of shape (N,) or None
+        Exactly one is given: class labels (classification) or float targets (regression).
+    feature_source : {"embeddings", "descriptor"}
+    n_folds, max_dim, random_state : int
+        The probe's settings (options ``n_folds`` and ``max_dim`` of the check).
     """
-    if (labels is None) == (targets is None):
-        raise ValueError("give exactly one of labels= (classification) or targets= (regression)")
-    if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    with single_thread():
-        return _probe(features, labels, targets, n_folds, max_dim, max_iter, random_state,
-                      resolve_jobs(jobs), progress)
+
+    rows: np.ndarray
+    features: np.ndarray
+    labels: np.ndarray | None
+    targets: np.ndarray | None
+    feature_source: str
+    n_folds: int
+    max_dim: int
+    random_state: int
+
+    @property
+    def settings(self) -> dict:
+        """The probe settings a finding reports."""
+        return {"n_folds": self.n_folds, "max_dim": self.max_dim, "features": self.feature_source,
+                "feature_dim": int(self.features.shape[1])}
+
+    @property
+    def source(self) -> str:
+        """Where a finding's difficulty comes from, in words."""
+        loss = "cross-entropy" if self.labels is not None else "squared error"
+        return f"out-of-fold {loss} of a linear probe on {self.feature_source}"
 
 
-def _probe(features, labels, targets, n_folds, max_dim, max_iter, random_state, jobs, progress) -> np.ndarray:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.model_selection import KFold, StratifiedKFold
+@dataclass(frozen=True)
+class ProbeLoss:
+    """The probe's out-of-fold losses, as the pipeline fitted them.
 
-    x = reduce_features(features, max_dim=max_dim, random_state=random_state)
-    n = len(x)
-    loss = np.empty(n, dtype=np.float64)
-    if labels is not None:
-        codes, _ = pd.factorize(pd.Series(np.asarray(labels)).astype(str))
-        counts = np.bincount(codes)
-        stratified = counts.min() >= n_folds
-        cv = (StratifiedKFold if stratified else KFold)(n_folds, shuffle=True, random_state=random_state)
-        folds = list(cv.split(x, codes if stratified else None))
-    else:
-        y = np.asarray(targets, dtype=np.float64)
-        y = (y - y.mean()) / (y.std() or 1.0)
-        folds = list(KFold(n_folds, shuffle=True, random_state=random_state).split(x))
-    def fold_loss(fold):
-        fit_idx, oof_idx = fold
-        if labels is None:
-            model = Ridge(alpha=1.0).fit(x[fit_idx], y[fit_idx])
-            return (model.predict(x[oof_idx]) - y[oof_idx]) ** 2
-        present = np.unique(codes[fit_idx])
-        prob_true = np.full(len(oof_idx), 1e-7)
-        if len(present) == 1:
-            prob_true[codes[oof_idx] == present[0]] = 1.0
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model = LogisticRegression(max_iter=max_iter).fit(x[fit_idx], codes[fit_idx])
-            prob = model.predict_proba(x[oof_idx])
-            column = {c: j for j, c in enumerate(model.classes_)}
-            for code, j in column.items():
-                rows = codes[oof_idx] == code
-                prob_true[rows] = prob[rows, j]
-        return -np.log(np.clip(prob_true, 1e-7, 1.0))
+    Attributes
+    ----------
+    values : ndarray of shape (N,) or None
+        Per-image loss, NaN outside the plan's rows; None when the fit failed.
+    error : Exception or None
+        What stopped the fit; the check raises it, so the finding is an ``error`` with the reason.
+    warnings : tuple of warnings.WarningMessage
+        Raised while fitting; the check raises them again, so its finding keeps them.
+    """
 
-    # Folds are independent: fit them on `jobs` threads (BLAS is held to one thread each; the
-    # L-BFGS steps are numpy on 10k-row blocks, which releases the GIL). Same losses as a loop.
-    if progress:
-        progress("difficulty probe", 0, len(folds))
-    with ThreadPoolExecutor(max(1, min(jobs, len(folds)))) as pool:
-        for i, ((_, oof_idx), part) in enumerate(zip(folds, pool.map(fold_loss, folds))):
-            loss[oof_idx] = part
-            if progress:
-                progress("difficulty probe", i + 1, len(folds))
-    return loss
+    values: np.ndarray | None = None
+    error: Exception | None = None
+    warnings: tuple = ()
 
 
-def _direction(p: float, relative: float, alpha: float, min_relative: float) -> str:
-    if not (math.isfinite(p) and math.isfinite(relative)) or p >= alpha:
+def probe_plan(context: Any) -> ProbePlan | str:
+    """What the probe is to be fitted on, or why difficulty cannot be compared (a skip reason)."""
+    images = context.split.images
+    ok, _ = usable_rows(context)
+    is_val = (images["split"] == "val").to_numpy()
+    task = context.split.task
+    features, feature_source = features_of(context)
+    if task is None:
+        return "the split has no labels or targets and no image_loss was given"
+    if features is None:
+        return "no embeddings or fingerprint descriptor to train a probe on"
+    column = "label" if task == "classification" else "target"
+    rows = ok & images[column].notna().to_numpy()
+    if rows.sum() < 20 or len(np.unique(is_val[rows])) < 2:
+        return f"only {int(rows.sum())} usable labelled images, too few for a probe"
+    return ProbePlan(
+        rows=rows, features=features,
+        labels=images["label"].to_numpy() if task == "classification" else None,
+        targets=images["target"].to_numpy(dtype=np.float64) if task != "classification" else None,
+        feature_source=feature_source,
+        n_folds=int(option(context, NAME, "n_folds", 5)),
+        max_dim=int(option(context, NAME, "max_dim", 64)),
+        random_state=int(context.random_state),
+    )
+
+
+@dataclass(frozen=True)
+class _Thresholds:
+    alpha: float
+    min_relative: float
+    fail_relative: float
+    n_permutations: int
+    n_bootstrap: int
+
+    @classmethod
+    def of(cls, context: Any) -> "_Thresholds":
+        """The verdict options of ``context``, validated."""
+        opt = lambda key, default: option(context, NAME, key, default)  # noqa: E731
+        t = cls(float(opt("alpha", 0.01)), float(opt("min_relative", 0.05)), float(opt("fail_relative", 0.20)),
+                int(opt("n_permutations", 999)), int(opt("n_bootstrap", 1000)))
+        where = f"options[{NAME!r}]"
+        if not 0 < t.alpha < 1:
+            raise ValueError(f"{where}['alpha'] must be in (0, 1), got {t.alpha!r}")
+        if not 0 <= t.min_relative <= t.fail_relative:
+            raise ValueError(
+                f"{where} needs 0 <= min_relative <= fail_relative, got {t.min_relative!r} and {t.fail_relative!r}"
+            )
+        if 1 / (1 + t.n_permutations) >= t.alpha:
+            raise ValueError(
+                f"{where}['n_permutations']={t.n_permutations} can never give p < alpha={t.alpha:g}; "
+                f"use at least {int(np.ceil(1 / t.alpha))} permutations"
+            )
+        return t
+
+    def direction(self, p: float, relative: float) -> str:
+        """``val_easier``, ``val_harder`` or ``none`` (not significant, or not material)."""
+        if not (math.isfinite(p) and math.isfinite(relative)) or p >= self.alpha:
+            return "none"
+        if relative <= -self.min_relative:
+            return "val_easier"
+        if relative >= self.min_relative:
+            return "val_harder"
         return "none"
-    if relative <= -min_relative:
-        return "val_easier"
-    if relative >= min_relative:
-        return "val_harder"
-    return "none"
 
 
-@register
+def _message(overall: dict, direction: str, t: _Thresholds) -> str:
+    rel = overall["relative"]
+    if direction == "none":
+        return (
+            f"No significant and material difference in difficulty between val and train "
+            f"(val/train mean loss {rel:+.1%}, 95% CI {overall['relative_ci_low']:+.1%} to "
+            f"{overall['relative_ci_high']:+.1%}, p={overall['p_value']:.3g}; a verdict needs "
+            f"p<{t.alpha:g} and at least {t.min_relative:.0%})."
+        )
+    word = "easier" if direction == "val_easier" else "harder"
+    return (
+        f"Validation images are {word} than training images: mean loss "
+        f"{rel:+.1%} (95% CI {overall['relative_ci_low']:+.1%} to "
+        f"{overall['relative_ci_high']:+.1%}), Cohen's d={overall['cohens_d']:.2f}, "
+        f"p={overall['p_value']:.3g}, n={overall['n_a']}+{overall['n_b']}."
+    )
+
+
+def _numbers(overall: dict, t: _Thresholds, *, n_unreadable: int, n_excluded: int) -> dict:
+    """The overall comparison as a finding reports it."""
+    return {
+        "n_train": overall["n_a"],
+        "n_val": overall["n_b"],
+        "n_unreadable": n_unreadable,
+        "n_excluded": n_excluded,
+        "mean_train": overall["mean_a"],
+        "mean_val": overall["mean_b"],
+        "median_train": overall["median_a"],
+        "median_val": overall["median_b"],
+        "difference": overall["difference"],
+        "difference_ci": [overall["ci_low"], overall["ci_high"]],
+        "relative": overall["relative"],
+        "relative_ci": [overall["relative_ci_low"], overall["relative_ci_high"]],
+        "cohens_d": overall["cohens_d"],
+        "p_value": overall["p_value"],
+        "n_permutations": t.n_permutations,
+        "n_bootstrap": t.n_bootstrap,
+        "thresholds": {"alpha": t.alpha, "min_relative": t.min_relative, "fail_relative": t.fail_relative},
+    }
+
+
 class DifficultyCheck(Check):
     """Compare per-image difficulty of validation vs training images.
 
-    Difficulty is the out-of-fold probe loss (:func:`probe_difficulty`) on the
-    embeddings, or the fingerprint descriptor when there are none; a
-    user-supplied ``context.image_loss`` replaces it.
+    Difficulty is the out-of-fold probe loss in ``context.probe_loss`` (see
+    :func:`splitaudit.retrain.probes.probe_difficulty`) on the embeddings, or
+    the fingerprint descriptor when there are none; a user-supplied
+    ``context.image_loss`` replaces it.
 
     Verdict thresholds (options under ``"difficulty"``, reported in ``numbers``):
 
@@ -192,121 +219,31 @@ class DifficultyCheck(Check):
     >>> result.numbers["direction"], result.numbers["relative"]  # doctest: +SKIP
     """
 
-    name = "difficulty"
+    name = NAME
 
     def run(self, context: Any) -> CheckResult:
-        opt = lambda key, default: option(context, self.name, key, default)  # noqa: E731
-        alpha = float(opt("alpha", 0.01))
-        min_relative = float(opt("min_relative", 0.05))
-        fail_relative = float(opt("fail_relative", 0.20))
-        n_permutations = int(opt("n_permutations", 999))
-        n_bootstrap = int(opt("n_bootstrap", 1000))
-        where = f"options[{self.name!r}]"
-        if not 0 < alpha < 1:
-            raise ValueError(f"{where}['alpha'] must be in (0, 1), got {alpha!r}")
-        if not 0 <= min_relative <= fail_relative:
-            raise ValueError(
-                f"{where} needs 0 <= min_relative <= fail_relative, got {min_relative!r} and {fail_relative!r}"
-            )
-        if 1 / (1 + n_permutations) >= alpha:
-            raise ValueError(
-                f"{where}['n_permutations']={n_permutations} can never give p < alpha={alpha:g}; "
-                f"use at least {int(np.ceil(1 / alpha))} permutations"
-            )
+        t = _Thresholds.of(context)
         images = context.split.images
         ok, n_unreadable = usable_rows(context)
         is_val = (images["split"] == "val").to_numpy()
-        has_label = images["label"].notna().to_numpy()
-
-        if getattr(context, "image_loss", None) is not None:
-            difficulty = np.asarray(context.image_loss, dtype=np.float64).ravel()
-            if len(difficulty) != len(images):
-                raise ValueError(
-                    f"image_loss must have one value per image ({len(images)}), got {len(difficulty)}"
-                )
-            source = "user image_loss"
-            probe_settings = None
-            use = ok & np.isfinite(difficulty)
-        else:
-            task = context.split.task
-            features, feature_source = features_of(context)
-            if task is None:
-                return self._skip("the split has no labels or targets and no image_loss was given")
-            if features is None:
-                return self._skip("no embeddings or fingerprint descriptor to train a probe on")
-            target_known = has_label if task == "classification" else images["target"].notna().to_numpy()
-            use = ok & target_known
-            if use.sum() < 20 or len(np.unique(is_val[use])) < 2:
-                return self._skip(f"only {int(use.sum())} usable labelled images, too few for a probe")
-            difficulty = np.full(len(images), np.nan)
-            kwargs = dict(
-                n_folds=int(opt("n_folds", 5)),
-                max_dim=int(opt("max_dim", 64)),
-                random_state=int(context.random_state),
-                progress=getattr(context, "progress", None),
-            )
-            if task == "classification":
-                kwargs["labels"] = images["label"].to_numpy()[use]
-            else:
-                kwargs["targets"] = images["target"].to_numpy(dtype=np.float64)[use]
-            difficulty[use] = probe_difficulty(features[use], **kwargs)
-            probe_settings = {"n_folds": kwargs["n_folds"], "max_dim": kwargs["max_dim"],
-                              "features": feature_source, "feature_dim": int(features.shape[1])}
-            source = f"out-of-fold {'cross-entropy' if task == 'classification' else 'squared error'} of a linear probe on {feature_source}"
-
+        measured = self._difficulty(context, ok)
+        if isinstance(measured, str):
+            return self._skip(measured)
+        difficulty, use, source, probe_settings = measured
         train, val = use & ~is_val, use & is_val
         if train.sum() < 2 or val.sum() < 2:
             return self._skip("need at least two usable images in each split")
         rng = np.random.default_rng(context.random_state)
-        overall = mean_difference(
-            difficulty[train], difficulty[val], rng=rng,
-            n_permutations=n_permutations, n_bootstrap=n_bootstrap,
-        )
-        direction = _direction(overall["p_value"], overall["relative"], alpha, min_relative)
-        per_class = self._per_class(images, difficulty, train, val, rng, n_permutations, n_bootstrap)
-
+        overall = mean_difference(difficulty[train], difficulty[val], rng=rng,
+                                  n_permutations=t.n_permutations, n_bootstrap=t.n_bootstrap)
+        direction = t.direction(overall["p_value"], overall["relative"])
+        per_class = self._per_class(images, difficulty, train, val, rng, t.n_permutations, t.n_bootstrap)
         status = "pass"
         if direction != "none":
-            status = "fail" if abs(overall["relative"]) >= fail_relative else "warn"
-        rel = overall["relative"]
-        if direction == "none":
-            message = (
-                f"No significant and material difference in difficulty between val and train "
-                f"(val/train mean loss {rel:+.1%}, 95% CI {overall['relative_ci_low']:+.1%} to "
-                f"{overall['relative_ci_high']:+.1%}, p={overall['p_value']:.3g}; a verdict needs "
-                f"p<{alpha:g} and at least {min_relative:.0%})."
-            )
-        else:
-            word = "easier" if direction == "val_easier" else "harder"
-            message = (
-                f"Validation images are {word} than training images: mean loss "
-                f"{rel:+.1%} (95% CI {overall['relative_ci_low']:+.1%} to "
-                f"{overall['relative_ci_high']:+.1%}), Cohen's d={overall['cohens_d']:.2f}, "
-                f"p={overall['p_value']:.3g}, n={overall['n_a']}+{overall['n_b']}."
-            )
-        numbers = {
-            "direction": direction,
-            "source": source,
-            "probe": probe_settings,
-            "n_train": overall["n_a"],
-            "n_val": overall["n_b"],
-            "n_unreadable": n_unreadable,
-            "n_excluded": int(len(images) - use.sum()),
-            "mean_train": overall["mean_a"],
-            "mean_val": overall["mean_b"],
-            "median_train": overall["median_a"],
-            "median_val": overall["median_b"],
-            "difference": overall["difference"],
-            "difference_ci": [overall["ci_low"], overall["ci_high"]],
-            "relative": rel,
-            "relative_ci": [overall["relative_ci_low"], overall["relative_ci_high"]],
-            "cohens_d": overall["cohens_d"],
-            "p_value": overall["p_value"],
-            "n_permutations": n_permutations,
-            "n_bootstrap": n_bootstrap,
-            "thresholds": {"alpha": alpha, "min_relative": min_relative, "fail_relative": fail_relative},
-            "per_class": per_class,
-        }
+            status = "fail" if abs(overall["relative"]) >= t.fail_relative else "warn"
+        numbers = {"direction": direction, "source": source, "probe": probe_settings,
+                   **_numbers(overall, t, n_unreadable=n_unreadable, n_excluded=int(len(images) - use.sum())),
+                   "per_class": per_class}
         per_image = pd.DataFrame(
             {
                 "path": images["path"].to_numpy(),
@@ -316,7 +253,31 @@ class DifficultyCheck(Check):
             },
             index=images.index,
         )
-        return CheckResult(self.name, status, message, numbers, per_image)
+        return CheckResult(self.name, status, _message(overall, direction, t), numbers, per_image)
+
+    def _difficulty(self, context: Any, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, dict | None] | str:
+        """(per-image difficulty, rows to compare, its source, probe settings), or a skip reason."""
+        n_images = len(context.split.images)
+        if getattr(context, "image_loss", None) is not None:
+            difficulty = np.asarray(context.image_loss, dtype=np.float64).ravel()
+            if len(difficulty) != n_images:
+                raise ValueError(
+                    f"image_loss must have one value per image ({n_images}), got {len(difficulty)}"
+                )
+            return difficulty, ok & np.isfinite(difficulty), "user image_loss", None
+        plan = probe_plan(context)
+        if isinstance(plan, str):
+            return plan
+        loss = getattr(context, "probe_loss", None)
+        if loss is None:
+            raise ValueError("the context has no probe_loss: fit it with "
+                             "splitaudit.retrain.probes.difficulty_probe_loss(context) and pass probe_loss= "
+                             "(splitaudit.scan does), or give image_loss=")
+        for caught in loss.warnings:  # raised while fitting: they belong to this finding
+            warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+        if loss.error is not None:
+            raise loss.error
+        return loss.values, plan.rows, plan.source, plan.settings
 
     def _per_class(self, images, difficulty, train, val, rng, n_permutations, n_bootstrap) -> list[dict]:
         if not images["label"].notna().any():

@@ -25,13 +25,13 @@ from ._stats import (
     features_of,
     holm,
     option,
+    reduce_features,
     single_thread,
     smd,
     usable_rows,
     wasserstein_sd,
 )
-from .base import Check, CheckResult, register
-from .difficulty import reduce_features
+from .base import Check, CheckResult
 
 __all__ = ["PropertyDriftCheck", "EmbeddingDriftCheck", "CONTINUOUS_PROPERTIES", "CATEGORICAL_PROPERTIES"]
 
@@ -47,7 +47,6 @@ def _property_table(context: Any) -> pd.DataFrame | None:
     return getattr(fp, "table", None)
 
 
-@register
 class PropertyDriftCheck(Check):
     """Per-property two-sample tests between train and val.
 
@@ -169,7 +168,6 @@ def _adversarial_features(context: Any, ok: np.ndarray, max_dim: int, seed: int)
     return np.hstack(parts), sources
 
 
-@register
 class EmbeddingDriftCheck(Check):
     """Adversarial validation: can a classifier tell val images from train images?
 
@@ -202,8 +200,6 @@ class EmbeddingDriftCheck(Check):
             return self._run(context)
 
     def _run(self, context: Any) -> CheckResult:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
         opt = lambda key, default: option(context, self.name, key, default)  # noqa: E731
@@ -222,84 +218,117 @@ class EmbeddingDriftCheck(Check):
             return CheckResult(self.name, "skipped", f"Fewer than {n_folds} images in a split.",
                                {"reason": "too few images for cross-validation"})
         rng = np.random.default_rng(seed)
-        fit_rows = np.arange(len(y))
-        if len(y) > max_samples:  # stratified subsample keeps the val fraction
-            keep = []
-            for cls in (False, True):
-                members = np.flatnonzero(y == cls)
-                take = max(n_folds, round(max_samples * len(members) / len(y)))
-                keep.append(rng.choice(members, min(take, len(members)), replace=False))
-            fit_rows = np.sort(np.concatenate(keep))
+        fit_rows = _fit_rows(y, max_samples, n_folds, rng)
         folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(fit_rows, y[fit_rows]))
-        progress = getattr(context, "progress", None)
-
-        def cross_val(labels: np.ndarray, score_rest: bool) -> tuple[np.ndarray, np.ndarray | None]:
-            oof = np.empty(len(fit_rows))
-            rest = np.setdiff1d(np.arange(len(y)), fit_rows) if score_rest else np.zeros(0, int)
-            rest_score = np.zeros(len(rest))
-            for fit_idx, test_idx in folds:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    model = LogisticRegression(class_weight="balanced", max_iter=200)
-                    model.fit(x[fit_rows[fit_idx]], labels[fit_idx])
-                oof[test_idx] = model.decision_function(x[fit_rows[test_idx]])
-                if len(rest):
-                    rest_score += model.decision_function(x[rest]) / len(folds)
-            return oof, (rest, rest_score) if score_rest else None
-
-        if progress:
-            progress("embedding drift", 0, 1 + n_permutations)
-        oof, (rest, rest_score) = cross_val(y[fit_rows], True)
-        auc, p_mw = auc_mann_whitney(oof, y[fit_rows])
-        p_value, p_method = p_mw, "mann-whitney on out-of-fold scores"
-        if progress:
-            progress("embedding drift", 1, 1 + n_permutations)
-        if n_permutations > 0:
-            null = []
-            for i in range(n_permutations):
-                shuffled = rng.permutation(y[fit_rows])
-                null.append(auc_mann_whitney(cross_val(shuffled, False)[0], shuffled)[0])
-                if progress:
-                    progress("embedding drift", i + 1, 1 + n_permutations)
-            p_value = (1 + sum(a >= auc for a in null)) / (1 + n_permutations)
-            p_method = f"label permutation ({n_permutations} refits on the same folds)"
+        probe = _Adversary(x, fit_rows, len(y), folds)
+        oof, auc, p_value, p_method = probe.test(y[fit_rows], n_permutations, rng,
+                                                 getattr(context, "progress", None))
         n_val_fit, n_train_fit = int(y[fit_rows].sum()), int((~y[fit_rows]).sum())
         low, high = auc_ci_hanley_mcneil(auc, n_val_fit, n_train_fit)
 
         score = np.full(len(images), np.nan)
         ok_idx = np.flatnonzero(ok)
         score[ok_idx[fit_rows]] = oof
-        score[ok_idx[rest]] = rest_score
+        score[ok_idx[probe.rest]] = probe.rest_score
         prob = 1 / (1 + np.exp(-score))  # balanced weights: 0.5 = undecided
         split = images["split"].to_numpy()
         per_image = pd.DataFrame(
             {"path": images["path"].to_numpy(), "split": split, "val_likeness": prob},
             index=images.index,
         )
-        def top(rows: pd.DataFrame, ascending: bool) -> list[dict]:
-            rows = rows.dropna(subset=["val_likeness"]).sort_values("val_likeness", ascending=ascending)
-            return [{"path": r.path, "val_likeness": float(r.val_likeness)} for r in rows.head(top_k).itertuples()]
-
         status = "pass"
         if p_value < alpha and auc >= min_auc:
             status = "fail" if auc >= 0.75 else "warn"
-        if status == "pass":
-            message = (f"A classifier cannot tell val from train images (AUC {auc:.3f}, "
-                       f"95% CI {low:.3f}–{high:.3f}, p={p_value:.3g}, n={n_train_fit}+{n_val_fit}).")
-            if high < 0.5:  # below chance: an artefact of cross-validating few images, not a difference
-                message += (" An AUC below 0.5 means no usable signal (cross-validated predictions on few "
-                            "images can fall below chance); it is not evidence of a difference.")
-        else:
-            message = (f"Val images are distinguishable from train images: adversarial AUC {auc:.3f} "
-                       f"(95% CI {low:.3f}–{high:.3f}, p={p_value:.3g}, n={n_train_fit}+{n_val_fit}).")
         numbers = {
             "auc": auc, "auc_ci": [low, high], "p_value": p_value, "p_method": p_method,
             "n_train": n_train_fit, "n_val": n_val_fit, "n_scored": int(np.isfinite(score).sum()),
             "n_unreadable": n_unreadable, "subsampled": bool(len(fit_rows) < len(y)),
             "max_samples": max_samples, "n_folds": n_folds, "features": sources,
             "n_features": int(x.shape[1]),
-            "val_like_train": top(per_image[per_image["split"] == "train"], False),
-            "train_like_val": top(per_image[per_image["split"] == "val"], True),
+            "val_like_train": _most_val_like(per_image[per_image["split"] == "train"], False, top_k),
+            "train_like_val": _most_val_like(per_image[per_image["split"] == "val"], True, top_k),
             "thresholds": {"alpha": alpha, "min_auc": min_auc, "fail_auc": 0.75},
         }
-        return CheckResult(self.name, status, message, numbers, per_image)
+        return CheckResult(self.name, status, _adversarial_message(status, numbers), numbers, per_image)
+
+
+def _fit_rows(y: np.ndarray, max_samples: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows the adversary is fitted on: all, or a subsample stratified by split (same val fraction)."""
+    if len(y) <= max_samples:
+        return np.arange(len(y))
+    keep = []
+    for cls in (False, True):
+        members = np.flatnonzero(y == cls)
+        take = max(n_folds, round(max_samples * len(members) / len(y)))
+        keep.append(rng.choice(members, min(take, len(members)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+class _Adversary:
+    """Cross-validated logistic regression telling val from train on fixed folds.
+
+    ``rest`` (rows outside the fitting subsample) and their ``rest_score`` (the mean of the fold
+    models, which never saw them) are filled by the first :meth:`cross_val` with ``score_rest``.
+    """
+
+    def __init__(self, x: np.ndarray, fit_rows: np.ndarray, n_rows: int, folds: list):
+        self.x, self.fit_rows, self.n_rows, self.folds = x, fit_rows, n_rows, folds
+        self.rest, self.rest_score = np.zeros(0, int), np.zeros(0)
+
+    def cross_val(self, labels: np.ndarray, score_rest: bool) -> np.ndarray:
+        """Out-of-fold decision scores of the fitted rows under ``labels``."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        x, fit_rows = self.x, self.fit_rows
+        oof = np.empty(len(fit_rows))
+        rest = np.setdiff1d(np.arange(self.n_rows), fit_rows) if score_rest else np.zeros(0, int)
+        rest_score = np.zeros(len(rest))
+        for fit_idx, test_idx in self.folds:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model = LogisticRegression(class_weight="balanced", max_iter=200)
+                model.fit(x[fit_rows[fit_idx]], labels[fit_idx])
+            oof[test_idx] = model.decision_function(x[fit_rows[test_idx]])
+            if len(rest):
+                rest_score += model.decision_function(x[rest]) / len(self.folds)
+        if score_rest:
+            self.rest, self.rest_score = rest, rest_score
+        return oof
+
+    def test(self, labels: np.ndarray, n_permutations: int, rng: np.random.Generator,
+             progress: Any) -> tuple[np.ndarray, float, float, str]:
+        """(out-of-fold scores, AUC, p-value, how the p-value was found)."""
+        if progress:
+            progress("embedding drift", 0, 1 + n_permutations)
+        oof = self.cross_val(labels, True)
+        auc, p_value = auc_mann_whitney(oof, labels)
+        if progress:
+            progress("embedding drift", 1, 1 + n_permutations)
+        if n_permutations <= 0:
+            return oof, auc, p_value, "mann-whitney on out-of-fold scores"
+        null = []
+        for i in range(n_permutations):
+            shuffled = rng.permutation(labels)
+            null.append(auc_mann_whitney(self.cross_val(shuffled, False), shuffled)[0])
+            if progress:
+                progress("embedding drift", i + 1, 1 + n_permutations)
+        p_value = (1 + sum(a >= auc for a in null)) / (1 + n_permutations)
+        return oof, auc, p_value, f"label permutation ({n_permutations} refits on the same folds)"
+
+
+def _most_val_like(rows: pd.DataFrame, ascending: bool, top_k: int) -> list[dict]:
+    rows = rows.dropna(subset=["val_likeness"]).sort_values("val_likeness", ascending=ascending)
+    return [{"path": r.path, "val_likeness": float(r.val_likeness)} for r in rows.head(top_k).itertuples()]
+
+
+def _adversarial_message(status: str, x: dict) -> str:
+    (low, high), auc, p = x["auc_ci"], x["auc"], x["p_value"]
+    evidence = f"95% CI {low:.3f}–{high:.3f}, p={p:.3g}, n={x['n_train']}+{x['n_val']}"
+    if status != "pass":
+        return f"Val images are distinguishable from train images: adversarial AUC {auc:.3f} ({evidence})."
+    message = f"A classifier cannot tell val from train images (AUC {auc:.3f}, {evidence})."
+    if high < 0.5:  # below chance: an artefact of cross-validating few images, not a difference
+        message += (" An AUC below 0.5 means no usable signal (cross-validated predictions on few "
+                    "images can fall below chance); it is not evidence of a difference.")
+    return message

@@ -1,9 +1,9 @@
 """Leakage checks on duplicates: ``exact_duplicates``, ``near_duplicates``,
 ``label_conflicts``.
 
-They read ``context.pairs`` / ``context.within_pairs`` (from
-:func:`splitaudit.duplicates.find_duplicates`) or, when those are missing,
-compute them from ``context.fingerprints``.
+They read ``context.pairs`` / ``context.within_pairs``, which the pipeline
+fills from :func:`splitaudit.duplicates.find_duplicates` (a check never runs
+the search itself).
 
 Status thresholds (share of val images with a train duplicate of that kind;
 override per check in ``context.options[name]`` as ``warn_at`` / ``fail_at``):
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import AuditContext, Check, CheckResult, register
+from .base import AuditContext, Check, CheckResult
 
 __all__ = ["ExactDuplicates", "NearDuplicates", "LabelConflicts", "duplicate_pairs"]
 
@@ -39,21 +39,15 @@ _DEFAULTS = {
 
 
 def duplicate_pairs(context: AuditContext) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(pairs, within_pairs)`` from the context, computing them if absent."""
-    if context.pairs is not None:
-        within = context.within_pairs
-        if within is None:
-            within = pd.DataFrame(columns=["split", "kind", "label_conflict"])
-        return context.pairs, within
-    if context.fingerprints is None:
-        raise ValueError(
-            "context needs pairs (from find_duplicates) or fingerprints to compute them; got neither")
-    from ..duplicates import find_duplicates
-
-    result = find_duplicates(context.fingerprints, context.split.images,
-                             embeddings=context.embeddings, progress=context.progress)
-    context.pairs, context.within_pairs = result.pairs, result.within
-    return result.pairs, result.within
+    """``(pairs, within_pairs)`` from the context; an empty within table when the search did not
+    look inside the splits."""
+    if context.pairs is None:
+        raise ValueError("the context has no duplicate pairs: run splitaudit.duplicates.find_duplicates "
+                         "and pass its pairs= and within_pairs= (splitaudit.scan does)")
+    within = context.within_pairs
+    if within is None:
+        within = pd.DataFrame(columns=["split", "kind", "label_conflict"])
+    return context.pairs, within
 
 
 def _poisson(observed: int, expected: float) -> dict:
@@ -101,8 +95,8 @@ class _DuplicateCheck(Check):
         return within[within["kind"] == self.kind]
 
     def run(self, context: AuditContext) -> CheckResult:
-        within_searched = context.pairs is None or context.within_pairs is not None
         pairs, within = duplicate_pairs(context)
+        within_searched = context.within_pairs is not None
         chosen = self._select(pairs)
         chosen_within = self._select_within(within)
         images = context.split.images
@@ -152,7 +146,6 @@ class _DuplicateCheck(Check):
                 f"({pairs}){tail}.")
 
 
-@register
 class ExactDuplicates(_DuplicateCheck):
     """Val images whose bytes or decoded pixels equal a train image's."""
 
@@ -160,7 +153,6 @@ class ExactDuplicates(_DuplicateCheck):
     kind = "exact"
 
 
-@register
 class NearDuplicates(_DuplicateCheck):
     """Val images with a verified near copy (re-encoded, resized, cropped, rotated, captioned, an
     overlapping tile, ...) in train: pairs of kind ``near`` and ``overlap``."""
@@ -176,7 +168,6 @@ class NearDuplicates(_DuplicateCheck):
         return within[within["kind"].isin(self.kinds)]
 
 
-@register
 class LabelConflicts(_DuplicateCheck):
     """Duplicate pairs (exact or near) whose labels differ."""
 

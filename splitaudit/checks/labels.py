@@ -10,12 +10,11 @@ import pandas as pd
 from scipy import stats
 
 from ._stats import bootstrap_ci_mean_diff, cramers_v, option, smd, usable_rows
-from .base import Check, CheckResult, register
+from .base import Check, CheckResult
 
 __all__ = ["LabelDistributionCheck"]
 
 
-@register
 class LabelDistributionCheck(Check):
     """Compare class counts (classification) or targets (regression) across splits.
 

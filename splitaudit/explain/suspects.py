@@ -81,7 +81,7 @@ CHECKS = {
     "regularization": {"api": _EVAL_CHECK_API, "cli": _EVAL_CHECK_API},
     "leakage": {
         "api": "splitaudit.scan('DATA') finds validation images duplicated in train; "
-               "pass its result.summary() (or the folder) as scan=",
+               "pass its result.to_dict() (or the folder) as scan=",
         "cli": "`splitaudit scan DATA --out audit/` finds validation images duplicated in train; "
                "then rerun explain with --scan audit/",
     },

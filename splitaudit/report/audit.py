@@ -1,14 +1,17 @@
-"""The full audit page: the scan report plus k-fold and explain sections."""
+"""An audit's outputs: the full page (the scan report plus k-fold and explain sections), its
+notebook display and the files :meth:`~splitaudit.audit.AuditResult.save` writes."""
 
 from __future__ import annotations
 
 import base64
+import os
 import tempfile
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from .html import _table, render_scan_html
+from .html import _table, render_scan_html, render_scan_notebook
+from .files import write_json, write_scan_outputs
 
 
 def _png_uri(write_png) -> str:
@@ -51,6 +54,7 @@ def _explain_section(expl: Any) -> str:
 
 
 def render_audit_html(result: Any) -> str:
+    """Render an :class:`~splitaudit.audit.AuditResult` as one self-contained HTML page."""
     sections = []
     if result.explanation is not None:
         sections.append(("Why is validation loss lower? Ranked causes", _explain_section(result.explanation)))
@@ -58,3 +62,35 @@ def render_audit_html(result: Any) -> str:
         sections.append(("Re-split and retrain: does the gap persist?", _kfold_section(result.kfold)))
     return render_scan_html(result.scan, extra_sections=sections, verdict=result.verdict(),
                             title="splitaudit audit")
+
+
+def render_audit_notebook(result: Any) -> str:
+    """An audit result for a notebook cell: the verdict, then the scan (findings, a few pairs), the
+    k-fold verdict and the explanation; the full report is :func:`write_audit_outputs`."""
+    verdict = "".join(f"<li>{escape(line)}</li>" for line in result.verdict())
+    parts = [f"<div><b>splitaudit audit</b><ul>{verdict}</ul></div>", render_scan_notebook(result.scan)]
+    for part in (result.kfold, result.explanation):
+        if part is not None and hasattr(part, "_repr_html_"):
+            parts.append(part._repr_html_())
+    return "<div class='splitaudit-nb-audit'>" + "".join(parts) + "</div>"
+
+
+def write_audit_outputs(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write the scan outputs, kfold.json/png, explain.json/png, report.json and report.html into
+    ``out_dir``; return {kind: path}."""
+    out = Path(out_dir)
+    written = write_scan_outputs(result.scan, out, html=False)
+    if result.kfold is not None:
+        written["kfold"] = write_json(result.kfold.to_dict(), out / "kfold.json")
+        written["kfold_plot"] = Path(result.kfold.plot(out / "kfold.png"))
+    if result.explanation is not None:
+        written["explain"] = write_json(result.explanation.to_dict(), out / "explain.json")
+        try:
+            written["explain_plot"] = Path(result.explanation.plot(out / "explain.png"))
+        except ValueError:
+            pass
+    written["report_json"] = write_json(result.to_dict(), out / "report.json")
+    path = out / "report.html"
+    path.write_text(render_audit_html(result), encoding="utf-8")
+    written["report"] = path
+    return written

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import warnings
 from html import escape
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._text import gap_question_sentence, score_text, verdict_sentences
 from . import plots
 
 MAX_PAIRS = 200
@@ -75,14 +75,6 @@ def _img(uri: str, alt: str) -> str:
     return f'<img src="{uri}" alt="{escape(alt)}" loading="lazy">'
 
 
-def score_text(score: float, kind: str, digits: int = 2) -> str:
-    """A pair's score for display: rounded down for near pairs, so 0.99999 reads 0.99 and only an
-    exact pair reads 1.00."""
-    if kind != "exact":
-        score = math.floor(float(score) * 10 ** digits + 1e-9) / 10 ** digits
-    return f"{score:.{digits}f}"
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if not np.isfinite(value):
@@ -97,38 +89,6 @@ def overall_status(findings: list) -> str:
     order = {"fail": 3, "warn": 2, "error": 1, "pass": 0, "skipped": 0}
     worst = max((order.get(f.status, 0) for f in findings), default=0)
     return {3: "fail", 2: "warn", 1: "warn", 0: "pass"}[worst]
-
-
-def verdict_sentences(findings: list) -> list[str]:
-    """Plain-word statements for the top of the page, from failing/warning findings first."""
-    out = []
-    for f in sorted(findings, key=lambda f: {"fail": 0, "warn": 1, "error": 2}.get(f.status, 3)):
-        if f.status in ("fail", "warn", "error"):
-            out.append(f"{f.status.upper()} · {f.check}: {f.message}")
-    if not out and findings and all(f.status == "skipped" for f in findings):
-        out.append(f"No check could run: {findings[0].numbers.get('reason') or findings[0].message}")
-    elif not out:
-        out.append("No check found leakage, drift or a difficulty imbalance between train and validation.")
-    return out
-
-
-def gap_question_sentence(findings: list) -> str:
-    """One plain sentence linking a scan's findings to "why is my validation loss below my training loss?"."""
-    by_check = {f.check: f for f in findings}
-    leaking = [c for c in ("exact_duplicates", "near_duplicates")
-               if c in by_check and by_check[c].status in ("warn", "fail")]
-    difficulty = by_check.get("difficulty")
-    easier = difficulty is not None and difficulty.status in ("warn", "fail") and \
-        (difficulty.numbers or {}).get("direction") == "val_easier"
-    if leaking or easier:
-        what = " and ".join((["validation images duplicated in train"] if leaking else [])
-                            + (["a validation set easier than train"] if easier else []))
-        return (f"If your validation loss is below your training loss, {what} can cause it; "
-                "splitaudit explain HISTORY --scan with this folder weighs it against the other causes "
-                "(splitaudit audit runs scan, k-fold and explain together).")
-    return ("Nothing found here makes validation easier than training, so a validation loss below the training loss "
-            "more likely comes from how the loss is measured (dropout, augmentation, the running-mean train loss): "
-            "splitaudit explain HISTORY --scan with this folder ranks the causes.")
 
 
 def _findings_table(findings: list) -> str:
@@ -241,11 +201,45 @@ def _table(frame: pd.DataFrame, limit: int = 500) -> str:
     return f"<table><tr>{head}</tr>{body}</table>{more}"
 
 
+_NOTEBOOK_CSS = (
+    "<style>.splitaudit-nb table{border-collapse:collapse}.splitaudit-nb td,.splitaudit-nb th"
+    "{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}"
+    ".splitaudit-nb .badge{border-radius:3px;padding:0 6px;color:#fff;font-weight:600}"
+    ".splitaudit-nb .pass{background:#2e8b57}.splitaudit-nb .warn{background:#e0a100}"
+    ".splitaudit-nb .fail{background:#c0392b}.splitaudit-nb .error{background:#8e44ad}"
+    ".splitaudit-nb .skipped{background:#999}.splitaudit-nb .pairs{display:flex;flex-wrap:wrap;gap:8px}"
+    ".splitaudit-nb .pair{border:1px solid #ddd;padding:6px;width:260px;font-size:12px}"
+    ".splitaudit-nb .imgs{display:flex;gap:4px}.splitaudit-nb figure{margin:0;flex:1;min-width:0}"
+    ".splitaudit-nb img{width:100%;max-width:112px;image-rendering:pixelated}"
+    ".splitaudit-nb figcaption{overflow-wrap:break-word}.splitaudit-nb .small{color:#666}"
+    ".splitaudit-nb .conflict{color:#c0392b}</style>")
+
+
+def render_scan_notebook(result: Any, *, max_pairs: int = 6) -> str:
+    """A scan result for a notebook cell: the verdict, the findings and the first few pairs as
+    thumbnails (the full page is :func:`render_scan_html`)."""
+    status = overall_status(result.findings)
+    colour = {"fail": "#c0392b", "warn": "#e0a100", "pass": "#2e8b57"}[status]
+    verdict = "".join(f"<div>{escape(s)}</div>" for s in verdict_sentences(result.findings))
+    notes = "".join(f"<li>{escape(n)}</li>" for n in result.split.notes)
+    pairs = ""
+    if len(result.pairs):
+        pairs = (f"<p><b>Cross-split pairs</b> (first {min(max_pairs, len(result.pairs))} of {len(result.pairs):,}; "
+                 "all in <code>.pairs</code>)</p>"
+                 + _pair_cards(result.pairs, result.split.images, a="val", b="train", label_a="val",
+                               label_b="train", limit=max_pairs).split("</p>", 1)[-1])
+    return (f"<div class='splitaudit-nb'>{_NOTEBOOK_CSS}<div style='border-left:5px solid {colour};padding:4px 10px'>"
+            f"<b>splitaudit scan</b> · {result.split.n_train:,} train · {result.split.n_val:,} val · "
+            f"{len(result.pairs):,} cross-split pairs{verdict}</div>"
+            + (f"<ul class='small'>{notes}</ul>" if notes else "")
+            + _findings_table(result.findings) + pairs + "</div>")
+
+
 def render_scan_html(result: Any, *, extra_sections: list[tuple[str, str]] | None = None,
                      verdict: list[str] | None = None, title: str = "splitaudit report") -> str:
     """Render a :class:`~splitaudit.scan.ScanResult` (plus optional extra
     ``(heading, html)`` sections, e.g. k-fold and explain) as one HTML page."""
-    s = result.summary()
+    s = result.to_dict()
     status = overall_status(result.findings)
     lines = verdict or verdict_sentences(result.findings)
     images = result.split.images

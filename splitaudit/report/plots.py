@@ -82,18 +82,3 @@ def curves(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str, *, ylab
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
     return _to_uri(plt, fig)
-
-
-def points(values: Sequence[float], labels: Sequence[str], marker_value: float | None, title: str) -> str:
-    """A strip of per-fold values with the original split marked."""
-    plt, fig, ax = _figure(width=4.6, height=2.2)
-    y = np.zeros(len(values))
-    ax.scatter(values, y, color=TRAIN_COLOUR, label="re-splits", zorder=3)
-    if marker_value is not None:
-        ax.scatter([marker_value], [0], color=VAL_COLOUR, marker="D", s=60, label="original split", zorder=4)
-    ax.axvline(0, color="#888", linewidth=0.8)
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="upper right")
-    return _to_uri(plt, fig)

@@ -1,0 +1,124 @@
+"""The files a scan writes: strict JSON and UTF-8 CSV, atomically (temp file + rename), never
+inside the data root."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InputError
+from .html import render_scan_html
+
+__all__ = ["SCAN_FILES", "write_json", "spreadsheet_safe", "write_csv", "refuse_inside_root",
+           "write_scan_csvs", "write_scan_outputs"]
+
+SCAN_FILES = {
+    "summary": "summary.json",
+    "duplicates": "duplicates.csv",
+    "within": "within_duplicates.csv",
+    "images": "images.csv",
+    "unreadable": "unreadable.csv",
+    "timings": "timings.json",
+    "report": "report.html",
+}
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Write strict JSON (no NaN) atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters a spreadsheet may read as the start of a formula (CSV/formula injection)."""
+
+
+def spreadsheet_safe(frame):
+    """A copy of ``frame`` whose text cells cannot start a spreadsheet formula.
+
+    A text cell (a label, a file name, a reason) that begins with one of
+    :data:`FORMULA_STARTS` gets a leading ``'``, which spreadsheets read as
+    "this is text". Numbers stay numbers (``-0.5`` in a numeric column is
+    untouched); a text label ``-1`` becomes ``'-1``. Off by default: the CSVs
+    are data for programs, and programs would read the ``'``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> spreadsheet_safe(pd.DataFrame({"label": ["=1+1", "cat"], "score": [-1.0, 2.0]}))["label"].tolist()
+    ["'=1+1", 'cat']
+    """
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if is_numeric_dtype(values) or is_bool_dtype(values):
+            continue
+        out[column] = pd.Series([("'" + v) if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+                                 for v in values], index=out.index, dtype=object)
+    return out
+
+
+def write_csv(frame, path: str | os.PathLike, *, safe: bool = False) -> Path:
+    """Write ``frame`` as UTF-8 CSV atomically (temp file + rename); ``safe``: :func:`spreadsheet_safe` first."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    (spreadsheet_safe(frame) if safe else frame).to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    os.replace(tmp, path)
+    return path
+
+
+
+def refuse_inside_root(out_dir: Path, root: Path) -> None:
+    """Raise :class:`~splitaudit.errors.InputError` when ``out_dir`` is ``root`` or inside it
+    (splitaudit never writes into the user's data)."""
+    out_r, root_r = out_dir.resolve(), Path(root).resolve()
+    if out_r == root_r or root_r in out_r.parents:
+        raise InputError(
+            f"--out must be outside the data root (splitaudit never writes into your data); "
+            f"got {str(out_dir)!r} inside {str(root)!r}"
+        )
+
+
+def write_scan_csvs(result: Any, out_dir: str | os.PathLike, *, safe_csv: bool = False) -> dict[str, Path]:
+    """Write a scan's CSV files (duplicates, within, images, unreadable) into ``out_dir``."""
+    out = Path(out_dir)
+    refuse_inside_root(out, result.split.root)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = {"duplicates": result.pairs, "within": result.within, "images": result.images(),
+              "unreadable": result.unreadable}
+    return {kind: write_csv(frame, out / SCAN_FILES[kind], safe=safe_csv) for kind, frame in frames.items()}
+
+
+def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = True,
+                       safe_csv: bool = False) -> dict[str, Path]:
+    """Write every scan output into ``out_dir`` and return {kind: path}.
+
+    ``safe_csv``: text cells that a spreadsheet would read as a formula get a
+    leading ``'`` (:func:`spreadsheet_safe`).
+    """
+    out = Path(out_dir)
+    refuse_inside_root(out, result.split.root)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {
+        "summary": write_json(result.to_dict(), out / SCAN_FILES["summary"]),
+        **write_scan_csvs(result, out, safe_csv=safe_csv),
+        "timings": write_json({"seconds": result.timings,
+                               "fingerprint_stats": getattr(result.fingerprints, "stats", {})},
+                              out / SCAN_FILES["timings"]),
+    }
+    if html:
+        path = out / SCAN_FILES["report"]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(render_scan_html(result), encoding="utf-8")
+        os.replace(tmp, path)
+        written["report"] = path
+    return written
