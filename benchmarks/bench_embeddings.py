@@ -55,7 +55,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from splitaudit.duplicates.verify import align_pairs, verify_geometric
 from splitaudit.fingerprints.embeddings import embed_images
-from splitaudit.neighbors import cosine_range, cosine_topk, l2_normalize
+from splitaudit.search.cosine import cosine_range, cosine_topk, l2_normalize
 
 ARRAYS = Path("/work/data/fmnist/arrays.npz")
 

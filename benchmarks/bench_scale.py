@@ -214,7 +214,7 @@ def fmnist_phashes() -> np.ndarray:
 
 def _run_fmnist(radius: int, backend: str, within: bool) -> dict:
     from splitaudit.duplicates import hamming_range
-    from splitaudit.duplicates.hamming import choose_backend
+    from splitaudit.search.hamming import choose_backend
 
     h = np.load(FMNIST_PHASHES)
     queries, base = (h, h) if within else (h[60_000:], h[:60_000])

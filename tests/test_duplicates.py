@@ -17,7 +17,6 @@ from splitaudit.duplicates import (
     expected_cross,
     find_duplicates,
     hamming_range,
-    topk_inner,
 )
 from splitaudit.fingerprints import compute_fingerprints
 
@@ -190,17 +189,6 @@ def test_hamming_range_backends_agree():
     assert (qi < bi).all()
 
 
-def test_topk_inner_matches_brute_force():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(60, 8)).astype(np.float32)
-    for backend in ("numpy", "faiss"):
-        sims, idx = topk_inner(x[:10], x, 3, exclude_self=False, backend=backend)
-        brute = np.argsort(-(x[:10] @ x.T), axis=1)[:, :3]
-        assert (idx == brute).all()
-        _, idx_self = topk_inner(x, x, 2, exclude_self=True, backend=backend)
-        assert not (idx_self == np.arange(60)[:, None]).any()
-
-
 def _brute_mirror_pairs(x, n_q, b_start, same, thr_range, rng):
     """Brute-force pairs within per-row thresholds, as is or mirrored: queries x[:n_q] against
     base x[b_start:] (or x against itself, upper triangle, when ``same``)."""
@@ -217,7 +205,7 @@ def _brute_mirror_pairs(x, n_q, b_start, same, thr_range, rng):
 
 @pytest.mark.parametrize("same", [False, True])
 def test_mirror_range_matches_brute_force(same):
-    from splitaudit.duplicates.search import mirror_project, mirror_range, thumb_vectors
+    from splitaudit.search.mirror import mirror_project, mirror_range, thumb_vectors
 
     rng = np.random.default_rng(3)
     thumbs = rng.integers(0, 256, (300, 32, 32)).astype(np.uint8)
@@ -244,7 +232,7 @@ def test_mirror_range_matches_brute_force(same):
 def test_mirror_range_block_skipping_is_exact(same, block, band, coarse):
     """Tight per-row thresholds let most block pairs be skipped along the leading axis;
     the pairs found must still be exactly the brute-force ones."""
-    from splitaudit.duplicates.search import mirror_project, mirror_range, thumb_vectors
+    from splitaudit.search.mirror import mirror_project, mirror_range, thumb_vectors
 
     rng = np.random.default_rng(block + band)
     base = rng.integers(0, 256, (3, 32, 32)).astype(np.float64)
@@ -267,7 +255,7 @@ def test_mirror_range_block_skipping_is_exact(same, block, band, coarse):
 
 
 def test_mirror_project_axes_by_decreasing_variance():
-    from splitaudit.duplicates.search import mirror_project, thumb_vectors
+    from splitaudit.search.mirror import mirror_project, thumb_vectors
 
     rng = np.random.default_rng(0)
     thumbs = rng.integers(0, 256, (500, 8, 8)).repeat(4, 1).repeat(4, 2).astype(np.uint8)

@@ -18,7 +18,7 @@ from splitaudit.fingerprints import embeddings as emb_mod  # noqa: E402
 from splitaudit.fingerprints import models as models_mod  # noqa: E402
 from splitaudit.fingerprints.cache import FingerprintCache  # noqa: E402
 from splitaudit.fingerprints.embeddings import Embeddings, embed_images  # noqa: E402
-from splitaudit.neighbors import cosine_topk  # noqa: E402
+from splitaudit.search.cosine import cosine_topk  # noqa: E402
 
 SIDE = 128
 

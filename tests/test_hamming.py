@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from splitaudit.duplicates import hamming_range, topk_inner
-from splitaudit.duplicates import mih
-from splitaudit.duplicates.hamming import choose_backend
+from splitaudit.duplicates import hamming_range
+from splitaudit.search import cosine_topk, mih
+from splitaudit.search.hamming import choose_backend
 
 U64_MAX = np.iinfo(np.uint64).max
 
@@ -146,8 +146,8 @@ def test_validation():
         hamming_range(codes, codes, True)
     with pytest.raises(ValueError, match="backend must be one of"):
         hamming_range(codes, codes, 2, backend="gpu")
-    with pytest.raises(ValueError, match="backend"):  # topk_inner has no multi-index backend
-        topk_inner(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 1, backend="mih")
+    with pytest.raises(ValueError, match="backend"):  # the float search has no multi-index backend
+        cosine_topk(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), 1, backend="mih")
 
 
 def test_radius_64_and_equal_codes():

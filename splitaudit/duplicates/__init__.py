@@ -1,7 +1,8 @@
 """Exact and near duplicates across a train/validation split (and inside each side).
 
-Read in the order of the data: :mod:`.search` finds candidate pairs (packed
-64-bit hashes within a Hamming radius, thumbnail nearest neighbours),
+Read in the order of the data: :mod:`.candidates` finds candidate pairs through
+:mod:`splitaudit.search` (packed 64-bit hashes within a Hamming radius,
+thumbnail nearest neighbours) and :mod:`.keypoints` (local features),
 :mod:`.verify` aligns each candidate's thumbnails and scores it (:mod:`.geometric`
 re-checks unsure pairs under rotation, zoom and shift when asked),
 :mod:`.clusters` groups duplicates and compares the cross-split count with
@@ -17,7 +18,7 @@ Examples
 
 from .clusters import duplicate_clusters, expected_cross
 from .core import HASHES, DuplicateResult, find_duplicates
-from .search import hamming_range, topk_inner
+from ..search.hamming import hamming_range
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "duplicate_clusters",
     "expected_cross",
     "hamming_range",
-    "topk_inner",
     "align_pairs",
     "score_from_rms",
     "SCORE_MID",

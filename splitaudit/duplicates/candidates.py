@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hamming import choose_backend, hamming_range
-from .search import mirror_range
+from ..search.hamming import choose_backend, hamming_range
+from ..search.mirror import mirror_range
 
 SEARCH_HASHES = ("phash", "dhash")
 
@@ -85,7 +85,7 @@ def _near_candidates(table, coords, thr, emb, ia, ib, within, p):
         ha, hb = _hash_hits(table, ia, ib, within, p)
         qa += ha; qb += hb
     if emb is not None and p["neighbors"]:
-        from ..neighbors import cosine_topk  # lazy: only with embeddings
+        from ..search.cosine import cosine_topk  # lazy: only with embeddings
 
         sims, idx = cosine_topk(emb[ia], emb[ib], p["neighbors"] + (1 if within else 0))
         keep = sims >= p["min_embedding_cos"]

@@ -6,18 +6,17 @@ import inspect
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .._types import Progress, jsonable
 from .clusters import duplicate_clusters, expected_cross
-from .hamming import HAMMING_BACKENDS
+from ..search.hamming import HAMMING_BACKENDS
 from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold, unique_pairs
 from .keypoints import KEYPOINT_COLUMNS, keypoint_candidates, score_from_inliers, verify_keypoints
 from .reframe import geometry_vectors
-from .search import mirror_project, thumb_vectors
+from ..search.mirror import mirror_project, thumb_vectors
 from .learned import centred_embeddings, learned_candidates, learned_score, load_verifier
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms, verify_geometric
 

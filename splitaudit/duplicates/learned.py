@@ -383,7 +383,7 @@ def learned_candidates(table, coords, thr, emb, emb_centred, ia, ib, within, par
     ``geometry``: :func:`~splitaudit.duplicates.reframe.geometry_vectors` of
     ``thumbs`` when the caller searches several index sets (computed here
     otherwise). ``within`` pairs come out with a < b."""
-    from ..neighbors import cosine_topk  # lazy: embeddings only
+    from ..search.cosine import cosine_topk  # lazy: embeddings only
 
     a0, b0 = _near_candidates(table, coords, thr, emb, ia, ib, within, params)
     qa, qb = [a0], [b0]

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..neighbors import cosine_topk
-from .search import thumb_vectors
+from ..search.cosine import cosine_topk
+from ..search.mirror import thumb_vectors
 
 __all__ = ["shape_vectors", "zoom_vectors", "spectrum_vectors", "rotated_vectors", "geometry_vectors",
            "geometry_candidates", "direct_candidates"]

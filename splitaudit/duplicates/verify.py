@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .search import thumb_vectors
+from ..search.mirror import thumb_vectors
 
 __all__ = ["align_pairs", "score_from_rms", "verify_geometric", "SCORE_MID", "SCORE_SCALE",
            "GEO_SCORE_MID", "GEO_SCORE_SCALE", "GEO_ROTATIONS", "GEO_ZOOMS"]

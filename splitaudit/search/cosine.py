@@ -33,11 +33,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ._optional import require
+from .._optional import require
 
-__all__ = ["cosine_topk", "cosine_range", "l2_normalize", "EmbeddingIndex", "BACKENDS"]
+__all__ = ["cosine_topk", "cosine_range", "l2_normalize", "EmbeddingIndex", "COSINE_BACKENDS"]
 
-BACKENDS = ("auto", "numpy", "faiss", "hnsw")
+COSINE_BACKENDS = ("auto", "numpy", "faiss", "hnsw")
 _CHUNK = 64  # columns per chunk in the two-stage top-k
 _BLOCK_BYTES = 128 * 2**20  # budget for one block of similarities
 
@@ -69,8 +69,8 @@ def _matrix(x, name: str, dim: int | None = None) -> np.ndarray:
 
 
 def _check_backend(backend: str) -> None:
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(backend, str) or backend not in COSINE_BACKENDS:
+        raise ValueError(f"backend must be one of {COSINE_BACKENDS}, got {backend!r}")
 
 
 def _pick_backend(backend: str, n_query: int, n_base: int) -> str:

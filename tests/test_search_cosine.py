@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from splitaudit._optional import available
-from splitaudit.neighbors import EmbeddingIndex, cosine_range, cosine_topk, l2_normalize
+from splitaudit.search.cosine import EmbeddingIndex, cosine_range, cosine_topk, l2_normalize
 
 needs_faiss = pytest.mark.skipif(not available("faiss"), reason="faiss is an optional extra")
 

@@ -40,13 +40,6 @@ MIH_THREAD_SPEEDUP = 1.15
 _BLOCK_ELEMENTS = 8_000_000  # ~64 MB of uint64 per XOR block
 
 
-def _check_backend(backend: str) -> None:
-    if backend not in ("auto", "numpy", "faiss"):
-        raise ValueError(
-            f"backend must be 'auto', 'numpy' or 'faiss'; got {backend!r}"
-        )
-
-
 def _check_hamming_backend(backend: str) -> None:
     if backend not in HAMMING_BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, HAMMING_BACKENDS))}; got {backend!r}")

@@ -1,26 +1,19 @@
-"""Nearest neighbours on intensity-normalised thumbnails (and float vectors).
+"""Flip-aware range search on intensity-normalised thumbnails.
 
-Everything here is blocked so memory stays bounded, and nothing loops over
-pairs in Python. Hamming range search on packed hashes lives in
-:mod:`.hamming` (re-exported here).
+:func:`thumb_vectors` turns 32x32 thumbnails into unit rows whose inner
+product is the Pearson correlation of two thumbnails; :func:`mirror_split` /
+:func:`mirror_project` write them in a basis of mirror-symmetric and
+antisymmetric parts, so one pair of half-size products scores a pair both as
+is and mirrored; :func:`mirror_range` returns every pair within a per-image
+distance in blocks, so memory stays bounded and nothing loops over pairs in
+Python.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._optional import available, require
-from .hamming import FAISS_MIN_WORK, _check_backend, hamming_range
-
-__all__ = [
-    "hamming_range",
-    "mirror_project",
-    "mirror_range",
-    "thumb_vectors",
-    "project",
-    "topk_inner",
-    "FAISS_MIN_WORK",
-]
+__all__ = ["mirror_project", "mirror_range", "mirror_split", "thumb_vectors"]
 
 
 def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = False):
@@ -53,79 +46,6 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = Fals
     if return_std:
         return out, norm / np.sqrt(t.shape[1])
     return out
-
-
-def project(vectors: np.ndarray, dims: int, *, fit_rows: int = 5_000, seed: int = 0) -> np.ndarray:
-    """Project rows onto their top ``dims`` principal axes (fit on a sample).
-
-    An orthogonal projection never increases distances, and duplicates are
-    far closer than look-alikes, so neighbour search in the projection keeps
-    them among the top candidates at a fraction of the GEMM cost.
-    """
-    if dims >= vectors.shape[1]:
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    sample = vectors if len(vectors) <= fit_rows else vectors[rng.choice(len(vectors), fit_rows, replace=False)]
-    _, _, vt = np.linalg.svd(sample - sample.mean(0), full_matrices=False)
-    out = np.zeros((len(vectors), dims), np.float32)
-    axes = vt[:dims]  # fewer than ``dims`` when the sample is small: pad with zeros
-    out[:, : len(axes)] = vectors @ axes.T
-    return out
-
-
-def topk_inner(
-    queries: np.ndarray,
-    base: np.ndarray,
-    k: int,
-    *,
-    exclude_self: bool = False,
-    backend: str = "auto",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` base rows by inner product for each query: faiss
-    ``IndexFlatIP`` (exact) when installed, else float32 GEMM in row blocks
-    of at most ~32M similarities.
-
-    Returns ``(sims (Q, k), idx (Q, k))``, best first. With ``exclude_self``
-    (``queries`` is ``base``), each row's own index is left out.
-    """
-    _check_backend(backend)
-    q = np.ascontiguousarray(queries, dtype=np.float32)
-    b = np.ascontiguousarray(base, dtype=np.float32)
-    k = int(min(k, len(b) - (1 if exclude_self else 0)))
-    if k <= 0 or len(q) == 0:
-        return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-    if backend == "faiss" or (backend == "auto" and available("faiss")):
-        return _topk_faiss(q, b, k, exclude_self)
-    block_rows = max(1, 32_000_000 // len(b))
-    sims = np.empty((len(q), k), np.float32)
-    idx = np.empty((len(q), k), np.int64)
-    for start in range(0, len(q), block_rows):
-        stop = min(len(q), start + block_rows)
-        s = q[start:stop] @ b.T
-        if exclude_self:
-            s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        ps = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-ps, axis=1)
-        idx[start:stop] = np.take_along_axis(part, order, axis=1)
-        sims[start:stop] = np.take_along_axis(ps, order, axis=1)
-    return sims, idx
-
-
-def _topk_faiss(q, b, k, exclude_self):
-    faiss = require("faiss", purpose="nearest-neighbour search")
-    index = faiss.IndexFlatIP(b.shape[1])
-    index.add(b)
-    extra = 1 if exclude_self else 0
-    sims, idx = index.search(q, k + extra)
-    if exclude_self:
-        own = idx == np.arange(len(q))[:, None]
-        # Drop the row's own index (or the last column when identical rows pushed it out).
-        own[~own.any(1), -1] = True
-        keep = ~own
-        sims = sims[keep].reshape(len(q), k)
-        idx = idx[keep].reshape(len(q), k)
-    return sims.astype(np.float32), idx.astype(np.int64)
 
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
