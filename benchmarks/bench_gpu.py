@@ -147,7 +147,7 @@ def cnn(z, lines, n_train, n_val, epochs, threads):
               "|---|---|---|---|---|---|"]
     out = {}
     for dev in ("cpu", "cuda"):
-        kw = dict(n_classes=10, epochs=epochs, augment=True, seed=0, device=GPU if dev == "cuda" else dev,
+        kw = dict(n_classes=10, epochs=epochs, augment=True, random_state=0, device=GPU if dev == "cuda" else dev,
                   threads=threads if dev == "cpu" else None)
         train_cnn_probe(xt[:512], yt[:512], xv[:128], yv[:128], **{**kw, "epochs": 1})  # warm-up
         hist, sec = _timed(train_cnn_probe, xt, yt, xv, yv, **kw)

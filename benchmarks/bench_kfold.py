@@ -118,7 +118,7 @@ def main() -> None:
     for name, cfg in settings.items():
         t0, c0 = time.perf_counter(), time.process_time()
         history = train_cnn_probe(x[train_idx], labels[train_idx], x[cfg["val"]], labels[cfg["val"]],
-                                  n_classes=10, epochs=args.cnn_epochs, dropout=cfg["dropout"], seed=0)
+                                  n_classes=10, epochs=args.cnn_epochs, dropout=cfg["dropout"], random_state=0)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         to_keras_csv(history, out_dir / f"{name}.csv")
         last = history.iloc[-1]

@@ -107,7 +107,7 @@ def train(work: Path, only: list[str] | None) -> None:
         x_train, y_train = arrays["x_train"][train_idx], arrays["y_train"][train_idx]
         opts = {"epochs": EPOCHS, **options}
         history = train_cnn_probe(x_train[:, None], y_train.astype(np.int64), x_val[:, None],
-                                  y_val.astype(np.int64), n_classes=10, seed=0, threads=2, device="cpu",
+                                  y_val.astype(np.int64), n_classes=10, random_state=0, threads=2, device="cpu",
                                   **opts)
         keras = pd.DataFrame({"epoch": history["epoch"] - 1, "loss": history["train_loss"],
                               "val_loss": history["val_loss"], "loss_eval": history["train_loss_eval"]})

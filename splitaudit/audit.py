@@ -132,7 +132,7 @@ def audit(
         kw = dict(kfold_options or {})
         if probe == "linear":
             kw["features"] = features
-        kfold_result = run_kfold(images, k=k, probe=probe, epochs=epochs, clusters=clusters,
+        kfold_result = run_kfold(images, n_splits=k, probe=probe, epochs=epochs, clusters=clusters,
                                  random_state=random_state, progress=progress, **kw)
         timings["kfold"] = time.perf_counter() - t
         notes_src = f"k-fold probe '{probe if isinstance(probe, str) else 'train_fn'}'"

@@ -167,7 +167,7 @@ def cmd_resplit(args: argparse.Namespace) -> int:
     ok = result.fingerprints.table["ok"].to_numpy(dtype=bool)
     images = result.split.images[ok].reset_index(drop=True)
     clusters = result.duplicates.clusters[ok]
-    manifest = resplit_manifest(images, clusters, k=args.k, val_fraction=args.val_fraction,
+    manifest = resplit_manifest(images, clusters, n_splits=args.k, val_fraction=args.val_fraction,
                                 random_state=args.seed)
     write_csv(manifest, out / "manifest.csv", safe=args.safe_csv)
     n_groups = int(manifest["group"].nunique())
@@ -200,7 +200,7 @@ def cmd_kfold(args: argparse.Namespace) -> int:
         kw = {"features": features} if args.probe == "linear" else {}
         if args.probe == "cnn":
             kw.update(dropout=args.dropout, augment=args.augment)
-        kf = kfold(images, k=args.k, probe=args.probe, epochs=args.epochs, clusters=clusters,
+        kf = kfold(images, n_splits=args.k, probe=args.probe, epochs=args.epochs, clusters=clusters,
                    repeats=args.repeats, random_state=args.seed, progress=progress, **kw)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

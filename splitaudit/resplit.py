@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -235,9 +236,15 @@ def _out_frame(frame: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def resplit_manifest(images: Any, clusters: Any = None, *, k: int = 5,
-                     val_fraction: float | None = None, random_state: int = 0) -> pd.DataFrame:
-    """Assign every image to one of ``k`` leak-aware folds.
+def renamed_keyword(old: str, new: str, value: Any, where: str) -> Any:
+    """``value``, passed under the keyword's old name ``old``: warn that it is now ``new``."""
+    warnings.warn(f"{where}({old}=...) is deprecated; pass {new}= instead", DeprecationWarning, stacklevel=3)
+    return value
+
+
+def resplit_manifest(images: Any, clusters: Any = None, *, n_splits: int = 5, val_fraction: float | None = None,
+                     random_state: int = 0, k: int | None = None) -> pd.DataFrame:
+    """Assign every image to one of ``n_splits`` leak-aware folds.
 
     Parameters
     ----------
@@ -245,12 +252,14 @@ def resplit_manifest(images: Any, clusters: Any = None, *, k: int = 5,
         Needs ``path``; uses ``label`` (or ``target``) and ``group`` when present.
     clusters : array-like, object with ``.clusters``, or None
         Duplicate-cluster id per image (row order of ``images``).
-    k : int
+    n_splits : int
         Number of folds.
     val_fraction : float or None
         If given, also add a ``split`` column (train/val) from
         :func:`leak_free_split`.
     random_state : int
+    k : int, optional
+        Deprecated name of ``n_splits``.
 
     Returns
     -------
@@ -258,10 +267,12 @@ def resplit_manifest(images: Any, clusters: Any = None, *, k: int = 5,
         ``path, label, [target,] group, fold[, split]``; ``group`` is the
         combined leak-aware group id.
     """
+    if k is not None:
+        n_splits = renamed_keyword("k", "n_splits", k, "resplit_manifest")
     frame, y = _frame_and_target(images)
     groups = _groups_for(frame, clusters)
     fold = np.full(len(frame), -1, dtype=np.int64)
-    cv = LeakAwareSplitter(k, shuffle=True, random_state=random_state)
+    cv = LeakAwareSplitter(n_splits, shuffle=True, random_state=random_state)
     for i, (_, test) in enumerate(cv.split(frame, y, groups)):
         fold[test] = i
     out = _out_frame(frame, groups)
@@ -277,8 +288,8 @@ def leak_free_split(images: Any, clusters: Any = None, *, val_fraction: float = 
     """One stratified train/val split that keeps duplicate clusters and groups whole.
 
     The data is cut into up to 20 stratified group folds and the first
-    ``round(val_fraction * n_folds)`` become validation, so the achieved fraction
-    is within about 1/(2·n_folds) of the request when groups are small.
+    ``round(val_fraction * n_splits)`` become validation, so the achieved fraction
+    is within about 1/(2·n_splits) of the request when groups are small.
 
     Returns
     -------
@@ -297,11 +308,11 @@ def leak_free_split(images: Any, clusters: Any = None, *, val_fraction: float = 
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
     frame, y = _frame_and_target(images)
     groups = _groups_for(frame, clusters)
-    n_folds = int(min(20, len(np.unique(groups))))
-    if n_folds < 2:
+    n_splits = int(min(20, len(np.unique(groups))))
+    if n_splits < 2:
         raise ValueError("leak_free_split needs at least 2 groups; all images form one group")
-    n_val_folds = int(np.clip(round(val_fraction * n_folds), 1, n_folds - 1))
-    cv = LeakAwareSplitter(n_folds, shuffle=True, random_state=random_state)
+    n_val_folds = int(np.clip(round(val_fraction * n_splits), 1, n_splits - 1))
+    cv = LeakAwareSplitter(n_splits, shuffle=True, random_state=random_state)
     split = np.full(len(frame), "train", dtype=object)
     for i, (_, test) in enumerate(cv.split(frame, y, groups)):
         if i < n_val_folds:

@@ -133,7 +133,7 @@ def test_evidence_of_the_keypoint_path(copies):
 def test_resplit_keeps_copies_and_tiles_with_their_original(copies):
     split, _, planted, result = copies
     for seed in range(3):
-        folds = resplit_manifest(split.images, result, k=3, random_state=seed).set_index("path")["fold"]
+        folds = resplit_manifest(split.images, result, n_splits=3, random_state=seed).set_index("path")["fold"]
         for val_path, train_path in planted.items():
             assert folds[val_path] == folds[train_path]
 

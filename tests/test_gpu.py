@@ -46,7 +46,7 @@ def test_device_names_resolve_and_bad_ones_are_refused():
 
 def test_cnn_probe_device_argument_on_cpu():
     x, y = _pixels(96)
-    kw = dict(n_classes=2, epochs=2, batch_size=32, augment=True, seed=3)
+    kw = dict(n_classes=2, epochs=2, batch_size=32, augment=True, random_state=3)
     a = train_cnn_probe(x[:64], y[:64], x[64:], y[64:], device="cpu", **kw)
     b = train_cnn_probe(x[:64], y[:64], x[64:], y[64:], device=torch.device("cpu"), **kw)
     assert np.array_equal(a[LOSSES].to_numpy(), b[LOSSES].to_numpy())
@@ -60,7 +60,7 @@ def test_cnn_probe_device_argument_on_cpu():
 def test_cnn_probe_on_cuda_matches_cpu(regression):
     x, y = _pixels(256, seed=1)
     target = y.astype(float) * 3.0 + 1.0 if regression else y
-    kw = dict(n_classes=None if regression else 2, epochs=3, batch_size=32, augment=True, seed=0)
+    kw = dict(n_classes=None if regression else 2, epochs=3, batch_size=32, augment=True, random_state=0)
     cpu = train_cnn_probe(x[:192], target[:192], x[192:], target[192:], device="cpu", **kw)
     gpu = train_cnn_probe(x[:192], target[:192], x[192:], target[192:], device="cuda", **kw)
     # the same batches and augmentation draws; only rounding (TF32 convolutions) differs

@@ -231,15 +231,18 @@ def test_resplit_manifest_columns_and_folds():
     rng = np.random.default_rng(4)
     images = _images(200, rng)
     clusters = planted_clusters(200, rng)
-    manifest = resplit_manifest(images, clusters, k=4, val_fraction=0.2)
+    manifest = resplit_manifest(images, clusters, n_splits=4, val_fraction=0.2)
     assert list(manifest.columns) == ["path", "label", "group", "fold", "split"]
     assert sorted(manifest["fold"].unique()) == [0, 1, 2, 3]
     folds = [(np.flatnonzero(manifest["fold"] != i), np.flatnonzero(manifest["fold"] == i)) for i in range(4)]
     assert_valid_folds(folds, 200, combine_groups(clusters), images["label"], tol=0.1)
     assert manifest.groupby("group")["fold"].nunique().max() == 1
     assert manifest["path"].tolist() == images["path"].tolist()
-    plain = resplit_manifest(images, None, k=4)
+    plain = resplit_manifest(images, None, n_splits=4)
     assert "split" not in plain.columns and plain["fold"].between(0, 3).all()
+    with pytest.warns(DeprecationWarning, match="pass n_splits="):
+        old_name = resplit_manifest(images, None, k=4)
+    pd.testing.assert_frame_equal(old_name, plain)
 
 
 def test_accepts_a_duplicate_result_with_clusters_attribute():
@@ -248,7 +251,7 @@ def test_accepts_a_duplicate_result_with_clusters_attribute():
     found = SimpleNamespace(clusters=np.array([0, 0, 1, 2, 3, 3]))   # as find_duplicates(...) returns
     assert combine_groups(found).tolist() == [0, 0, 1, 2, 3, 3]
     images = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "label": list("ababab")})
-    manifest = resplit_manifest(images, found, k=2)
+    manifest = resplit_manifest(images, found, n_splits=2)
     assert manifest.loc[0, "fold"] == manifest.loc[1, "fold"]
     assert manifest.loc[4, "fold"] == manifest.loc[5, "fold"]
 

@@ -41,7 +41,7 @@ def test_easier_validation_split_is_split_specific():
     x, y, difficulty = make_features()
     split = np.full(len(y), "train", dtype=object)
     split[np.argsort(difficulty)[: len(y) // 5]] = "val"          # val = easiest 20%
-    result = kfold(frame(split, y), features=x, k=5, epochs=10, lr=0.01, batch_size=32)
+    result = kfold(frame(split, y), features=x, n_splits=5, epochs=10, lr=0.01, batch_size=32)
     v = result.verdict
     assert result.original.gap < -0.1                               # very negative on the original
     assert v.persists is False
@@ -53,7 +53,7 @@ def test_easier_validation_split_is_split_specific():
 
 def test_strong_dropout_makes_val_below_train_persist():
     x, y, _ = make_features(seed=1)
-    result = kfold(frame(random_split(len(y), 1), y), features=x, k=5, epochs=10, lr=0.01,
+    result = kfold(frame(random_split(len(y), 1), y), features=x, n_splits=5, epochs=10, lr=0.01,
                    batch_size=32, dropout=0.7)
     v = result.verdict
     assert all(f.gap < 0 for f in result.folds)      # running-mean train loss above val everywhere
@@ -66,7 +66,7 @@ def test_strong_dropout_makes_val_below_train_persist():
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_random_split_is_never_called_split_specific(seed):
     x, y, _ = make_features(seed=seed)
-    result = kfold(frame(random_split(len(y), seed), y), features=x, k=5, epochs=6, lr=0.01,
+    result = kfold(frame(random_split(len(y), seed), y), features=x, n_splits=5, epochs=6, lr=0.01,
                    batch_size=32, random_state=seed)
     assert result.verdict.split_specific is False
     assert result.to_check_result().status == "pass"
@@ -76,7 +76,7 @@ def test_result_json_has_exactly_the_documented_keys(tmp_path):
     x, y, _ = make_features(n=300, seed=5)
     clusters = np.where(np.arange(300) < 60, np.arange(300) // 3, -1)
     progress = []
-    result = kfold(frame(random_split(300, 5), y), features=x, k=3, epochs=3, repeats=2,
+    result = kfold(frame(random_split(300, 5), y), features=x, n_splits=3, epochs=3, repeats=2,
                    clusters=clusters, last_epochs=2, progress=lambda *a: progress.append(a))
     out = json.loads(result.to_json())
     assert sorted(out) == ["folds", "original", "verdict"]
@@ -93,9 +93,8 @@ def test_result_json_has_exactly_the_documented_keys(tmp_path):
     assert out["original"]["gap"] == pytest.approx(expected)
     assert progress[-1] == ("kfold", 7, 7)
     assert len(result.to_frame()) == 7
-    png = tmp_path / "curves.png"
-    result.plot(png)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = result.plot(tmp_path / "curves.png")
+    assert png == tmp_path / "curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_callable_train_fn_gets_leak_free_items_and_keras_history():
@@ -109,7 +108,7 @@ def test_callable_train_fn_gets_leak_free_items_and_keras_history():
         gap = 0.1 * len(seen)
         return {"loss": [1.0, 0.8], "val_loss": [1.0 + gap, 0.8 + gap]}   # Keras names
 
-    result = kfold(df, probe=train_fn, k=4, clusters=clusters)
+    result = kfold(df, probe=train_fn, n_splits=4, clusters=clusters)
     assert len(seen) == 5
     for tr, va in seen[1:]:
         assert not set(clusters[tr]) & set(clusters[va])
@@ -118,7 +117,10 @@ def test_callable_train_fn_gets_leak_free_items_and_keras_history():
     assert np.isnan(result.original.train_loss_eval)
     assert result.verdict.n_folds_val_lower == 0 and not result.verdict.persists
     with pytest.raises(TypeError, match="no effect"):
-        kfold(df, probe=train_fn, k=4, lr=0.1)
+        kfold(df, probe=train_fn, n_splits=4, lr=0.1)
+    with pytest.warns(DeprecationWarning, match="pass n_splits="):
+        old_name = kfold(df, probe=train_fn, k=4, clusters=clusters)   # the name kfold's k had before
+    assert old_name.verdict.n_folds == 4
 
 
 def test_regression_target_with_linear_probe():
@@ -126,7 +128,7 @@ def test_regression_target_with_linear_probe():
     x = rng.normal(size=(300, 6))
     df = pd.DataFrame({"path": [f"{i}.png" for i in range(300)], "split": random_split(300, 7),
                        "label": None, "target": x @ rng.normal(size=6) + rng.normal(size=300) * 0.1})
-    result = kfold(df, features=x, k=3, epochs=8, lr=0.05, batch_size=16)
+    result = kfold(df, features=x, n_splits=3, epochs=8, lr=0.05, batch_size=16)
     assert result.original.val_loss < 0.2          # fitted: well below the target variance (1)
     assert len(result.folds) == 3
 
@@ -140,8 +142,8 @@ def test_argument_errors():
         kfold(df, features=x[:10])
     with pytest.raises(ValueError, match="probe must be"):
         kfold(df, features=x, probe="svm")
-    with pytest.raises(TypeError, match="k must be an int"):
-        kfold(df, features=x, k=2.5)
+    with pytest.raises(TypeError, match="n_splits must be an int"):
+        kfold(df, features=x, n_splits=2.5)
     with pytest.raises(TypeError, match="does not take"):
         kfold(df, features=x, augment=True)
     with pytest.raises(ValueError, match="'split' column"):
@@ -195,7 +197,7 @@ def test_cnn_probe_on_tiny_images(tmp_path):
     _write_images(tmp_path)
     split = ImageSplit.from_folder(tmp_path)
     assert len(split) == 200
-    result = kfold(split, probe="cnn", k=3, epochs=3, image_size=16, dropout=0.5, augment=True,
+    result = kfold(split, probe="cnn", n_splits=3, epochs=3, image_size=16, dropout=0.5, augment=True,
                    lr=3e-3, batch_size=32, threads=1)
     assert len(result.folds) == 3
     for run in (result.original, *result.folds):
@@ -205,4 +207,4 @@ def test_cnn_probe_on_tiny_images(tmp_path):
     # it learns: eval-mode train loss at the end is below chance level (ln 2)
     assert result.original.train_loss_eval < np.log(2)
     with pytest.raises(ValueError, match="dropout must be"):
-        kfold(split, probe="cnn", k=3, epochs=1, image_size=16, dropout=0.95)
+        kfold(split, probe="cnn", n_splits=3, epochs=1, image_size=16, dropout=0.95)

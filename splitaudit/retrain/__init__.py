@@ -15,7 +15,7 @@ Examples
 >>> images = pd.DataFrame({"path": [f"{i}.png" for i in range(120)],
 ...                        "split": ["train"] * 90 + ["val"] * 30, "label": ["a", "b", "c"] * 40})
 >>> x = rng.normal(size=(120, 8)) + (np.arange(120) % 3)[:, None]
->>> result = kfold(images, features=x, k=3, epochs=3)
+>>> result = kfold(images, features=x, n_splits=3, epochs=3)
 >>> sorted(result.to_dict())
 ['folds', 'original', 'verdict']
 """
@@ -27,7 +27,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..resplit import LeakAwareSplitter, _groups_for
+from .._types import Progress
+from ..resplit import LeakAwareSplitter, _groups_for, renamed_keyword
 from .history import run_history, summarize_history
 from .probes import train_linear_probe
 from .result import KFoldResult, RunResult
@@ -37,8 +38,8 @@ __all__ = ["kfold", "KFoldResult", "RunResult", "Verdict", "decide", "run_histor
            "summarize_history", "train_linear_probe", "make_probe"]
 
 TrainFn = Callable[[pd.DataFrame, pd.DataFrame], Any]
-_LINEAR_KW = {"batch_size", "lr", "l2", "dropout", "seed"}
-_CNN_KW = {"batch_size", "lr", "dropout", "augment", "width", "seed", "eval_train_size", "device",
+_LINEAR_KW = {"batch_size", "lr", "l2", "dropout"}
+_CNN_KW = {"batch_size", "lr", "dropout", "augment", "width", "eval_train_size", "device",
            "threads", "pixels", "image_size", "rgb", "jobs"}
 
 
@@ -57,7 +58,7 @@ def _targets(frame: pd.DataFrame) -> tuple[np.ndarray | None, int | None, np.nda
 
 
 def make_probe(probe: str, frame: pd.DataFrame, *, features: np.ndarray | None, epochs: int,
-               progress=None, **probe_kw) -> TrainFn:
+               random_state: int = 0, progress: Progress | None = None, **probe_kw) -> TrainFn:
     """Build the ``train_fn`` of a built-in probe ("linear" or "cnn") for ``frame``."""
     y, n_classes, _ = _targets(frame)
     if y is None:
@@ -67,55 +68,67 @@ def make_probe(probe: str, frame: pd.DataFrame, *, features: np.ndarray | None, 
     if unknown:
         raise TypeError(f"probe={probe!r} does not take {unknown}; it takes {sorted(allowed)}")
     if probe == "linear":
-        if features is None:
-            raise ValueError("probe='linear' needs features=: an (N, D) array aligned with the images")
-        feats = np.asarray(features)
-        if feats.ndim != 2 or len(feats) != len(frame):
-            raise ValueError(f"features must have shape ({len(frame)}, D); got {feats.shape}")
+        return _linear_fn(frame, features, y, n_classes, epochs=epochs, random_state=random_state, **probe_kw)
+    return _cnn_fn(frame, y, n_classes, epochs=epochs, random_state=random_state, progress=progress, **probe_kw)
 
-        def linear_fn(train_items: pd.DataFrame, val_items: pd.DataFrame) -> pd.DataFrame:
-            tr, va = train_items.index.to_numpy(), val_items.index.to_numpy()
-            return train_linear_probe(feats[tr], y[tr], feats[va], y[va], n_classes=n_classes,
-                                      epochs=epochs, **probe_kw)
-        return linear_fn
+
+def _linear_fn(frame: pd.DataFrame, features: np.ndarray | None, y: np.ndarray, n_classes: int | None, *,
+               epochs: int, random_state: int, **probe_kw) -> TrainFn:
+    if features is None:
+        raise ValueError("probe='linear' needs features=: an (N, D) array aligned with the images")
+    feats = _aligned(np.asarray(features), len(frame), ndim=2, name="features", shape="D")
+    return _rows_fn(train_linear_probe, feats, y, n_classes=n_classes, epochs=epochs, seed=random_state,
+                    **probe_kw)
+
+
+def _cnn_fn(frame: pd.DataFrame, y: np.ndarray, n_classes: int | None, *, epochs: int, random_state: int,
+            progress: Progress | None, pixels: np.ndarray | None = None, image_size: int = 28, rgb: bool = False,
+            jobs: int | None = 1, **probe_kw) -> TrainFn:
     from .cnn import load_pixels, train_cnn_probe
 
-    pixels = probe_kw.pop("pixels", None)
-    size = probe_kw.pop("image_size", 28)
-    rgb = probe_kw.pop("rgb", False)
-    jobs = probe_kw.pop("jobs", 1)
     if pixels is None:
         if "abspath" not in frame.columns:
             raise ValueError("probe='cnn' needs an 'abspath' column (an ImageSplit) or pixels=")
-        pixels = load_pixels(frame["abspath"].tolist(), size=size, rgb=rgb, jobs=jobs, progress=progress)
+        pixels = load_pixels(frame["abspath"].tolist(), size=image_size, rgb=rgb, jobs=jobs, progress=progress)
     pixels = np.asarray(pixels)
     if pixels.ndim == 3:
         pixels = pixels[:, None]
-    if pixels.ndim != 4 or len(pixels) != len(frame):
-        raise ValueError(f"pixels must have shape ({len(frame)}, [C,] H, W); got {pixels.shape}")
+    pixels = _aligned(pixels, len(frame), ndim=4, name="pixels", shape="[C,] H, W")
+    return _rows_fn(train_cnn_probe, pixels, y, n_classes=n_classes, epochs=epochs, random_state=random_state,
+                    **probe_kw)
 
-    def cnn_fn(train_items: pd.DataFrame, val_items: pd.DataFrame) -> pd.DataFrame:
+
+def _aligned(values: np.ndarray, n: int, *, ndim: int, name: str, shape: str) -> np.ndarray:
+    """``values`` when it has ``ndim`` axes and one row per image; else a ValueError naming the shape."""
+    if values.ndim != ndim or len(values) != n:
+        raise ValueError(f"{name} must have shape ({n}, {shape}); got {values.shape}")
+    return values
+
+
+def _rows_fn(train: Callable, data: np.ndarray, y: np.ndarray, **train_kw) -> TrainFn:
+    """The ``train_fn`` that trains ``train`` on the rows of ``data`` and ``y`` its items name."""
+    def train_fn(train_items: pd.DataFrame, val_items: pd.DataFrame) -> pd.DataFrame:
         tr, va = train_items.index.to_numpy(), val_items.index.to_numpy()
-        return train_cnn_probe(pixels[tr], y[tr], pixels[va], y[va], n_classes=n_classes,
-                               epochs=epochs, **probe_kw)
-    return cnn_fn
+        return train(data[tr], y[tr], data[va], y[va], **train_kw)
+    return train_fn
 
 
 def kfold(
     split_images: Any,
     *,
     features: np.ndarray | None = None,
-    k: int = 5,
+    n_splits: int = 5,
     probe: str | TrainFn = "linear",
     epochs: int = 10,
     clusters: Any = None,
     repeats: int = 1,
     random_state: int = 0,
     last_epochs: int = 1,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
+    k: int | None = None,
     **probe_kw: Any,
 ) -> KFoldResult:
-    """Train on the original split and on ``k × repeats`` leak-aware re-splits.
+    """Train on the original split and on ``n_splits × repeats`` leak-aware re-splits.
 
     Parameters
     ----------
@@ -124,7 +137,7 @@ def kfold(
         probes; ``group`` (user groups) is honoured.
     features : (N, D) array, optional
         Cached features (embeddings or fingerprint descriptor) for ``probe="linear"``.
-    k : int
+    n_splits : int
         Folds per re-split.
     probe : "linear", "cnn" or callable
         A callable is ``train_fn(train_items, val_items) -> history``.
@@ -140,6 +153,8 @@ def kfold(
         Losses and gaps are averaged over this many final epochs.
     progress : callable, optional
         ``progress("kfold", done, total)`` after each run.
+    k : int, optional
+        Deprecated name of ``n_splits``.
     **probe_kw
         Options of the probe: linear ``lr, batch_size, l2, dropout``; cnn ``lr,
         batch_size, dropout, augment, width, image_size, rgb, pixels,
@@ -148,21 +163,13 @@ def kfold(
     Returns
     -------
     KFoldResult
-        ``original``, ``folds`` (fold = r·k + i) and the ``verdict``; see
+        ``original``, ``folds`` (fold = r·n_splits + i) and the ``verdict``; see
         :mod:`splitaudit.retrain.verdict` for the decision rule.
     """
-    frame = getattr(split_images, "images", split_images)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"split_images must be an ImageSplit or DataFrame; got {type(split_images).__name__}")
-    if "split" not in frame.columns or not set(frame["split"]) <= {"train", "val"}:
-        raise ValueError("split_images needs a 'split' column with values 'train'/'val'")
-    for name, value, low in (("k", k, 2), ("epochs", epochs, 1), ("repeats", repeats, 1),
-                             ("last_epochs", last_epochs, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-        if value < low:
-            raise ValueError(f"{name} must be at least {low}; got {value}")
-    frame = frame.reset_index(drop=True)
+    if k is not None:
+        n_splits = renamed_keyword("k", "n_splits", k, "kfold")
+    frame = _checked_frame(split_images, n_splits=n_splits, epochs=epochs, repeats=repeats,
+                           last_epochs=last_epochs)
     if features is not None and (probe == "cnn" or callable(probe)):
         raise ValueError("features= is only used by probe='linear'; drop it or use probe='linear'")
     if callable(probe):
@@ -170,20 +177,11 @@ def kfold(
             raise TypeError(f"probe options {sorted(probe_kw)} have no effect with a callable probe")
         train_fn = probe
     elif probe in ("linear", "cnn"):
-        probe_kw.setdefault("seed", random_state)
-        train_fn = make_probe(probe, frame, features=features, epochs=epochs, progress=progress, **probe_kw)
+        train_fn = make_probe(probe, frame, features=features, epochs=epochs, random_state=random_state,
+                              progress=progress, **probe_kw)
     else:
         raise ValueError(f"probe must be 'linear', 'cnn' or a callable; got {probe!r}")
-    _, _, y_strat = _targets(frame)
-    groups = _groups_for(frame, clusters)
-
-    plans: list[tuple[int | None, np.ndarray, np.ndarray]] = []
-    is_val = (frame["split"] == "val").to_numpy()
-    plans.append((None, np.flatnonzero(~is_val), np.flatnonzero(is_val)))
-    for r in range(repeats):
-        cv = LeakAwareSplitter(k, shuffle=True, random_state=random_state + r)
-        for i, (tr, va) in enumerate(cv.split(frame, y_strat, groups)):
-            plans.append((r * k + i, tr, va))
+    plans = _plans(frame, clusters, n_splits=n_splits, repeats=repeats, random_state=random_state)
     runs = []
     for done, (fold, tr, va) in enumerate(plans):
         if progress:
@@ -195,3 +193,34 @@ def kfold(
         progress("kfold", len(plans), len(plans))
     verdict = decide(runs[0].gap, np.array([run.gap for run in runs[1:]]))
     return KFoldResult(original=runs[0], folds=tuple(runs[1:]), verdict=verdict)
+
+
+def _checked_frame(split_images: Any, **counts: int) -> pd.DataFrame:
+    """The images table with ``split`` train/val, numbered from 0; the counts checked (each an int ≥ its floor)."""
+    frame = getattr(split_images, "images", split_images)
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"split_images must be an ImageSplit or DataFrame; got {type(split_images).__name__}")
+    if "split" not in frame.columns or not set(frame["split"]) <= {"train", "val"}:
+        raise ValueError("split_images needs a 'split' column with values 'train'/'val'")
+    for name, value in counts.items():
+        low = 2 if name == "n_splits" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+        if value < low:
+            raise ValueError(f"{name} must be at least {low}; got {value}")
+    return frame.reset_index(drop=True)
+
+
+def _plans(frame: pd.DataFrame, clusters: Any, *, n_splits: int, repeats: int,
+           random_state: int) -> list[tuple[int | None, np.ndarray, np.ndarray]]:
+    """``(fold, train rows, val rows)``: the original split (fold None), then every re-split fold."""
+    _, _, y_strat = _targets(frame)
+    groups = _groups_for(frame, clusters)
+    is_val = (frame["split"] == "val").to_numpy()
+    plans: list[tuple[int | None, np.ndarray, np.ndarray]] = [
+        (None, np.flatnonzero(~is_val), np.flatnonzero(is_val))]
+    for r in range(repeats):
+        cv = LeakAwareSplitter(n_splits, shuffle=True, random_state=random_state + r)
+        for i, (tr, va) in enumerate(cv.split(frame, y_strat, groups)):
+            plans.append((r * n_splits + i, tr, va))
+    return plans

@@ -89,7 +89,7 @@ def train_cnn_probe(
     dropout: float = 0.0,
     augment: bool = False,
     width: int = 16,
-    seed: int = 0,
+    random_state: int = 0,
     eval_train_size: int | None = None,
     threads: int | None = None,
     device: Any = "auto",
@@ -104,6 +104,8 @@ def train_cnn_probe(
         Dropout before and after the dense layer (training only).
     augment : bool
         Random flips and ±2 px shifts on training batches only.
+    random_state : int
+        Seeds the weights, the batch order and the augmentation draws.
     eval_train_size : int or None
         Re-evaluate the training loss on this many fixed training images
         (None: all of them; 0: skip, ``train_loss_eval`` is NaN). The eval pass
@@ -123,22 +125,12 @@ def train_cnn_probe(
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch_device(torch, device)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(random_state)
+    np.random.seed(random_state)
+    generator = torch.Generator().manual_seed(random_state)
     regression = n_classes is None
-    xt = torch.from_numpy(np.ascontiguousarray(pixels_train)).float().div_(255.0)
-    xv = torch.from_numpy(np.ascontiguousarray(pixels_val)).float().div_(255.0)
-    if regression:
-        mu, sigma = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
-        yt = torch.tensor((np.asarray(y_train) - mu) / sigma, dtype=torch.float32)[:, None]
-        yv = torch.tensor((np.asarray(y_val) - mu) / sigma, dtype=torch.float32)[:, None]
-        loss_fn = torch.nn.MSELoss()
-    else:
-        yt = torch.as_tensor(np.asarray(y_train, np.int64))
-        yv = torch.as_tensor(np.asarray(y_val, np.int64))
-        loss_fn = torch.nn.CrossEntropyLoss()
-    xt, xv, yt, yv = (t.to(dev) for t in (xt, xv, yt, yv))
+    (xt, yt), (xv, yv) = _tensors(torch, pixels_train, y_train, pixels_val, y_val, regression, dev)
+    loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss()
     model = build_cnn(xt.shape[1], 1 if regression else int(n_classes), width=width, dropout=dropout).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if eval_train_size is not None and (isinstance(eval_train_size, bool) or eval_train_size < 0):
@@ -147,36 +139,61 @@ def train_cnn_probe(
     if eval_train_size is not None and eval_train_size < len(xt):
         eval_idx = torch.randperm(len(xt), generator=generator)[:eval_train_size]
     eval_idx = eval_idx.to(dev)
-
-    def evaluate(x, y) -> float:
-        model.eval()
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(x), 1024):
-                xb = x[start:start + 1024]
-                total += float(loss_fn(model(xb), y[start:start + 1024])) * len(xb)
-        return total / max(1, len(x))
-
     rows = []
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(xt), generator=generator)
-        seen, running = 0, 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size].to(dev)
-            xb = xt[idx]
-            if augment:
-                xb = _augment(torch, xb, generator)
-            loss = loss_fn(model(xb), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running += float(loss.detach()) * len(idx)
-            seen += len(idx)
+        running = _train_epoch(torch, model, opt, loss_fn, xt, yt, batch_size=batch_size, augment=augment,
+                               generator=generator, device=dev)
         rows.append({
             "epoch": epoch,
-            "train_loss": running / seen,
-            "train_loss_eval": evaluate(xt[eval_idx], yt[eval_idx]) if len(eval_idx) else float("nan"),
-            "val_loss": evaluate(xv, yv),
+            "train_loss": running,
+            "train_loss_eval": (_mean_loss(torch, model, loss_fn, xt[eval_idx], yt[eval_idx]) if len(eval_idx)
+                                else float("nan")),
+            "val_loss": _mean_loss(torch, model, loss_fn, xv, yv),
         })
     return pd.DataFrame(rows)
+
+
+def _tensors(torch, pixels_train, y_train, pixels_val, y_val, regression: bool, device) -> tuple:
+    """``((x_train, y_train), (x_val, y_val))`` on ``device``: pixels as floats in [0, 1]; a regression
+    target standardised with the training side's mean and deviation, classes as int64."""
+    xt = torch.from_numpy(np.ascontiguousarray(pixels_train)).float().div_(255.0)
+    xv = torch.from_numpy(np.ascontiguousarray(pixels_val)).float().div_(255.0)
+    if regression:
+        mu, sigma = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
+        yt = torch.tensor((np.asarray(y_train) - mu) / sigma, dtype=torch.float32)[:, None]
+        yv = torch.tensor((np.asarray(y_val) - mu) / sigma, dtype=torch.float32)[:, None]
+    else:
+        yt = torch.as_tensor(np.asarray(y_train, np.int64))
+        yv = torch.as_tensor(np.asarray(y_val, np.int64))
+    return (xt.to(device), yt.to(device)), (xv.to(device), yv.to(device))
+
+
+def _train_epoch(torch, model, opt, loss_fn, xt, yt, *, batch_size: int, augment: bool, generator,
+                 device) -> float:
+    """One pass over the shuffled training set; the running mean of its minibatch losses."""
+    model.train()
+    order = torch.randperm(len(xt), generator=generator)
+    seen, running = 0, 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size].to(device)
+        xb = xt[idx]
+        if augment:
+            xb = _augment(torch, xb, generator)
+        loss = loss_fn(model(xb), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return running / seen
+
+
+def _mean_loss(torch, model, loss_fn, x, y) -> float:
+    """The mean loss over ``x`` in eval mode (dropout off), in batches of 1024."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(x), 1024):
+            xb = x[start:start + 1024]
+            total += float(loss_fn(model(xb), y[start:start + 1024])) * len(xb)
+    return total / max(1, len(x))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -92,7 +93,7 @@ class KFoldResult:
         numbers.pop("message")
         return CheckResult("kfold_persistence", status, v.message, numbers)
 
-    def plot(self, path: str | os.PathLike) -> str:
+    def plot(self, path: str | os.PathLike) -> Path:
         """Write a PNG of the loss curves (train running mean, train eval, val) of
         the original split and each fold; return the path."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy, no global backend
@@ -119,4 +120,4 @@ class KFoldResult:
         fig.suptitle(self.verdict.message[:120], fontsize=8)
         fig.tight_layout()
         fig.savefig(os.fspath(path), format="png", dpi=90)
-        return os.fspath(path)
+        return Path(path)
