@@ -37,7 +37,7 @@ def _strata(y: Any, n_splits: int, stratify: Any) -> np.ndarray | None:
 
 
 def _stratified_group_folds(strata: np.ndarray, group_ids: np.ndarray, n_splits: int,
-                            shuffle: bool, seed: int | None) -> np.ndarray:
+                            shuffle: bool, random_state: int | None) -> np.ndarray:
     """Fold number per sample.
 
     Multi-image groups go through :class:`StratifiedGroupKFold` (its greedy
@@ -47,7 +47,7 @@ def _stratified_group_folds(strata: np.ndarray, group_ids: np.ndarray, n_splits:
     does for trivial groups.
     """
     n = len(strata)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     sizes = np.bincount(group_ids)
     multi = sizes[group_ids] > 1
     fold_of = np.full(n, -1, dtype=np.int64)
@@ -59,7 +59,7 @@ def _stratified_group_folds(strata: np.ndarray, group_ids: np.ndarray, n_splits:
         stratifiable = (n_multi_groups >= n_splits
                         and np.bincount(strata[multi_idx]).max() >= n_splits)
         if stratifiable:
-            cv = StratifiedGroupKFold(n_splits, shuffle=shuffle, random_state=seed)
+            cv = StratifiedGroupKFold(n_splits, shuffle=shuffle, random_state=random_state)
             with warnings.catch_warnings():
                 # "least populated class has fewer members than n_splits": expected here
                 warnings.simplefilter("ignore", UserWarning)

@@ -189,11 +189,11 @@ class LeakAwareSplitter(BaseCrossValidator):
         strata = _strata(y, self.n_splits, self.stratify)
         if strata is None and self.stratify is True:
             raise ValueError("stratify=True but y is missing, has one class, or has missing values")
-        seed = self.random_state if self.shuffle else None
+        random_state = self.random_state if self.shuffle else None
         if strata is not None:
-            fold_of = _stratified_group_folds(strata, group_ids, self.n_splits, self.shuffle, seed)
+            fold_of = _stratified_group_folds(strata, group_ids, self.n_splits, self.shuffle, random_state)
         else:
-            cv = GroupKFold(self.n_splits, shuffle=self.shuffle, random_state=seed)
+            cv = GroupKFold(self.n_splits, shuffle=self.shuffle, random_state=random_state)
             fold_of = np.empty(n, dtype=np.int64)
             for i, (_, test) in enumerate(cv.split(np.zeros(n), None, group_ids)):
                 fold_of[test] = i

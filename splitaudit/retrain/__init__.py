@@ -196,7 +196,8 @@ def kfold(
 
 
 def _checked_frame(split_images: Any, **counts: int) -> pd.DataFrame:
-    """The images table with ``split`` train/val, numbered from 0; the counts checked (each an int ≥ its floor)."""
+    """The images table with ``split`` train/val, numbered from 0; each count checked to be an int
+    of at least 2 (``n_splits``) or 1."""
     frame = getattr(split_images, "images", split_images)
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"split_images must be an ImageSplit or DataFrame; got {type(split_images).__name__}")
