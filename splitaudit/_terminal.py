@@ -23,8 +23,8 @@ def _plain(text: Any) -> str:
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skipped": "dim"}
 
 
-class Progress:
-    """A rich progress display driven by the library's ``progress(stage, done, total)``."""
+class ProgressBars:
+    """Rich progress bars: a :data:`splitaudit._types.Progress` callback, ``bars(stage, done, total)``."""
 
     def __init__(self, enabled: bool, console: Any):
         self.enabled = enabled
@@ -32,7 +32,7 @@ class Progress:
         self._bar = None
         self._tasks: dict[str, int] = {}
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> "ProgressBars":
         return self
 
     def _start(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._text import verdict_sentences
-from ._types import jsonable
+from ._types import Progress, jsonable
 from .report import render_audit_notebook, write_audit_outputs
 from .scan import ScanResult, scan
 
@@ -94,7 +94,7 @@ def audit(
     probe: str | Callable = "linear",
     epochs: int = 10,
     kfold_options: dict | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     random_state: int = 0,
     **scan_options: Any,
 ) -> AuditResult:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._terminal import Progress as _Progress
+from ._terminal import ProgressBars as _ProgressBars
 from ._terminal import _plain as _escape
 from ._terminal import console as _console
 from ._terminal import print_explanation as _print_explanation
@@ -135,7 +135,7 @@ def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     console = _console()
-    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+    with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_from_args(args, progress)
     out_dir = Path(args.out)
     written = result.save(out_dir, html=not args.no_html, safe_csv=args.safe_csv)
@@ -160,7 +160,7 @@ def cmd_resplit(args: argparse.Namespace) -> int:
 
     if args.val_fraction is not None and not 0 < args.val_fraction < 1:
         raise _UsageError(f"--val-fraction must be between 0 and 1; got {args.val_fraction}")
-    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+    with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_for_groups(args, progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ def cmd_kfold(args: argparse.Namespace) -> int:
     from .report import write_json
     from .retrain import kfold
 
-    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+    with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
         result = _scan_for_groups(args, progress)
         if result.split.task is None:
             raise _UsageError("kfold needs labels (class folders or a manifest label column) or targets")
@@ -217,7 +217,7 @@ def cmd_kfold(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
-    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+    with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
         result = audit(_split_outside(args), history=args.history, k=args.k,
                        probe=args.probe, epochs=args.epochs, mode=args.mode, jobs=args.jobs,
                        cache=_cache_arg(args), embed=args.embed, scheduler=args.scheduler,
@@ -257,7 +257,7 @@ def cmd_check_new(args: argparse.Namespace) -> int:
     data = [*new_data, *([args.build] if args.build is not None else [])]
     if args.new:  # --out is written only when there are new images
         _refuse_write_into("--out", args.out, data)
-    with _Progress(not args.quiet, _console(stderr=True)) as progress:
+    with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
         if args.build is not None:
             _refuse_write_into("--index", args.index, data)
             index = TrainingIndex.build(args.build, mode=args.mode or "fast", jobs=args.jobs, cache=cache,
