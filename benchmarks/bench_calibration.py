@@ -26,6 +26,7 @@ import os
 import pickle
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,7 +35,8 @@ import pandas as pd
 
 from splitaudit import ImageSplit
 from splitaudit.checks.base import AuditContext
-from splitaudit.checks.difficulty import DifficultyCheck, probe_difficulty
+from splitaudit.checks.difficulty import DifficultyCheck
+from splitaudit.retrain.probes import difficulty_probe_loss, probe_difficulty
 from splitaudit.checks.drift import EmbeddingDriftCheck, PropertyDriftCheck
 from splitaudit.checks.labels import LabelDistributionCheck
 
@@ -80,7 +82,8 @@ def make_context(table: pd.DataFrame, features: np.ndarray, rows: np.ndarray, is
     position = pd.Series(np.arange(len(rows)), index=frame["path"].to_numpy())
     order = rows[position.loc[split.images["path"].to_numpy()].to_numpy()]
     fp = SimpleNamespace(table=table.iloc[order].reset_index(drop=True), descriptor=features[order])
-    return AuditContext(split=split, fingerprints=fp, random_state=seed)
+    context = AuditContext(split=split, fingerprints=fp, random_state=seed)
+    return replace(context, probe_loss=difficulty_probe_loss(context))  # the difficulty probe, as scan fits it
 
 
 def efraimidis_val(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
