@@ -6,12 +6,6 @@ Run::
     /work/venv/bin/python benchmarks/bench_embeddings.py --part speed
     /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --originals 150
     /work/venv/bin/python benchmarks/bench_embeddings.py --part quality --tune-precision 0.98
-    /work/venv/bin/python benchmarks/bench_embeddings.py --part learned [--dump-features F.npz]
-    /work/venv/bin/python benchmarks/bench_embeddings.py --part learned --reuse-features F.npz  # other weights
-    /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan
-    /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan --dump-features /tmp/real_feats.npz
-    /work/venv/bin/python benchmarks/bench_embeddings.py --part realscan --dump-features /tmp/real_feats.npz \
-        --offline OTHER_WEIGHTS.npz     # the learned path with other weights, scored from the dump
 
 Part "speed": images/s of the default model (EfficientNet-Lite0) on files, at
 several input sizes and 1/2 threads.
@@ -29,13 +23,9 @@ half only (out-of-fold scores there for the thresholds). ``BENCH_DUMP=file.npz``
 saves the raw arrays. Method (9) is the library rule of
 ``find_duplicates(geometric=True)`` (max of the two scores >= 0.5, untuned).
 
-Part "learned": the shipped verifier (``splitaudit/duplicates/learned_verifier.npz``,
-fitted by ``benchmarks/train_verifier.py`` on disjoint Fashion-MNIST train images)
-on the same set, with the library's own candidates and the shipped threshold,
-also end to end through ``find_duplicates(verifier="learned")``; the threshold
-re-tuned on the tuning half and the test-half ceiling are printed for comparison.
-Part "realscan": 10k train + 2k val real Fashion-MNIST PNGs, cross pairs reported
-by the default and the learned verifier against pixel-L2 ground truth.
+The learned verifier these numbers once led to was removed once the keypoint
+path became the default (``benchmarks/results_copies.md``: on the photo set it
+found 0.912 of copies at precision 0.891, the default 0.900 at 1.000, 28x slower).
 """
 
 from __future__ import annotations
@@ -50,10 +40,10 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from splitaudit.duplicates.verify import align_pairs, verify_geometric
+from splitaudit.duplicates.geometric import verify_geometric
+from splitaudit.duplicates.verify import align_pairs
 from splitaudit.fingerprints.embeddings import embed_images
 from splitaudit.search.cosine import cosine_range, cosine_topk, l2_normalize
 
@@ -512,274 +502,9 @@ def bench_quality(x_train, x_val, folder: Path, n_originals: int, n_distractors:
     return rows, info
 
 
-# ----------------------------------------------------------------- shipped learned verifier
-def bench_learned(x_train, x_val, n_originals, n_distractors, work: Path, dump=None, seed=0, reuse=None,
-                  weights=None):
-    """Section 3d: the shipped verifier (weights and threshold from train_verifier.py) on the
-    planted-edit set, end to end through find_duplicates(verifier="learned"), plus the
-    threshold re-tuned on the tuning half and the test-half ceiling for comparison."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_verifier import (benchmark_train_indices, build_set, candidates_and_features,
-                                make_training_set, per_query)
-
-    from splitaudit.duplicates import find_duplicates
-    from splitaudit.duplicates.learned import WEIGHTS_FILE, candidate_setup, default_score, load_verifier
-
-    verifier = load_verifier(weights)
-    refs, queries, truth, kinds, _ = build_quality_set(x_train, x_val, n_originals, n_distractors, seed)
-    work.mkdir(parents=True, exist_ok=True)
-    tag = f"o{n_originals}_d{n_distractors}_s{seed}"
-    t0 = time.perf_counter()
-    fps, images, emb, q_rows, r_rows = build_set(work / f"set_{tag}", refs, queries, work / f"emb_{tag}.npz")
-    t_embed = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if reuse:  # features dumped by an earlier run (computed at a gate <= this verifier's)
-        from train_verifier import _gated
-
-        z = np.load(reuse, allow_pickle=False)
-        a, b = z["a"], z["b"]
-        x = _gated(z["x"], a, b, verifier.gate_corr)
-    else:
-        a, b, x = candidates_and_features(fps, emb, q_rows, r_rows, gate_corr=verifier.gate_corr,
-                                          cache=work / f"features_{tag}.npz")
-    t_feat = time.perf_counter() - t0
-    p_learned = verifier.predict_proba(x)
-    t_l = verifier.threshold  # as learned_score: the threshold -> 0.5
-    learned_only = np.where(p_learned >= t_l, 0.5 + 0.5 * (p_learned - t_l) / (1 - t_l), 0.5 * p_learned / t_l)
-    base = default_score(fps, emb, a, b, candidate_setup(fps)[2])
-    prob = np.maximum(learned_only, base)  # what find_duplicates(verifier="learned") scores
-    truth_of_row = np.full(len(images), -1, np.int64)
-    truth_of_row[q_rows[truth >= 0]] = r_rows[truth[truth >= 0]]
-    kind_of_row = np.full(len(images), "ref", object)
-    kind_of_row[q_rows] = kinds
-    if dump:
-        np.savez(dump, a=a, b=b, x=x, truth_of_row=truth_of_row, kind_of_row=kind_of_row.astype(str))
-    calib_q = ((truth >= 0) & (truth < n_originals // 2)) | ((truth < 0) & (np.arange(len(truth)) % 2 == 0))
-    row_calib = np.zeros(len(images), bool)
-    row_calib[q_rows[calib_q]] = True
-    q, s, right = per_query(prob, a, b, truth_of_row)
-    cand_top = np.isin(q_rows[truth >= 0], a[b == truth_of_row[a]]).mean()
-
-    def evaluate(mask_rows, t, score=None):
-        q, s, right = per_query(prob if score is None else score, a, b, truth_of_row)
-        m = mask_rows[q]
-        n_copies = int((mask_rows & (truth_of_row >= 0)).sum())
-        det = (s >= t) & m
-        tp = det & right
-        fp_non = int((det & (truth_of_row[q] < 0)).sum())
-        per_kind = {k: float(tp[kind_of_row[q] == k].sum() / max(1, (mask_rows & (kind_of_row == k)).sum()))
-                    for k in EDITS}
-        return tp.sum() / max(1, n_copies), tp.sum() / max(1, det.sum()), fp_non, per_kind
-
-    def tune(mask_rows, precision):
-        best = (-1.0, 1.0)
-        for t in np.unique(np.quantile(s[mask_rows[q]], np.linspace(0.3, 1.0, 701))):
-            rec, prec, _, _ = evaluate(mask_rows, t)
-            if prec >= precision and rec > best[0]:
-                best = (rec, t)
-        return best[1]
-
-    test = ~row_calib & (kind_of_row != "ref")
-    rows = [("shipped threshold (no tuning on this set)", 0.5),
-            ("threshold tuned on the tuning half (>= 0.98)", tune(row_calib, 0.98)),
-            ("ceiling: tuned on the test half itself (>= 0.98)", tune(test, 0.98))]
-    # end to end through the public API, shipped threshold
-    t0 = time.perf_counter()
-    if reuse:  # the API's candidates and features are the dumped ones; pairs at the threshold
-        keep = prob >= 0.5
-        pairs = pd.DataFrame({"val_index": a[keep], "train_index": b[keep], "score": prob[keep]})
-    else:
-        pairs = find_duplicates(fps, images, embeddings=emb, verifier="learned", within=False).pairs
-    t_api = time.perf_counter() - t0
-    best = pairs.sort_values("score", ascending=False).drop_duplicates("val_index")
-    api_det = dict(zip(best["val_index"], best["train_index"]))
-    tq = q_rows[test[q_rows]]
-    api_tp = sum(api_det.get(r, -2) == truth_of_row[r] for r in tq)
-    api_n = sum(r in api_det for r in tq)
-    n_test_copies = int((test & (truth_of_row >= 0)).sum())
-    pair_ok = (pairs["train_index"].to_numpy() == truth_of_row[pairs["val_index"].to_numpy()])
-    print(f"\n## Shipped learned verifier ({WEIGHTS_FILE.name}) on the planted-edit set\n")
-    print(f"Weights: {verifier.meta.get('training_command')}; {verifier.meta.get('n_pairs')} training pairs "
-          f"({verifier.meta.get('n_copies')} copies), sklearn {verifier.meta.get('sklearn_version')}; "
-          f"threshold {verifier.threshold:.4f} (chosen at out-of-fold precision "
-          f">= {verifier.meta.get('threshold_precision')} on the training set), gate corr >= {verifier.gate_corr:.3f}.")
-    m = verifier.meta
-    used = make_training_set(x_train, m["originals"], m["distractors"], m["seed"])[4]
-    print(f"Fashion-MNIST train images used in training: {len(used)}; of them among this set's non-copies: "
-          f"{int(np.isin(used, benchmark_train_indices()).sum())} (the set's originals/distractors are val images).")
-    print(f"Candidates: {len(a)} pairs for {len(queries)} queries; true original among them for "
-          f"{cand_top:.3f} of copies. Seconds: fingerprints+embedding {t_embed:.0f}, candidates+features "
-          f"{t_feat:.0f}, find_duplicates(verifier='learned', within=False) {t_api:.0f}.\n")
-    print(f"Test half: {n_test_copies} copies, {int((test & (truth_of_row < 0)).sum())} non-copies.\n")
-    print("| threshold | value | recall | precision | false hits on non-copies |\n|---|---|---|---|---|")
-    results = []
-    for label, t in rows:
-        rec, prec, fp_non, per_kind = evaluate(test, t)
-        results.append(per_kind)
-        print(f"| {label} | {t:.4f} | {rec:.3f} | {prec:.3f} | {fp_non} |")
-    for label, sc in (("learned probability alone (same candidates)", learned_only),
-                      ("default evidence alone (thumbnail + embedding cosine, same candidates)", base)):
-        rec, prec, fp_non, per_kind = evaluate(test, 0.5, sc)
-        results.append(per_kind)
-        print(f"| {label} | 0.5 | {rec:.3f} | {prec:.3f} | {fp_non} |")
-    print(f"| find_duplicates end to end, shipped threshold (best pair per val image) | - | "
-          f"{api_tp / max(1, n_test_copies):.3f} | {api_tp / max(1, api_n):.3f} | "
-          f"{sum(truth_of_row[r] < 0 for r in tq if r in api_det)} |")
-    print(f"\nAll reported cross pairs (both halves): {len(pairs)}, of which the true original: "
-          f"{int(pair_ok.sum())} (pair precision {pair_ok.mean():.3f}).\n")
-    print("| edit | shipped | tuned | ceiling | learned alone | default alone |\n|---|---|---|---|---|---|")
-    for k in EDITS:
-        print(f"| {k} | " + " | ".join(f"{r[k]:.2f}" for r in results) + " |")
-
-
-def bench_realscan(n_train=10000, n_val=2000, work=Path("/tmp/bench_learned"), l2=200.0, dump=None,
-                   scored=None):
-    """Real Fashion-MNIST subset (first n_train train / n_val val PNGs by number): cross-split pairs
-    reported with the default verifier and with verifier="learned", against pixel-L2 ground truth."""
-
-    from splitaudit import ImageSplit
-    from splitaudit.duplicates import find_duplicates
-    from splitaudit.fingerprints import compute_fingerprints
-
-    src = Path("/work/data/fmnist")
-    arrays = np.load(src / "arrays.npz")
-    # the first n_train / n_val images by number, plus every same-photo pair of the full set (val image
-    # and its nearest train image at pixel L2 <= l2), so the subset holds known leaks
-    xv_all = arrays["x_val"].reshape(-1, 784).astype(np.float32)
-    xt_all = arrays["x_train"].reshape(-1, 784).astype(np.float32)
-    tn = (xt_all * xt_all).sum(1)
-    leak_v, leak_t = [], []
-    for s0 in range(0, len(xv_all), 1000):
-        q = xv_all[s0:s0 + 1000]
-        d2 = (q * q).sum(1)[:, None] + tn[None] - 2 * q @ xt_all.T
-        j = d2.argmin(1)
-        close = np.flatnonzero(d2[np.arange(len(q)), j] <= l2 * l2)
-        leak_v += (s0 + close).tolist(); leak_t += j[close].tolist()
-    keep = {"train": set(range(n_train)) | set(leak_t), "val": set(range(n_val)) | set(leak_v)}
-    root = work / f"real_{n_train}_{n_val}_leaks"
-    if not root.is_dir():  # symlinks to the chosen files of each split
-        for side in ("train", "val"):
-            for p in sorted((src / side).glob("*/*.png"), key=lambda p: int(p.stem)):
-                if int(p.stem) not in keep[side]:
-                    continue
-                (root / side / p.parent.name).mkdir(parents=True, exist_ok=True)
-                (root / side / p.parent.name / p.name).symlink_to(p)
-    split = ImageSplit.from_folder(root)
-    images = split.images
-    number = images["path"].str.extract(r"(\d+)\.png$")[0].astype(int).to_numpy()
-    side = images["split"].to_numpy()
-    fps = compute_fingerprints(split, jobs=2, chunksize=500)
-    cache = work / f"real_{n_train}_{n_val}_leaks_emb.npz"
-    if cache.is_file():
-        emb = np.load(cache)["emb"]
-    else:  # reuse embeddings of an earlier subset by (split, number); embed the rest
-        emb, have = np.zeros((len(images), 1280), np.float32), np.zeros(len(images), bool)
-        old_root, old_cache = work / f"real_{n_train}_{n_val}", work / f"real_{n_train}_{n_val}_emb.npz"
-        if old_root.is_dir() and old_cache.is_file():
-            old = ImageSplit.from_folder(old_root).images
-            old_key = dict(zip(zip(old["split"], old["path"].str.extract(r"(\d+)\.png$")[0].astype(int)),
-                               range(len(old))))
-            old_emb = np.load(old_cache)["emb"]
-            for i, key in enumerate(zip(side, number)):
-                if key in old_key:
-                    emb[i], have[i] = old_emb[old_key[key]], True
-        if (~have).any():
-            emb[~have] = embed_images(images["abspath"][~have].tolist(), threads=1, batch_size=64).vectors
-        np.savez(cache, emb=emb)
-    xv = arrays["x_val"][number[side == "val"]].reshape(-1, 784).astype(np.float32)
-    xt = arrays["x_train"][number[side == "train"]].reshape(-1, 784).astype(np.float32)
-    d2 = (xv * xv).sum(1)[:, None] + (xt * xt).sum(1)[None] - 2 * xv @ xt.T
-    vi, ti = np.nonzero(d2 <= l2 * l2)
-    val_rows, train_rows = np.flatnonzero(side == "val"), np.flatnonzero(side == "train")
-    truth = set(zip(val_rows[vi].tolist(), train_rows[ti].tolist()))
-    if dump:  # the learned path's candidates and features, for offline scoring of other weights
-        _dump_real_features(dump, fps, emb, images, val_rows, train_rows, truth, xv, xt)
-        return
-    print(f"\n## Real Fashion-MNIST subset: {len(train_rows)} train / {len(val_rows)} val PNGs, cross pairs\n")
-    print(f"Ground truth: {len(truth)} same-photo (val, train) pairs at pixel L2 <= {l2:g}.\n")
-    print("| verifier | cross pairs reported | same-photo pairs found | reported pairs with L2 > 200 | seconds |")
-    print("|---|---|---|---|---|")
-    sweep = (0.5, 0.3, 0.2, 0.15, 0.1, 0.0622, 0.05)  # 0.0622: tuned on the planted set (section 3g)
-    scores = None
-    for label, kw in (("thumbnail (default, no embeddings)", {}),
-                      ("thumbnail + embeddings", dict(embeddings=emb)),
-                      ("learned (embeddings)", dict(embeddings=emb, verifier="learned", min_score=min(sweep)))
-                      )[:3 - bool(scored)]:
-        t0 = time.perf_counter()
-        res = find_duplicates(fps, images, within=False, **kw)
-        sec = time.perf_counter() - t0
-        pairs = res.pairs[res.pairs["score"] >= 0.5]  # the learned run keeps lower scores for the sweep below
-        got = set(zip(pairs["val_index"].tolist(), pairs["train_index"].tolist()))
-        print(f"| {label} | {len(got)} | {len(got & truth)} / {len(truth)} | {len(got - truth)} | {sec:.0f} |")
-        if "verifier" in kw:
-            scores = res.pairs
-    if scores is not None:  # min_score only filters (no geometric re-check here): one run gives every row
-        print("\n| learned, `min_score` | cross pairs | same-photo | L2 > 200 |\n|---|---|---|---|")
-        for t in sweep:
-            part = scores[scores["score"] >= t]
-            got = set(zip(part["val_index"].tolist(), part["train_index"].tolist()))
-            print(f"| {t:g} | {len(got)} | {len(got & truth)} / {len(truth)} | {len(got - truth)} |")
-    for path in scored or ():  # other weights, scored offline on the dumped features
-        got = _learned_from_dump(scored[path], path, fps, emb)
-        print(f"| learned, offline from {Path(scored[path]).name} with {Path(path).name} | {len(got)} | "
-              f"{len(got & truth)} / {len(truth)} | {len(got - truth)} | - |")
-
-
-def _dump_real_features(dump, fps, emb, images, val_rows, train_rows, truth, xv, xt):
-    """Candidates of find_duplicates(verifier='learned', within=False) minus exact pairs, their
-    features (shipped gate) and each pair's pixel L2, to ``dump`` (.npz)."""
-    from splitaudit.duplicates.core import _exact_pairs
-    from splitaudit.duplicates.learned import (candidate_setup, centred_embeddings, learned_candidates,
-                                               load_verifier, pair_features)
-
-    t0 = time.perf_counter()
-    coords, thr, params = candidate_setup(fps)
-    emb_c = centred_embeddings(emb)
-    a, b = learned_candidates(fps.table, coords, thr, emb, emb_c, val_rows, train_rows, False, params,
-                              thumbs=fps.thumbs)
-    exact = _exact_pairs(fps.table, val_rows, train_rows, False)
-    ex = set(zip(exact["a"].tolist(), exact["b"].tolist()))
-    fresh = np.array([(u, v) not in ex for u, v in zip(a.tolist(), b.tolist())], bool)
-    a, b = a[fresh], b[fresh]
-    x = pair_features(fps, emb_c, a, b, gate_corr=load_verifier().gate_corr)
-    vpos, tpos = np.empty(len(images), np.int64), np.empty(len(images), np.int64)
-    vpos[val_rows], tpos[train_rows] = np.arange(len(val_rows)), np.arange(len(train_rows))
-    l2 = np.linalg.norm(xv[vpos[a]] - xt[tpos[b]], axis=1)
-    np.savez(dump, a=a, b=b, x=x, l2=l2, exact_a=exact["a"].to_numpy(np.int64),
-             exact_b=exact["b"].to_numpy(np.int64), truth=np.array(sorted(truth), np.int64).reshape(-1, 2))
-    print(f"# dumped {len(a)} candidate pairs (+{len(ex)} exact) to {dump} in {time.perf_counter() - t0:.0f} s")
-
-
-def _learned_from_dump(dump, weights, fps, emb):
-    """Cross pairs the learned path reports with ``weights``, from a dump (exact pairs always;
-    a near pair when its learned probability or the default evidence passes)."""
-    from splitaudit.duplicates.learned import candidate_setup, default_score, load_verifier, with_margins
-
-    v = load_verifier(weights)
-    z = np.load(dump)
-    x = z["x"].copy()
-    off = x[:, 0] < v.gate_corr
-    x[off, 1], x[off, 2] = 0.0, 0.0
-    keep = v.predict_proba(with_margins(x, z["a"], z["b"])) >= v.threshold
-    keep |= default_score(fps, emb, z["a"], z["b"], candidate_setup(fps)[2]) >= 0.5
-    return set(zip(z["a"][keep].tolist(), z["b"][keep].tolist())) | set(zip(z["exact_a"].tolist(),
-                                                                         z["exact_b"].tolist()))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["speed", "search", "quality", "learned", "realscan", "all"],
-                        default="all")
-    parser.add_argument("--dump-features", help="with --part learned: save the pair features (.npz) for "
-                        "train_verifier.py --loko")
-    parser.add_argument("--offline", action="append", metavar="WEIGHTS",
-                        help="with --part realscan --dump-features F (written by an earlier run): score these "
-                        "weights offline on F's features instead of calling find_duplicates(verifier='learned')")
-    parser.add_argument("--reuse-features", help="with --part learned: score the features of an earlier "
-                        "--dump-features run instead of recomputing them (the end-to-end row is then the "
-                        "same features at the threshold, not a find_duplicates call)")
-    parser.add_argument("--weights", help="with --part learned --reuse-features: other verifier weights")
-    parser.add_argument("--work", default="/tmp/bench_learned", help="with --part learned: PNG + embedding cache")
+    parser.add_argument("--part", choices=["speed", "search", "quality", "all"], default="all")
     parser.add_argument("--speed-images", type=int, default=64)
     parser.add_argument("--originals", type=int, default=150)
     parser.add_argument("--distractors", type=int, default=1500)
@@ -808,12 +533,6 @@ def main(argv=None) -> int:
             print("|---|---|---|")
             for r in bench_search():
                 print(f"| {r['call']} | {r['seconds']:.2f} | {r['agree']:.4f} |")
-        if args.part == "realscan":
-            bench_realscan(dump=args.dump_features if not args.offline else None,
-                           scored={w: args.dump_features for w in args.offline or ()})
-        if args.part == "learned":
-            bench_learned(x_train, x_val, args.originals, args.distractors, Path(args.work), args.dump_features,
-                          reuse=args.reuse_features, weights=args.weights)
         if args.part in ("quality", "all"):
             rows, info = bench_quality(x_train, x_val, folder, args.originals, args.distractors, args.input_size,
                                        tune_precision=args.tune_precision)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,18 @@ def scan_with(code: Path, root: Path, out: Path, extra: list[str]) -> float:
     subprocess.run([sys.executable, "-m", "splitaudit", "scan", str(root.resolve()), "--out", str(out),
                     "--no-cache", "--no-html", "-q", *extra], cwd=code, check=True)
     return time.perf_counter() - start
+
+
+def json_differences(a, b, where: str = "") -> list[str]:
+    """Paths (``options.duplicates.min_score``) at which two parsed JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(set(a) | set(b), key=str)
+                for d in (json_differences(a.get(key), b.get(key), f"{where}.{key}".lstrip("."))
+                          if key in a and key in b else [f"{where}.{key}".lstrip(".") +
+                                                         (" only in base" if key in a else " only in head")])]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in json_differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where}: {a!r} -> {b!r}"[:300]]
 
 
 def main(argv=None) -> int:
@@ -54,6 +67,9 @@ def main(argv=None) -> int:
                 a, b = outs["base"] / name, outs["head"] / name
                 same = a.exists() == b.exists() and (not a.exists() or filecmp.cmp(a, b, shallow=False))
                 print(f"  {name}: {'same' if same else 'DIFFERS'}")
+                if not same and name.endswith(".json") and a.exists() and b.exists():
+                    for line in json_differences(json.loads(a.read_text()), json.loads(b.read_text())):
+                        print(f"    {line}")
                 if not same:
                     differing.append(f"{root}/{name}")
     finally:

@@ -123,11 +123,9 @@ def _scan_from_args(args: argparse.Namespace, progress: Callable) -> Any:
     from .scan import scan
 
     checks = [c.strip() for c in args.checks.split(",") if c.strip()] if args.checks else None
-    if args.verifier == "learned" and args.embed == "none":
-        raise _UsageError("--verifier learned needs embeddings: add --embed default (or auto)")
     if not 0.0 <= args.min_score <= 1.0:
         raise _UsageError(f"--min-score must be between 0 and 1; got {args.min_score}")
-    options = {"min_score": args.min_score, "verifier": args.verifier}
+    options = {"min_score": args.min_score}
     return scan(_split_outside(args), mode=args.mode, jobs=args.jobs, cache=_cache_arg(args),
                 embed=args.embed, scheduler=args.scheduler, checks=checks, progress=progress,
                 duplicate_options=options)
@@ -337,9 +335,6 @@ def _add_scan_command(sub: Any) -> None:
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.add_argument("--min-score", type=float, default=0.5,
                    help="smallest score in [0, 1] of a reported near pair (default 0.5; exact pairs always count)")
-    p.add_argument("--verifier", choices=["thumbnail", "learned"], default="thumbnail",
-                   help="near-pair verifier: thumbnail (default) or learned (with --embed; finds more edited "
-                        "copies; ~0.17 s per image on 2 cores, experimental)")
     p.add_argument("--checks", default=None,
                    help="comma-separated checks to run (default: all): exact_duplicates, near_duplicates, "
                         "label_conflicts, label_distribution, property_drift, embedding_drift, difficulty")

@@ -6,6 +6,7 @@
      ├── InputError (ValueError)    the user's data or arguments are not usable
      │    ├── LayoutError           no train/val split could be found under a root
      │    └── ManifestError         a manifest CSV/DataFrame is malformed
+     ├── InputTypeError (TypeError) an argument has the wrong type
      ├── HistoryError (ValueError)  a loss-history file cannot be parsed
      └── MissingDependencyError (ImportError)
                                     an optional extra (torch, faiss, dask) is not installed
@@ -21,6 +22,7 @@ __all__ = [
     "InputError",
     "LayoutError",
     "ManifestError",
+    "InputTypeError",
     "HistoryError",
     "MissingDependencyError",
 ]
@@ -40,6 +42,10 @@ class LayoutError(InputError):
 
 class ManifestError(InputError):
     """A manifest is missing columns or holds unusable rows."""
+
+
+class InputTypeError(SplitAuditError, TypeError):
+    """An argument has the wrong type (a string where a number belongs, ...)."""
 
 
 class HistoryError(SplitAuditError, ValueError):

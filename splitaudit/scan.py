@@ -287,14 +287,11 @@ def _embed(split: ImageSplit, embed: Any, *, cache: Any, progress: Progress | No
     return getattr(emb, "vectors", emb), None
 
 
-def _duplicates(fps: Any, split: ImageSplit, embeddings: np.ndarray | None, embed_note: str | None,
+def _duplicates(fps: Any, split: ImageSplit, embeddings: np.ndarray | None,
                 options: dict, progress: Progress | None) -> Any:
     """The compare stage: :func:`~splitaudit.duplicates.find_duplicates` with the user's options."""
     from .duplicates import find_duplicates
 
-    if options.get("verifier") == "learned" and embeddings is None:
-        raise InputError(f"verifier='learned' needs embeddings, and there are none ({embed_note}); "
-                         "use embed='default'")
     return find_duplicates(fps, split.images, embeddings=embeddings, progress=progress, **options)
 
 
@@ -398,7 +395,7 @@ def scan(
         embeddings, embed_note = _embed(split, embed, cache=cache_arg, progress=progress,
                                         embed_options=dict(embed_options or {}))
     with _timed(timings, "duplicates"):
-        dups = _duplicates(fps, split, embeddings, embed_note, dict(duplicate_options or {}), progress)
+        dups = _duplicates(fps, split, embeddings, dict(duplicate_options or {}), progress)
     context = AuditContext(
         split=split,
         fingerprints=fps,

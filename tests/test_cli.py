@@ -74,11 +74,11 @@ def test_fail_on_leakage_exit_1(demo_scan, tmp_path, capsys):
     (["scan", "/nonexistent/place", "--out", "x"], "not a directory"),
     (["scan", "--train", "a", "--out", "x"], "give ROOT"),
     (["scan", ".", "--mode", "turbo", "--out", "x"], "invalid choice"),
-    (["scan", ".", "--verifier", "learned", "--out", "x"], "needs embeddings: add --embed default"),
+    (["scan", ".", "--verifier", "learned", "--out", "x"], "unrecognized arguments: --verifier"),
     (["scan", ".", "--min-score", "1.5", "--out", "x"], "--min-score must be between 0 and 1"),
 ])
 def test_usage_errors_exit_2(argv, fragment, capsys):
-    with pytest.raises(SystemExit) if "turbo" in argv else _nullcontext():
+    with pytest.raises(SystemExit) if "turbo" in argv or "--verifier" in argv else _nullcontext():
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err
@@ -264,28 +264,23 @@ def test_terminal_summary_without_quiet(demo_scan, tmp_path, capsys):
     assert re.search(r" val/\S+ = train/\S+", text)  # val path = train path, each named once
 
 
-def test_scan_learned_verifier_and_min_score(demo_scan, tmp_path, capsys):
-    """`scan --embed default --verifier learned` reports at least the default's pairs (its score is the
-    larger of both); `--min-score` filters; the API refuses the learned verifier without embeddings."""
-    pytest.importorskip("torch")
-    from splitaudit.errors import InputError
+def test_scan_min_score_filters_and_is_recorded(demo_scan, tmp_path, capsys):
+    """`--min-score` keeps the pairs at or above it, a subset of the default's, and summary.json
+    records it with the other duplicate options; an option find_duplicates lacks is refused."""
+    from splitaudit.errors import SplitAuditError
 
     data, out, planted, _ = demo_scan
     default = pd.read_csv(out / "duplicates.csv")
-    runs = {}
-    for name, extra in (("learned", ["--verifier", "learned"]), ("strict", ["--verifier", "learned",
-                                                                            "--min-score", "0.99"])):
-        o = tmp_path / name
-        code = main(["scan", str(data), "--out", str(o), "--no-cache", "--jobs", "1", "--quiet", "--embed", "default",
-                     "--checks", "exact_duplicates,near_duplicates", *extra])
-        assert code == 0, capsys.readouterr().err
-        runs[name] = pd.read_csv(o / "duplicates.csv")
-        used = json.loads((o / "summary.json").read_text())["options"]["duplicates"]  # recorded with the results
-        assert used["verifier"] == "learned" and used["min_score"] == (0.99 if name == "strict" else 0.5)
+    strict_out = tmp_path / "strict"
+    code = main(["scan", str(data), "--out", str(strict_out), "--no-cache", "--jobs", "1", "--quiet",
+                 "--checks", "exact_duplicates,near_duplicates", "--min-score", "0.99"])
+    assert code == 0, capsys.readouterr().err
+    strict = pd.read_csv(strict_out / "duplicates.csv")
+    used = json.loads((strict_out / "summary.json").read_text())["options"]["duplicates"]
+    assert used["min_score"] == 0.99 and "verifier" not in used
     key = lambda df: set(zip(df["val_path"], df["train_path"]))
-    assert key(default) <= key(runs["learned"])
-    assert key(runs["strict"]) <= key(runs["learned"]) and (runs["strict"]["score"] >= 0.99).all()
-    with pytest.raises(InputError, match="needs embeddings"):
+    assert key(strict) <= key(default) and (strict["score"] >= 0.99).all()
+    with pytest.raises((SplitAuditError, TypeError)):
         splitaudit.scan(data, cache=False, jobs=1, checks=["near_duplicates"],
                         duplicate_options={"verifier": "learned"})
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from splitaudit.duplicates.verify import align_pairs, verify_geometric
+from splitaudit.duplicates.geometric import verify_geometric
+from splitaudit.duplicates.verify import align_pairs
 
 SIDE, THUMB = 96, 32
 

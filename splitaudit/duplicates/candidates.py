@@ -12,8 +12,7 @@ from ..search.mirror import mirror_range
 SEARCH_HASHES = ("phash", "dhash")
 
 
-
-def _rank_in_group(group, key):
+def rank_in_group(group, key):
     """Rank of each item by ``key`` among the items of its ``group`` (0 = smallest)."""
     order = np.lexsort((key, group))
     g = group[order]
@@ -27,15 +26,15 @@ def _hash_hits(table, ia, ib, within, p):
     qa, qb = [], []
     for h in SEARCH_HASHES:
         base = table[h].to_numpy(np.uint64)[ib]
-        backend, plan = p["backend"], None
+        backend, plan = p.backend, None
         if backend == "auto" and len(ia) and len(ib):  # one choice for the plain and mirrored queries
-            backend, plan = choose_backend(table[h].to_numpy(np.uint64)[ia], base, p["hash_radius"])
+            backend, plan = choose_backend(table[h].to_numpy(np.uint64)[ia], base, p.hash_radius)
         for col in (h, h + "_flip"):
-            qi, bi, dist = hamming_range(table[col].to_numpy(np.uint64)[ia], base, p["hash_radius"],
+            qi, bi, dist = hamming_range(table[col].to_numpy(np.uint64)[ia], base, p.hash_radius,
                                          backend=backend, upper_only=within and col == h, plan=plan)
-            if len(qi) and p["max_hash_candidates"]:
+            if len(qi) and p.max_hash_candidates:
                 # Keep each query's closest hash hits: look-alikes can share hashes by the thousand.
-                keep = _rank_in_group(qi, dist) < p["max_hash_candidates"]
+                keep = rank_in_group(qi, dist) < p.max_hash_candidates
                 qi, bi = qi[keep], bi[keep]
             qa.append(ia[qi]); qb.append(ib[bi])
     return qa, qb
@@ -53,42 +52,42 @@ def _range_hits(table, coords, thr, ia, ib, within, p):
     """
     sym, anti = coords
     qi, bi, d2 = mirror_range((sym[ia], anti[ia]), (sym[ib], anti[ib]), (thr[ia], thr[ib]),
-                              same=within, jobs=p["jobs"])
+                              same=within, jobs=p.jobs)
     a, b = ia[qi], ib[bi]
     keep = np.zeros(len(a), bool)
-    if len(a) and p["neighbors"]:
-        keep |= _rank_in_group(a, d2) < p["neighbors"]
+    if len(a) and p.neighbors:
+        keep |= rank_in_group(a, d2) < p.neighbors
         if within:
-            keep |= _rank_in_group(b, d2) < p["neighbors"]
-    if len(a) and p["max_hash_candidates"]:
+            keep |= rank_in_group(b, d2) < p.neighbors
+    if len(a) and p.max_hash_candidates:
         hd = np.full(len(a), 65, np.int64)
         for h in SEARCH_HASHES:
             direct = table[h].to_numpy(np.uint64)
             mirror = table[h + "_flip"].to_numpy(np.uint64)
             hd = np.minimum(hd, np.minimum(np.bitwise_count(direct[a] ^ direct[b]),
                                            np.bitwise_count(mirror[a] ^ direct[b])))
-        near = hd <= p["hash_radius"]
-        keep |= near & (_rank_in_group(a, np.where(near, hd, 65)) < p["max_hash_candidates"])
+        near = hd <= p.hash_radius
+        keep |= near & (rank_in_group(a, np.where(near, hd, 65)) < p.max_hash_candidates)
         if within:
-            keep |= near & (_rank_in_group(b, np.where(near, hd, 65)) < p["max_hash_candidates"])
+            keep |= near & (rank_in_group(b, np.where(near, hd, 65)) < p.max_hash_candidates)
     return [a[keep]], [b[keep]]
 
 
-def _near_candidates(table, coords, thr, emb, ia, ib, within, p):
+def near_candidates(table, coords, thr, emb, ia, ib, within, p):
     """Candidate pairs (global a, b) from thumbnails, hashes and embedding neighbours."""
     qa, qb = [], []
-    if p["neighbors"] or p["max_hash_candidates"]:
+    if p.neighbors or p.max_hash_candidates:
         ra, rb = _range_hits(table, coords, thr, ia, ib, within, p)
         qa += ra; qb += rb
     if emb is not None:
         # No thumbnail prefilter with embeddings, so hash hits need not be thumbnail neighbours.
         ha, hb = _hash_hits(table, ia, ib, within, p)
         qa += ha; qb += hb
-    if emb is not None and p["neighbors"]:
+    if emb is not None and p.neighbors:
         from ..search.cosine import cosine_topk  # lazy: only with embeddings
 
-        sims, idx = cosine_topk(emb[ia], emb[ib], p["neighbors"] + (1 if within else 0))
-        keep = sims >= p["min_embedding_cos"]
+        sims, idx = cosine_topk(emb[ia], emb[ib], p.neighbors + (1 if within else 0))
+        keep = sims >= p.min_embedding_cos
         qa.append(np.broadcast_to(ia[:, None], idx.shape)[keep]); qb.append(ib[idx[keep]])
     return unique_pairs(qa, qb, within)
 
@@ -105,26 +104,26 @@ def unique_pairs(qa: list, qb: list, within: bool) -> tuple[np.ndarray, np.ndarr
     return pair[:, 0], pair[:, 1]
 
 
-def _max_rms(p):
+def max_rms(p) -> float:
     """Largest 16x16 residual estimate the prefilter lets through (grey levels)."""
-    return p["score_mid"] + 6 * p["score_scale"]
+    return p.score_mid + 6 * p.score_scale
 
 
-def _range_threshold(std, p):
+def range_threshold(std: np.ndarray, min_corr: float, max_residual: float) -> np.ndarray:
     """Per-image squared-distance threshold that every prefilter-passing pair
     meets in the projection: with ``d² = 2 (1 - corr)``, ``corr >= min_corr``
-    is ``d² <= 2 (1 - min_corr)``, and ``sqrt(1 - corr²) * min(std) <= max_rms``
-    needs ``d² <= max_rms² / (std² (1 + min_corr) / 2)`` for the lower-contrast
+    is ``d² <= 2 (1 - min_corr)``, and ``sqrt(1 - corr²) * min(std) <= max_residual``
+    needs ``d² <= max_residual² / (std² (1 + min_corr) / 2)`` for the lower-contrast
     image; a pair's threshold is the larger of its two images'."""
-    cap = 2.0 * (1.0 - p["min_corr"])
-    factor = (1.0 + p["min_corr"]) / 2.0
+    cap = 2.0 * (1.0 - min_corr)
+    factor = (1.0 + min_corr) / 2.0
     with np.errstate(divide="ignore"):
-        by_std = _max_rms(p) ** 2 / (factor * np.square(std.astype(np.float64)))
+        by_std = max_residual ** 2 / (factor * np.square(std.astype(np.float64)))
     # Small slack for float32 rounding in the blocked distances.
     return (np.minimum(cap, by_std) * 1.001 + 1e-6).astype(np.float32)
 
 
-def _prefilter(pooled, std, a, b, min_corr, max_rms, batch=200_000):
+def prefilter(pooled, std, a, b, min_corr, max_rms, batch=200_000):
     """Keep pairs whose 16x16 thumbnails correlate >= min_corr, as is or mirrored,
     and whose residual there, ``sqrt(1 - corr^2) * min(std)``, is <= max_rms grey
     levels (pooling smooths, so this rarely exceeds the 32x32 residual).

@@ -1,24 +1,31 @@
-"""``find_duplicates``: exact and near duplicates across and inside the splits."""
+"""``find_duplicates``: exact and near duplicates across and inside the splits.
+
+One search between two sets of images (val against train, or a split against
+itself) runs in this order: exact pairs (:mod:`.exact`), near candidates from
+thumbnails, hashes and embeddings (:mod:`.candidates`) and from keypoint votes
+(:mod:`.keypoints`), then verification: aligned thumbnails (:mod:`.verify`),
+the embedding cosine, the opt-in geometric check (:mod:`.geometric`) and the
+keypoint fit where the thumbnails did not already decide.
+"""
 
 from __future__ import annotations
 
-import inspect
-import json
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .._types import Progress, jsonable
-from .clusters import duplicate_clusters, expected_cross
-from ..search.hamming import HAMMING_BACKENDS
-from .candidates import _max_rms, _near_candidates, _prefilter, _range_threshold, unique_pairs
-from .keypoints import KEYPOINT_COLUMNS, keypoint_candidates, score_from_inliers, verify_keypoints
-from .reframe import geometry_vectors
+from .._types import Progress
+from ..errors import InputError, InputTypeError
 from ..search.mirror import mirror_project, thumb_vectors
-from .learned import centred_embeddings, learned_candidates, learned_score, load_verifier
-from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms, verify_geometric
+from .candidates import max_rms, near_candidates, prefilter, range_threshold, unique_pairs
+from .clusters import duplicate_clusters, expected_cross
+from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
+from .geometric import verify_geometric
+from .keypoints import KEYPOINT_COLUMNS, keypoint_candidates, score_from_inliers, verify_keypoints
+from .params import DuplicateParams
+from .result import WITHIN_COLUMNS, DuplicateResult, pair_table
+from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
 
 __all__ = ["DuplicateResult", "find_duplicates", "HASHES", "GEO_MIN_CORR"]
 
@@ -27,174 +34,54 @@ GEO_MIN_CORR = 0.6
 of 15-25% and shifts fall well below the default ``min_corr``)."""
 
 HASHES = ("phash", "dhash", "ahash")
+THUMB_EVIDENCE = ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")
 
-PAIR_COLUMNS = [
-    "val_path", "train_path", "val_index", "train_index", "kind", "score",
-    "val_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
-    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
-]
-WITHIN_COLUMNS = [
-    "split", "path_a", "path_b", "index_a", "index_b", "kind", "score",
-    "label_a", "label_b", "label_conflict", "exact_bytes", "exact_pixels",
-    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
-]
 OVERLAP_BELOW = 0.8
 """A keypoint-verified pair is ``kind="overlap"`` when the aligned frames cover
 less than this share of either image (a crop, neighbouring tiles)."""
 
 
 @dataclass(frozen=True)
-class DuplicateResult:
-    """Duplicates found by :func:`find_duplicates`.
+class _Space:
+    """What every search between two index sets shares: the fingerprints, the
+    embeddings, the 16x16 thumbnail vectors (as is and mirrored, ``pooled``)
+    with their standard deviations, the mirror-PCA coordinates and the
+    per-image range-search thresholds."""
 
-    Attributes
-    ----------
-    pairs : pandas.DataFrame
-        One row per cross-split pair (val image, train image): ``val_path,
-        train_path, val_index, train_index, kind`` (``exact`` or ``near``),
-        ``score`` in [0, 1], ``val_label, train_label, label_conflict``, and
-        the evidence: ``exact_bytes, exact_pixels``, Hamming distances
-        ``phash, dhash, ahash`` (taken on the mirror when ``flipped``),
-        ``thumb_rms`` (grey levels), ``thumb_nrms``, ``thumb_corr``,
-        ``descriptor_cos`` and ``embedding_cos`` (NaN without embeddings).
-        Indices are row positions in ``split.images``.
-    within : pandas.DataFrame
-        Pairs inside one split: ``split`` (train or val), ``path_a, path_b,
-        index_a < index_b``, ``kind, score, label_a, label_b,
-        label_conflict`` and the same evidence columns.
-    clusters : numpy.ndarray
-        int64 cluster id per image (connected components of all reported
-        pairs, cross and within); a singleton has its own id.
-    expected : dict
-        Observed vs expected cross-split pairs under a random split, see
-        :func:`~splitaudit.duplicates.clusters.expected_cross`; computed for
-        all pairs and, under ``"exact"``, exact pairs only.
-    params : dict
-        The thresholds used.
-    """
+    fp: object
+    emb: np.ndarray | None
+    pooled: np.ndarray
+    std: np.ndarray
+    coords: tuple[np.ndarray, np.ndarray]
+    thr: np.ndarray
 
-    pairs: pd.DataFrame
-    within: pd.DataFrame
-    clusters: np.ndarray = field(repr=False)
-    expected: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
-
-    def to_frame(self) -> pd.DataFrame:
-        """All pairs in one table: ``relation`` is ``cross``, ``train`` or ``val``;
-        for cross pairs ``a`` is the val image and ``b`` the train image."""
-        cross = self.pairs.rename(columns={
-            "val_path": "path_a", "train_path": "path_b", "val_index": "index_a",
-            "train_index": "index_b", "val_label": "label_a", "train_label": "label_b"})
-        cross.insert(0, "relation", "cross")
-        within = self.within.rename(columns={"split": "relation"})
-        return pd.concat([cross, within], ignore_index=True)
-
-    def summary(self) -> dict:
-        """Counts for reports: pairs by kind, val images with a train duplicate, ..."""
-        p = self.pairs
-        return {
-            "cross_exact": int((p["kind"] == "exact").sum()),
-            "cross_near": int((p["kind"] == "near").sum()),
-            "cross_overlap": int((p["kind"] == "overlap").sum()),
-            "val_with_train_duplicate": int(p["val_index"].nunique()),
-            "label_conflicts": int(p["label_conflict"].sum()),
-            "within_train": int((self.within["split"] == "train").sum()),
-            "within_val": int((self.within["split"] == "val").sum()),
-            "n_clusters_multi": int((np.bincount(self.clusters) > 1).sum()) if len(self.clusters) else 0,
-            "expected": self.expected,
-        }
-
-    def to_json(self) -> str:
-        out = self.summary()
-        out["params"] = self.params
-        out["pairs"] = self.pairs.to_dict(orient="records")
-        return json.dumps(jsonable(out), indent=2, allow_nan=False)
+    @property
+    def local(self):
+        """The ORB keypoints, or None where there are none to search."""
+        local = getattr(self.fp, "local", None)
+        return local if local is not None and len(local.desc) > 0 else None
 
 
-def _validate(fingerprints, images, embeddings, params):
+def _check_inputs(fingerprints, images, embeddings) -> None:
     for attr in ("table", "thumbs"):
         if not hasattr(fingerprints, attr):
-            raise TypeError(
+            raise InputTypeError(
                 f"fingerprints must be a Fingerprints object with .table and .thumbs; "
                 f"got {type(fingerprints).__name__} without .{attr}")
     if not isinstance(images, pd.DataFrame):
-        raise TypeError(f"images must be a pandas DataFrame (split.images); got {type(images).__name__}")
+        raise InputTypeError(f"images must be a pandas DataFrame (split.images); got {type(images).__name__}")
     missing = {"path", "split"} - set(images.columns)
     if missing:
-        raise ValueError(f"images must have columns path and split; missing {sorted(missing)}")
+        raise InputError(f"images must have columns path and split; missing {sorted(missing)}")
     n = len(images)
     if len(fingerprints.table) != n or len(fingerprints.thumbs) != n:
-        raise ValueError(
+        raise InputError(
             f"fingerprints must have one row per image: images has {n} rows, fingerprints "
             f"table {len(fingerprints.table)} and thumbs {len(fingerprints.thumbs)}")
     if embeddings is not None:
         emb = np.asarray(embeddings)
         if emb.ndim != 2 or len(emb) != n:
-            raise ValueError(f"embeddings must be an (N, D) array with N={n}; got shape {emb.shape}")
-    if not isinstance(params["jobs"], (int, np.integer)) or isinstance(params["jobs"], bool) or params["jobs"] < 1:
-        raise ValueError(f"jobs must be a positive int or None; got {params['jobs']!r}")
-    for name in ("hash_radius", "neighbors", "max_hash_candidates", "max_shift", "search_dims",
-                 "max_keypoint_candidates"):
-        value = params[name]
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int; got {value!r}")
-    if not isinstance(params["keypoints"], (bool, np.bool_)):
-        raise TypeError(f"keypoints must be a bool; got {type(params['keypoints']).__name__}")
-    if not isinstance(params["geometric"], (bool, np.bool_)):
-        raise TypeError(f"geometric must be a bool; got {type(params['geometric']).__name__}")
-    if not 0.0 <= params["min_score"] <= 1.0:
-        raise ValueError(f"min_score must be in [0, 1]; got {params['min_score']!r}")
-    if params["verifier"] not in ("thumbnail", "learned"):
-        raise ValueError(f"verifier must be 'thumbnail' or 'learned'; got {params['verifier']!r}")
-    if params["verifier"] == "learned" and embeddings is None:
-        raise ValueError("verifier='learned' needs embeddings (embed_images, default model); got None")
-    if not 0.0 <= params["trim"] < 0.5:
-        raise ValueError(f"trim must be in [0, 0.5); got {params['trim']!r}")
-
-
-def _exact_pairs(table, ia, ib, within):
-    """(a, b, exact_bytes, exact_pixels) for equal SHA-1 of bytes or pixels, linear in
-    the number of images: each query image is paired with one representative of its
-    group (the group's smallest index on the ``ib`` side), not with every member.
-
-    Across the split a val image thus gets one exact train partner; inside a split
-    a group of ``m`` copies gives the ``m - 1`` edges of a star, which is all that
-    clusters and ``resplit`` need (:func:`exact_pair_counts` counts the pairs).
-    """
-    found = []
-    for col in ("bytes_sha1", "pixel_sha1"):
-        left = pd.DataFrame({"a": ia, "key": table[col].to_numpy()[ia]}).dropna()
-        right = pd.DataFrame({"b": ib, "key": table[col].to_numpy()[ib]}).dropna()
-        rep = right.groupby("key", sort=False)["b"].min()
-        m = left.assign(b=left["key"].map(rep)).dropna(subset=["b"])[["a", "b"]].astype(np.int64)
-        m = m[m["a"] != m["b"]]
-        if within:  # the representative is its group's smallest index: a star of (rep, member)
-            m = pd.DataFrame({"a": m["b"].to_numpy(), "b": m["a"].to_numpy()})
-        m[col] = True
-        found.append(m)
-    out = found[0].merge(found[1], on=["a", "b"], how="outer")
-    if not within:  # one partner per val image: the byte copy's when there is one
-        out = out.sort_values(["a", "bytes_sha1"], ascending=[True, False], na_position="last", kind="stable")
-        out = out.drop_duplicates("a")
-    out = out.fillna(False).rename(columns={"bytes_sha1": "exact_bytes", "pixel_sha1": "exact_pixels"})
-    out["exact_bytes"] = out["exact_bytes"].astype(bool)
-    out["exact_pixels"] = out["exact_pixels"].astype(bool) | out["exact_bytes"]
-    return out.reset_index(drop=True)
-
-
-def exact_pair_counts(table, ia, ib, within: bool) -> int:
-    """How many image pairs share the SHA-1 of their pixels (or bytes) between ``ia``
-    and ``ib`` (unordered inside one set), counted from group sizes, never listed."""
-    key = table["pixel_sha1"].to_numpy(object).copy()
-    missing = pd.isna(key)
-    key[missing] = table["bytes_sha1"].to_numpy(object)[missing]
-    ka = pd.Series(key[ia]).dropna().value_counts()
-    if within:
-        return int((ka * (ka - 1) // 2).sum())
-    kb = pd.Series(key[ib]).dropna().value_counts()
-    return int((ka * kb.reindex(ka.index, fill_value=0)).sum())
+            raise InputError(f"embeddings must be an (N, D) array with N={n}; got shape {emb.shape}")
 
 
 def _evidence(table, fp, emb, a, b, flipped):
@@ -212,99 +99,156 @@ def _evidence(table, fp, emb, a, b, flipped):
     return ev
 
 
-def _pairs_between(fp, coords, thr, pooled, std, emb, ia, ib, within, p, progress, stage, learned=None):
+def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
+    """Near candidates ``(a, b, keypoint_only, voted)``: thumbnail, hash and embedding
+    candidates that pass the thumbnail prefilter, plus the pairs keypoints vote for.
+    ``keypoint_only`` marks pairs only the votes proposed (no filter passed them: only the
+    keypoint fit may decide them); ``voted`` the pairs the votes proposed at all."""
+    a, b = near_candidates(space.fp.table, space.coords, space.thr, space.emb, ia, ib, within, p)
+    if space.emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
+        if p.geometric:  # looser: verify_geometric judges what the plain alignment cannot
+            a, b = prefilter(space.pooled, space.std, a, b, min(p.min_corr, GEO_MIN_CORR), np.inf)
+        else:
+            a, b = prefilter(space.pooled, space.std, a, b, p.min_corr, max_rms(p))
+    local = space.local if p.keypoints else None
+    if local is None:
+        return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool)
+    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates)
+    hashed = pd.MultiIndex.from_arrays([a, b])
+    a, b = unique_pairs([a, ka], [b, kb], within)
+    keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
+    voted = pd.MultiIndex.from_arrays([a, b]).isin(pd.MultiIndex.from_arrays([ka, kb]))
+    return a, b, keypoint_only, voted
+
+
+def _fit_keypoints(space: _Space, a, b, fit, score, decided, p: DuplicateParams) -> dict:
+    """Keypoint evidence for the pairs ``fit``; raises ``score`` where the fit proves more
+    (and marks those pairs ``decided`` by keypoints). Returns the evidence columns."""
+    kp = {name: np.full(len(a), np.nan) for name in KEYPOINT_COLUMNS}
+    fitted = verify_keypoints(space.local, a[fit], b[fit], thumbs=space.fp.thumbs, jobs=p.jobs)
+    for name in KEYPOINT_COLUMNS:
+        kp[name][fit] = fitted[name]
+    kscore = np.zeros(len(a))
+    kscore[fit] = score_from_inliers(fitted["inliers"], fitted["aligned_rms"], fitted["inlier_extent"],
+                                     fitted["aligned_grey"])
+    decided[kscore > score] = "keypoints"
+    np.maximum(score, kscore, out=score)
+    return kp
+
+
+def _verify(space: _Space, a, b, keypoint_only, voted, p: DuplicateParams):
+    """Score each candidate: aligned thumbnails, the embedding cosine, the opt-in geometric
+    check, and the keypoint fit where the thumbnails did not already confirm a voted pair.
+    Returns ``(score, decided, thumbnail evidence, keypoint evidence)``."""
+    v = align_pairs(space.fp.thumbs, a, b, max_shift=p.max_shift, trim=p.trim, pooled=space.pooled)
+    score = score_from_rms(v["thumb_rms"], p.score_mid, p.score_scale)
+    # fitted: pairs the keypoints voted for that the thumbnails did not already confirm
+    fit = np.flatnonzero(((score < p.min_score) | keypoint_only) & voted)
+    if space.emb is not None:
+        emb_score = score_from_rms(-(space.emb[a] * space.emb[b]).sum(1), -p.embedding_cos, 0.01)
+        score = np.maximum(score, emb_score)
+    if p.geometric:
+        unsure = np.flatnonzero(score < p.min_score)
+        if len(unsure):
+            geo = verify_geometric(space.fp.thumbs, a[unsure], b[unsure])
+            score[unsure] = np.maximum(score[unsure], geo["score"])
+    decided = np.full(len(a), "thumbnail", object)
+    if space.emb is not None:
+        decided[emb_score >= score] = "embedding"
+    kp = {name: np.full(len(a), np.nan) for name in KEYPOINT_COLUMNS}
+    if p.keypoints and space.local is not None:
+        score[keypoint_only] = 0.0
+        kp = _fit_keypoints(space, a, b, fit, score, decided, p)
+    return score, decided, v, kp
+
+
+def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, progress, stage: str):
     """Verified exact + near pairs between two index sets, as a DataFrame (a, b, ...)."""
-    table = fp.table
+    table = space.fp.table
     if progress:
         progress(stage, 0, 3)
-    exact = _exact_pairs(table, ia, ib, within)
+    exact = exact_pairs(table, ia, ib, within)
     if progress:
         progress(stage, 1, 3)
-    if learned is not None:
-        a, b = learned_candidates(table, coords, thr, emb, learned[1], ia, ib, within, p, thumbs=fp.thumbs,
-                                  geometry=learned[2])
-    else:
-        a, b = _near_candidates(table, coords, thr, emb, ia, ib, within, p)
-    if emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
-        if p["geometric"]:  # looser: verify_geometric judges what the plain alignment cannot
-            a, b = _prefilter(pooled, std, a, b, min(p["min_corr"], GEO_MIN_CORR), np.inf)
-        else:
-            a, b = _prefilter(pooled, std, a, b, p["min_corr"], _max_rms(p))
-    local = getattr(fp, "local", None)
-    use_keypoints = p["keypoints"] and local is not None and len(local.desc) > 0
-    if use_keypoints:  # pairs whose keypoints vote for each other, whatever their thumbnails say
-        ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p["max_keypoint_candidates"])
-        hashed = pd.MultiIndex.from_arrays([a, b])
-        a, b = unique_pairs([a, ka], [b, kb], within)
-        # A pair proposed only by keypoint votes passed no thumbnail or hash
-        # filter: only the keypoint fit may decide it (see below).
-        keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
-        voted = pd.MultiIndex.from_arrays([a, b]).isin(pd.MultiIndex.from_arrays([ka, kb]))
-    if not use_keypoints:
-        keypoint_only = voted = np.zeros(len(a), bool)
+    a, b, keypoint_only, voted = _candidates(space, ia, ib, within, p)
     if progress:
         progress(stage, 2, 3)
     if len(exact):  # pairs inside one exact group are not near pairs (and would be quadratic)
-        fresh = np.ones(len(a), bool)
-        for col in ("bytes_sha1", "pixel_sha1"):
-            key = table[col].to_numpy(object)
-            fresh &= pd.isna(key[a]) | (key[a] != key[b])
+        fresh = ~inside_exact_groups(table, a, b)
         a, b, keypoint_only, voted = a[fresh], b[fresh], keypoint_only[fresh], voted[fresh]
-    v = align_pairs(fp.thumbs, a, b, max_shift=p["max_shift"], trim=p["trim"], pooled=pooled)
-    score = score_from_rms(v["thumb_rms"], p["score_mid"], p["score_scale"])
-    # fitted: pairs the keypoints voted for that the thumbnails did not already confirm
-    thumb_unsure = np.flatnonzero(((score < p["min_score"]) | keypoint_only) & voted)
-    if emb is not None:
-        cos = (emb[a] * emb[b]).sum(1)
-        score = np.maximum(score, score_from_rms(-cos, -p["embedding_cos"], 0.01))
-    if learned is not None:  # the default evidence, or the learned probability (threshold -> 0.5)
-        score = np.maximum(score, learned_score(learned[0], fp, learned[1], a, b, jobs=p["jobs"]))
-    if p["geometric"] and learned is None:
-        unsure = np.flatnonzero(score < p["min_score"])
-        if len(unsure):
-            geo = verify_geometric(fp.thumbs, a[unsure], b[unsure])
-            score[unsure] = np.maximum(score[unsure], geo["score"])
-    decided = np.full(len(a), "thumbnail", object)
-    if emb is not None:
-        decided[score_from_rms(-cos, -p["embedding_cos"], 0.01) >= score] = "embedding"
-    kp = {name: np.full(len(a), np.nan) for name in KEYPOINT_COLUMNS}
-    if use_keypoints:  # fit keypoints where the thumbnails did not already decide
-        score[keypoint_only] = 0.0
-        unsure = thumb_unsure  # the same pairs whatever else (embeddings, learned) scored them
-        fitted = verify_keypoints(local, a[unsure], b[unsure], thumbs=fp.thumbs, jobs=p["jobs"])
-        for name in KEYPOINT_COLUMNS:
-            kp[name][unsure] = fitted[name]
-        kscore = np.zeros(len(a))
-        kscore[unsure] = score_from_inliers(fitted["inliers"], fitted["aligned_rms"], fitted["inlier_extent"],
-                                            fitted["aligned_grey"])
-        decided[kscore > score] = "keypoints"
-        score = np.maximum(score, kscore)
-    keep = score >= p["min_score"]
+    score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, p)
+    keep = score >= p.min_score
     kind = np.full(len(a), "near", object)
-    partial = (decided == "keypoints") & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)
-    kind[partial] = "overlap"
+    kind[(decided == "keypoints") & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)] = "overlap"
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
-                         **{k: v[k][keep] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")},
+                         **{k: v[k][keep] for k in THUMB_EVIDENCE},
                          **{k: np.asarray(kp[k])[keep] for k in KEYPOINT_COLUMNS},
                          "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
-    ve = align_pairs(fp.thumbs, ea, eb, max_shift=0, trim=p["trim"], pooled=pooled)
+    ve = align_pairs(space.fp.thumbs, ea, eb, max_shift=0, trim=p.trim, pooled=space.pooled)
     exact_df = pd.DataFrame({"a": ea, "b": eb, "kind": "exact", "score": 1.0,
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
-                             **{k: ve[k] for k in ("flipped", "thumb_rms", "thumb_nrms", "thumb_corr")},
+                             **{k: ve[k] for k in THUMB_EVIDENCE},
                              **{k: np.full(len(ea), np.nan) for k in KEYPOINT_COLUMNS},
                              "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)
-    ev = _evidence(table, fp, emb, out["a"].to_numpy(np.int64), out["b"].to_numpy(np.int64),
+    ev = _evidence(table, space.fp, space.emb, out["a"].to_numpy(np.int64), out["b"].to_numpy(np.int64),
                    out["flipped"].to_numpy(bool))
     for k, col in ev.items():
         out[k] = col
     if progress:
         progress(stage, 3, 3)
     return out
+
+
+def _space(fingerprints, ok: np.ndarray, emb, p: DuplicateParams) -> _Space:
+    """The search space of :func:`find_duplicates`: 16x16 pooled thumbnails as is and
+    mirrored (2, N, 256), their standard deviation, mirror-PCA coordinates
+    ``(sym, anti)`` and per-image squared-distance thresholds of the range search.
+    Rows where ``ok`` is False stay zero."""
+    n = len(ok)
+    pooled = np.zeros((2, n, 256), np.float32)
+    std = np.zeros(n, np.float32)
+    rows = slice(None) if ok.all() else ok  # a view, not a masked copy, in the usual case
+    if ok.any():
+        pooled[0, rows], std[rows] = thumb_vectors(fingerprints.thumbs[rows], return_std=True)
+        # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
+        pooled[1, rows] = pooled[0, rows].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
+    dims = min(p.search_dims, 256)
+    coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
+    if ok.any() and dims:
+        sym, anti = mirror_project(pooled[0, rows], dims)
+        if rows is ok:
+            coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
+            coords[0][ok], coords[1][ok] = sym, anti
+        else:
+            coords = (sym, anti)
+    if p.geometric:  # every pair the looser geometric prefilter could accept (no residual bound)
+        thr = range_threshold(std, min(p.min_corr, GEO_MIN_CORR), np.inf)
+    else:
+        thr = range_threshold(std, p.min_corr, max_rms(p))
+    return _Space(fingerprints, emb, pooled, std, coords, thr)
+
+
+def _expected(table, pairs, within_df, ia_train, ia_val, within: bool) -> dict:
+    """Observed vs expected cross-split pairs, for all pairs and for exact ones. Exact pairs
+    are listed as stars (linear), so they are counted from group sizes."""
+    wt = within_df["split"] == "train"
+    wv = within_df["split"] == "val"
+    exact_w = within_df["kind"] == "exact"
+    exact_cross = exact_pair_counts(table, ia_val, ia_train, False)
+    exact_train = exact_pair_counts(table, ia_train, ia_train, True) if within else 0
+    exact_val = exact_pair_counts(table, ia_val, ia_val, True) if within else 0
+    near_cross = int((pairs["kind"] != "exact").sum())
+    expected = expected_cross(len(ia_train), len(ia_val), exact_train + int((wt & ~exact_w).sum()),
+                              exact_val + int((wv & ~exact_w).sum()), exact_cross + near_cross)
+    expected["exact"] = expected_cross(len(ia_train), len(ia_val), exact_train, exact_val, exact_cross)
+    if not within:
+        expected["note"] = "within=False: no within-split pairs searched, so the expectation is 0"
+    return expected
 
 
 def find_duplicates(
@@ -328,7 +272,6 @@ def find_duplicates(
     keypoints: bool = True,
     max_keypoint_candidates: int = 8,
     geometric: bool = False,
-    verifier: str = "thumbnail",
     backend: str = "auto",
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -382,7 +325,7 @@ def find_duplicates(
         thumbnail candidates need only a 16x16 correlation of
         :data:`GEO_MIN_CORR` (no residual bound), and every candidate whose
         plain alignment scores below ``min_score`` is re-checked with
-        :func:`~splitaudit.duplicates.verify.verify_geometric` (similarity
+        :func:`~splitaudit.duplicates.geometric.verify_geometric` (similarity
         warp + intensity fit); the pair keeps the larger of the two scores.
         About 10-14 ms per re-checked pair on one core, so it costs minutes
         on tens of thousands of images. On the Fashion-MNIST planted-edit
@@ -390,31 +333,12 @@ def find_duplicates(
         recall from 0.73 to 0.79 but let precision fall to 0.965 (tiny
         look-alike garments); it suits photo-like data with crops and
         shifts.
-    verifier : {"thumbnail", "learned"}, default "thumbnail"
-        ``"learned"`` (needs ``embeddings`` of the default model) adds the
-        shipped MLP of :mod:`splitaudit.duplicates.learned` to the default
-        evidence: extra candidates (5 nearest centred embeddings, nearest
-        pHash, the 3 best shift/zoom candidates and the spectrum / rotated
-        neighbours of :mod:`splitaudit.duplicates.reframe`), and a pair's ``score`` is the
-        larger of the default score and the MLP probability rescaled so the
-        shipped threshold is 0.5;
-        ``geometric`` is ignored. The threshold is calibrated on real
-        Fashion-MNIST look-alikes (at most 1 false pair per 1000 query images
-        out of fold), so it never reports fewer pairs than the default and,
-        on real Fashion-MNIST (10k/2k), no more false ones (12 pairs, 10/10
-        same-photo, 2 false, as the default with embeddings); on the
-        planted-edit set it finds 0.87 of copies at precision 1.00 against
-        0.33 for the default evidence on the same candidates, and 0.99 at
-        precision 0.99 with ``min_score`` near 0.06, which on the real subset
-        reports 288 pairs, 278 of them false
-        (``benchmarks/results_embeddings.md`` 3g). Experimental and slow:
-        ~10 ms of ``verify_geometric`` per candidate (340 s for 2k x 10k on 2 cores).
     backend : {"auto", "numpy", "faiss", "mih"}
         Hamming search backend (used with ``embeddings``), see
-        :func:`~splitaudit.duplicates.hamming.hamming_range`; all give the same pairs.
+        :func:`~splitaudit.search.hamming_range`; all give the same pairs.
     jobs : int, optional
-        Threads for the blocked thumbnail search and the learned verifier's
-        pair features (default: all cores; results do not depend on it).
+        Threads for the blocked thumbnail search and the keypoint fits
+        (default: all cores; results do not depend on it).
     progress : callable, optional
         ``progress(stage, done, total)``.
 
@@ -427,17 +351,13 @@ def find_duplicates(
     >>> result = find_duplicates(fps, split.images)          # doctest: +SKIP
     >>> result.pairs[["val_path", "train_path", "kind", "score"]]  # doctest: +SKIP
     """
-    params = dict(hash_radius=hash_radius, max_hash_candidates=max_hash_candidates,
-                  neighbors=neighbors, search_dims=search_dims, min_corr=float(min_corr),
-                  max_shift=max_shift, trim=float(trim), score_mid=float(score_mid),
-                  score_scale=float(score_scale), min_score=float(min_score),
-                  embedding_cos=float(embedding_cos), min_embedding_cos=float(min_embedding_cos),
-                  within=bool(within), keypoints=keypoints, max_keypoint_candidates=max_keypoint_candidates,
-                  geometric=geometric, verifier=verifier, backend=backend,
-                  jobs=(os.cpu_count() or 1) if jobs is None else jobs)
-    _validate(fingerprints, images, embeddings, params)
-    if backend not in HAMMING_BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, HAMMING_BACKENDS))}; got {backend!r}")
+    p = DuplicateParams(hash_radius=hash_radius, max_hash_candidates=max_hash_candidates, neighbors=neighbors,
+                        search_dims=search_dims, min_corr=min_corr, max_shift=max_shift, trim=trim,
+                        score_mid=score_mid, score_scale=score_scale, min_score=min_score,
+                        embedding_cos=embedding_cos, min_embedding_cos=min_embedding_cos, within=within,
+                        keypoints=keypoints, max_keypoint_candidates=max_keypoint_candidates,
+                        geometric=geometric, backend=backend, jobs=jobs)
+    _check_inputs(fingerprints, images, embeddings)
     table = fingerprints.table
     n = len(images)
     ok = table["ok"].to_numpy(bool) if "ok" in table.columns else np.ones(n, bool)
@@ -448,30 +368,20 @@ def find_duplicates(
 
     if progress:
         progress("thumbnail vectors", 0, 1)
-    pooled, std, coords, thr = search_setup(fingerprints, ok, params)
+    space = _space(fingerprints, ok, emb, p)
     if progress:
         progress("thumbnail vectors", 1, 1)
-
-    learned = None
-    if verifier == "learned":
-        # shift/zoom candidate vectors once for the cross and both within searches
-        learned = (load_verifier(), centred_embeddings(emb, ok),
-                   geometry_vectors(fingerprints.thumbs, whole=(pooled[0], pooled[1])))
-    cross = _pairs_between(fingerprints, coords, thr, pooled, std, emb, ia_val, ia_train, False, params, progress,
-                           "cross-split search", learned)
+    cross = _pairs_between(space, ia_val, ia_train, False, p, progress, "cross-split search")
     parts = []
-    if within:
-        for name, idx in (("train", ia_train), ("val", ia_val)):
-            w = _pairs_between(fingerprints, coords, thr, pooled, std, emb, idx, idx, True, params, progress,
-                               f"within {name}", learned)
-            w.insert(0, "split", name)
-            parts.append(w)
-    within_raw = pd.concat(parts, ignore_index=True) if parts else None
+    for name, idx in (("train", ia_train), ("val", ia_val)) if p.within else ():
+        w = _pairs_between(space, idx, idx, True, p, progress, f"within {name}")
+        w.insert(0, "split", name)
+        parts.append(w)
 
     labels = images["label"].to_numpy(object) if "label" in images.columns else np.full(n, None, object)
     paths = images["path"].to_numpy(object)
-    pairs = _finish(cross, paths, labels, cross=True)
-    within_df = (_finish(within_raw, paths, labels, cross=False) if within_raw is not None
+    pairs = pair_table(cross, paths, labels, cross=True)
+    within_df = (pair_table(pd.concat(parts, ignore_index=True), paths, labels, cross=False) if parts
                  else pd.DataFrame(columns=WITHIN_COLUMNS))
 
     if progress:
@@ -481,87 +391,6 @@ def find_duplicates(
     clusters = duplicate_clusters(n, ea, eb)
     if progress:
         progress("clusters", 1, 1)
-
-    wt = within_df["split"] == "train"
-    wv = within_df["split"] == "val"
-    exact_w = within_df["kind"] == "exact"
-    # Exact pairs are listed as stars (linear), so they are counted from group sizes.
-    exact_cross = exact_pair_counts(table, ia_val, ia_train, False)
-    exact_train = exact_pair_counts(table, ia_train, ia_train, True) if within else 0
-    exact_val = exact_pair_counts(table, ia_val, ia_val, True) if within else 0
-    near_cross = int((pairs["kind"] != "exact").sum())
-    expected = expected_cross(len(ia_train), len(ia_val), exact_train + int((wt & ~exact_w).sum()),
-                              exact_val + int((wv & ~exact_w).sum()), exact_cross + near_cross)
-    expected["exact"] = expected_cross(len(ia_train), len(ia_val), exact_train, exact_val, exact_cross)
-    if not within:
-        expected["note"] = "within=False: no within-split pairs searched, so the expectation is 0"
-    return DuplicateResult(pairs=pairs, within=within_df, clusters=clusters, expected=expected,
-                           params=params)
-
-
-def default_params(**overrides) -> dict:
-    """:func:`find_duplicates`' parameters at their defaults (``jobs`` resolved to
-    the cores), updated by ``overrides``: for scripts that call its stages."""
-    params = {name: p.default for name, p in inspect.signature(find_duplicates).parameters.items()
-              if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("embeddings", "progress")}
-    params["jobs"] = os.cpu_count() or 1
-    params.update(overrides)
-    return params
-
-
-def search_setup(fingerprints, ok: np.ndarray, params: dict):
-    """``(pooled, std, coords, thr)`` as :func:`find_duplicates` searches with them:
-    16x16 pooled thumbnails as is and mirrored (2, N, 256), their standard
-    deviation, mirror-PCA coordinates ``(sym, anti)`` and per-image squared-distance
-    thresholds of the range search. Rows where ``ok`` is False stay zero."""
-    n = len(ok)
-    pooled = np.zeros((2, n, 256), np.float32)  # 16x16 pooled thumbnails, as is and mirrored
-    std = np.zeros(n, np.float32)
-    rows = slice(None) if ok.all() else ok  # a view, not a masked copy, in the usual case
-    if ok.any():
-        pooled[0, rows], std[rows] = thumb_vectors(fingerprints.thumbs[rows], return_std=True)
-        # Mirroring the pooled image equals pooling the mirror: reverse the 16 columns.
-        pooled[1, rows] = pooled[0, rows].reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)
-    dims = min(params["search_dims"], 256)
-    coords = (np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))
-    if ok.any() and dims:
-        sym, anti = mirror_project(pooled[0, rows], dims)
-        if rows is ok:
-            coords = (np.zeros((n, sym.shape[1]), np.float32), np.zeros((n, anti.shape[1]), np.float32))
-            coords[0][ok], coords[1][ok] = sym, anti
-        else:
-            coords = (sym, anti)
-    if params["geometric"]:  # every pair the looser geometric prefilter could accept (no residual bound)
-        thr = _range_threshold(std, {**params, "min_corr": min(params["min_corr"], GEO_MIN_CORR),
-                                     "score_mid": np.inf})
-    else:
-        thr = _range_threshold(std, params)
-    return pooled, std, coords, thr
-
-
-def _finish(raw: pd.DataFrame, paths, labels, *, cross: bool) -> pd.DataFrame:
-    a = raw["a"].to_numpy(np.int64)
-    b = raw["b"].to_numpy(np.int64)
-    la, lb = labels[a], labels[b]
-    conflict = pd.notna(la) & pd.notna(lb) & (la != lb)
-    if cross:
-        out = pd.DataFrame({"val_path": paths[a], "train_path": paths[b], "val_index": a,
-                            "train_index": b, "kind": raw["kind"].to_numpy(object),
-                            "score": raw["score"].to_numpy(np.float64),
-                            "val_label": la, "train_label": lb, "label_conflict": conflict})
-        columns = PAIR_COLUMNS
-        order = ["score", "val_index"]
-    else:
-        out = pd.DataFrame({"split": raw["split"].to_numpy(object), "path_a": paths[a],
-                            "path_b": paths[b], "index_a": a, "index_b": b,
-                            "kind": raw["kind"].to_numpy(object),
-                            "score": raw["score"].to_numpy(np.float64),
-                            "label_a": la, "label_b": lb, "label_conflict": conflict})
-        columns = WITHIN_COLUMNS
-        order = ["split", "score", "index_a"]
-    for col in columns:
-        if col not in out.columns:
-            out[col] = raw[col].to_numpy()
-    out["label_conflict"] = out["label_conflict"].astype(bool)
-    asc = [True, False, True] if not cross else [False, True]
-    return out[columns].sort_values(order, ascending=asc, kind="stable").reset_index(drop=True)
+    return DuplicateResult(pairs=pairs, within=within_df, clusters=clusters,
+                           expected=_expected(table, pairs, within_df, ia_train, ia_val, p.within),
+                           params=p.to_dict())

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# ---------------------------------------------------------------------------
-# Geometric verification: similarity-transform search + robust residual.
-# ---------------------------------------------------------------------------
+from .verify import score_from_rms
 
 GEO_ROTATIONS = (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0)
 """Rotations (degrees) of the second thumbnail tried by :func:`verify_geometric`."""
@@ -164,8 +162,6 @@ def verify_geometric(
                    min_overlap, refine_iters, out)
     mid = GEO_SCORE_MID if score_mid is None else score_mid
     scale = GEO_SCORE_SCALE if score_scale is None else score_scale
-    from .verify import score_from_rms  # verify re-exports this module: import late, no cycle
-
     out["score"] = score_from_rms(out["geo_nrms"], mid, scale).astype(np.float32)
     return out
 

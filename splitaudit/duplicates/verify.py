@@ -25,7 +25,7 @@ nearest train image is the same photo (pixel L2 <= 200 of 255) has
 planted copies (JPEG q30, 50% resize, 5% crop, brightness, blur, flip,
 caption) stay well below ``SCORE_MID``.
 
-:func:`verify_geometric` is the stronger check for geometric edits (crops of
+:func:`~splitaudit.duplicates.geometric.verify_geometric` is the stronger check for geometric edits (crops of
 up to 25%, rotations up to ~12 degrees, shifts up to ``max_shift``, mirror,
 overlays): a grid of mirror x rotation x zoom warps of the second thumbnail,
 FFT correlation at half resolution to pick shifts and the best warps, then a
@@ -44,8 +44,7 @@ import numpy as np
 
 from ..search.mirror import thumb_vectors
 
-__all__ = ["align_pairs", "score_from_rms", "verify_geometric", "SCORE_MID", "SCORE_SCALE",
-           "GEO_SCORE_MID", "GEO_SCORE_SCALE", "GEO_ROTATIONS", "GEO_ZOOMS"]
+__all__ = ["align_pairs", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
 
 SCORE_MID = 5.0
 """``thumb_rms`` (grey levels) at which the score is 0.5."""
@@ -210,7 +209,3 @@ def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
     out["thumb_corr"][sl] = best
     out["thumb_rms"][sl] = rms
     out["thumb_nrms"][sl] = nrms
-
-
-# Geometric verification lives in its own module; re-exported here for callers.
-from .geometric import GEO_ROTATIONS, GEO_SCORE_MID, GEO_SCORE_SCALE, GEO_ZOOMS, verify_geometric  # noqa: E402
