@@ -13,6 +13,7 @@ from .scan import ScanResult, scan
 from .errors import (
     HistoryError,
     InputError,
+    InputTypeError,
     LayoutError,
     ManifestError,
     MissingDependencyError,
@@ -44,6 +45,7 @@ __all__ = [
     "History",
     "SplitAuditError",
     "InputError",
+    "InputTypeError",
     "LayoutError",
     "ManifestError",
     "HistoryError",

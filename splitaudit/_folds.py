@@ -12,6 +12,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.multiclass import type_of_target
 
+from .errors import InputError
+
 
 def _strata(y: Any, n_splits: int, stratify: Any) -> np.ndarray | None:
     """Class labels, quantile bins of a continuous target, or None (no stratification)."""
@@ -19,7 +21,7 @@ def _strata(y: Any, n_splits: int, stratify: Any) -> np.ndarray | None:
         return None
     y_arr = np.asarray(y)
     if y_arr.ndim != 1:
-        raise ValueError(f"y must be one-dimensional; got shape {y_arr.shape}")
+        raise InputError(f"y must be one-dimensional; got shape {y_arr.shape}")
     if pd.isna(pd.Series(y_arr)).any():
         return None
     kind = type_of_target(y_arr)
@@ -30,7 +32,7 @@ def _strata(y: Any, n_splits: int, stratify: Any) -> np.ndarray | None:
         strata = pd.qcut(y_arr.astype(float), n_bins, labels=False, duplicates="drop")
         strata = np.asarray(strata, dtype=np.int64)
     else:
-        raise ValueError(
+        raise InputError(
             f"y must hold class labels or a continuous target; got a {kind!r} target"
         )
     return strata if len(np.unique(strata)) >= 2 else None

@@ -9,6 +9,7 @@ spirit of scikit-learn's ``utils/_param_validation.py``, kept small.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Any, Iterable
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import InputError, InputTypeError
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real", "fail"]
+__all__ = ["check_bool", "check_choice", "check_int", "check_real", "fail", "renamed_keyword"]
 
 
 def fail(name: str, expected: str, got: Any, fix: str = "", *, kind: type = InputError):
@@ -59,4 +60,10 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         fail(name, "one of " + ", ".join(map(repr, choices)), value)
+    return value
+
+
+def renamed_keyword(old: str, new: str, value: Any, where: str) -> Any:
+    """``value``, passed under the keyword's old name ``old``: warn that it is now ``new``."""
+    warnings.warn(f"{where}({old}=...) is deprecated; pass {new}= instead", DeprecationWarning, stacklevel=3)
     return value

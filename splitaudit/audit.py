@@ -20,6 +20,7 @@ import numpy as np
 
 from ._text import verdict_sentences
 from ._types import Progress, jsonable
+from ._validate import renamed_keyword
 from .report import render_audit_notebook, write_audit_outputs
 from .scan import ScanResult, scan
 
@@ -90,12 +91,13 @@ def audit(
     root: Any = None,
     *,
     history: Any = None,
-    k: int = 5,
+    n_splits: int = 5,
     probe: str | Callable = "linear",
     epochs: int = 10,
     kfold_options: dict | None = None,
     progress: Progress | None = None,
     random_state: int = 0,
+    k: int | None = None,
     **scan_options: Any,
 ) -> AuditResult:
     """Run the whole audit.
@@ -106,12 +108,16 @@ def audit(
         What to scan (see :func:`splitaudit.scan`); ``scan_options`` pass through.
     history : path, dict or DataFrame, optional
         The user's loss history; when given, the causes of the gap are ranked.
-    k : int
+    n_splits : int
         Folds of the leak-aware re-split (``0`` skips retraining).
     probe : "linear", "cnn" or a ``train_fn(train_items, val_items) -> history``
     epochs : int
         Epochs for the built-in probes.
+    k : int, optional
+        Deprecated name of ``n_splits``.
     """
+    if k is not None:
+        n_splits = renamed_keyword("k", "n_splits", k, "audit")
     from .explain import explain
     from .retrain import kfold as run_kfold
 
@@ -122,23 +128,23 @@ def audit(
     timings["scan"] = time.perf_counter() - t
 
     kfold_result = None
-    if k and result.split.task is None:
+    if n_splits and result.split.task is None:
         notes.append("k-fold retraining skipped: the split has no labels or targets")
-    elif k and min(result.split.n_train, result.split.n_val) == 0:
+    elif n_splits and min(result.split.n_train, result.split.n_val) == 0:
         notes.append("k-fold retraining skipped: one side of the split is empty")
-    elif k:
+    elif n_splits:
         t = time.perf_counter()
         images, features, clusters, source = kfold_inputs(result)
         kw = dict(kfold_options or {})
         if probe == "linear":
             kw["features"] = features
-        kfold_result = run_kfold(images, n_splits=k, probe=probe, epochs=epochs, clusters=clusters,
+        kfold_result = run_kfold(images, n_splits=n_splits, probe=probe, epochs=epochs, clusters=clusters,
                                  random_state=random_state, progress=progress, **kw)
         timings["kfold"] = time.perf_counter() - t
         notes_src = f"k-fold probe '{probe if isinstance(probe, str) else 'train_fn'}'"
         if probe == "linear":
             notes_src += f" on the {source}"
-        notes.append(notes_src + f", {k} folds, {epochs} epochs")
+        notes.append(notes_src + f", {n_splits} folds, {epochs} epochs")
 
     explanation = None
     if history is not None:

@@ -216,7 +216,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
 
     with _ProgressBars(not args.quiet, _console(stderr=True)) as progress:
-        result = audit(_split_outside(args), history=args.history, k=args.k,
+        result = audit(_split_outside(args), history=args.history, n_splits=args.k,
                        probe=args.probe, epochs=args.epochs, mode=args.mode, jobs=args.jobs,
                        cache=_cache_arg(args), embed=args.embed, scheduler=args.scheduler,
                        progress=progress)

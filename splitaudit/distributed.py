@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
+from .errors import InputTypeError
 from ._optional import require
 from ._parallel import resolve_jobs
 
@@ -40,7 +41,7 @@ def dask_client(scheduler: Any, *, jobs: int | None = None) -> Iterator[Any]:
         yield scheduler
         return
     if not isinstance(scheduler, str) or not scheduler:
-        raise TypeError(f"scheduler must be 'local', an address like 'tcp://host:8786' or a Client; "
+        raise InputTypeError(f"scheduler must be 'local', an address like 'tcp://host:8786' or a Client; "
                         f"got {scheduler!r}")
     if scheduler == "local":
         cluster = distributed.LocalCluster(n_workers=resolve_jobs(jobs), threads_per_worker=1,

@@ -53,6 +53,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import InputError, InputTypeError
 from ._plainpng import decode_plain_png as _decode_plain_png
 
 __all__ = [
@@ -252,11 +253,11 @@ def _check_max_pixels(max_pixels: int | None) -> None:
     if max_pixels is None:
         return
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
-        raise TypeError(
+        raise InputTypeError(
             f"max_pixels must be an int or None, got {type(max_pixels).__name__} {max_pixels!r}"
         )
     if max_pixels <= 0:
-        raise ValueError(f"max_pixels must be positive or None (no limit), got {max_pixels}")
+        raise InputError(f"max_pixels must be positive or None (no limit), got {max_pixels}")
 
 
 def open_image(
@@ -324,7 +325,7 @@ def iter_images(
 def _check_options(max_pixels: int | None, reduce_to: int | None) -> None:
     _check_max_pixels(max_pixels)
     if reduce_to is not None and (not isinstance(reduce_to, int) or reduce_to < 1):
-        raise ValueError(f"reduce_to must be a positive int or None, got {reduce_to!r}")
+        raise InputError(f"reduce_to must be a positive int or None, got {reduce_to!r}")
 
 
 def _orientation(image: Image.Image) -> int:

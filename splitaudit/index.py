@@ -34,22 +34,19 @@ import pandas as pd
 from ._types import Progress
 from ._version import __version__ as _version
 from .dataset import ImageSplit, _is_image_name
-from .errors import InputError, LayoutError
+from .errors import InputError, InputTypeError, LayoutError
 from .fingerprints import ALGORITHM_VERSION, Fingerprints
-from .duplicates.keypoints import KEYPOINT_COLUMNS
+from .duplicates.result import PAIR_COLUMNS
 from .fingerprints.local import DESCRIPTOR_BYTES, LocalFeatures
 
 __all__ = ["TrainingIndex", "INDEX_FORMAT", "MATCH_COLUMNS"]
 
 INDEX_FORMAT = 1
 """Bump when the on-disk layout changes."""
-MATCH_COLUMNS = [
-    "new_path", "train_path", "new_index", "train_index", "kind", "score",
-    "new_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
-    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
-]
 _RENAME = {"val_path": "new_path", "val_index": "new_index", "val_label": "new_label"}
+MATCH_COLUMNS = [_RENAME.get(col, col) for col in PAIR_COLUMNS]
+"""The columns of :meth:`TrainingIndex.check`: :data:`~splitaudit.duplicates.result.PAIR_COLUMNS`
+with the val image called the new image."""
 
 
 def _meta_problem(meta: dict) -> str | None:
@@ -78,7 +75,7 @@ def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.nd
         for col in meta["columns"]:
             values = data[f"col:{col}"]
             if values.shape != (n,):
-                raise ValueError(f"column {col!r} has shape {values.shape}, expected ({n},)")
+                raise InputError(f"column {col!r} has shape {values.shape}, expected ({n},)")
             if col in meta["object_columns"]:
                 obj = values.astype(object)
                 obj[data[f"none:{col}"].astype(bool)] = None
@@ -88,9 +85,9 @@ def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.nd
         labels[data["labels_none"].astype(bool)] = None
         thumbs, descriptor = data["thumbs"], data["descriptor"]
         if thumbs.shape != (n, 32, 32) or thumbs.dtype != np.uint8:
-            raise ValueError(f"thumbs must be uint8 ({n}, 32, 32), found {thumbs.dtype} {thumbs.shape}")
+            raise InputError(f"thumbs must be uint8 ({n}, 32, 32), found {thumbs.dtype} {thumbs.shape}")
         if descriptor.ndim != 2 or len(descriptor) != n:
-            raise ValueError(f"descriptor must have {n} rows, found shape {descriptor.shape}")
+            raise InputError(f"descriptor must have {n} rows, found shape {descriptor.shape}")
         local = None
         if "local_offsets" in data.files:
             local = LocalFeatures(offsets=data["local_offsets"], xy=data["local_xy"], size=data["local_size"],
@@ -98,7 +95,7 @@ def _read_arrays(npz: Path, meta: dict) -> tuple[Fingerprints, np.ndarray, np.nd
             m = int(local.offsets[-1]) if len(local.offsets) else -1
             if (local.offsets.shape != (n + 1,) or local.size.shape != (n, 2) or local.xy.shape != (m, 2)
                     or local.desc.shape != (m, DESCRIPTOR_BYTES) or (np.diff(local.offsets) < 0).any()):
-                raise ValueError("keypoint arrays do not match each other or the images")
+                raise InputError("keypoint arrays do not match each other or the images")
         fp = Fingerprints(table=pd.DataFrame(columns, columns=meta["columns"]), thumbs=thumbs,
                           descriptor=descriptor, mode=meta["mode"], stats={"total": n}, local=local)
         emb = data["embeddings"] if meta.get("has_embeddings") else None
@@ -152,10 +149,10 @@ class TrainingIndex:
     def __post_init__(self) -> None:
         n = len(self.fingerprints.table)
         if len(self.labels) != n or len(self.fingerprints.thumbs) != n:
-            raise ValueError(f"labels and thumbs must have one row per fingerprint ({n}); got "
+            raise InputError(f"labels and thumbs must have one row per fingerprint ({n}); got "
                              f"{len(self.labels)} labels and {len(self.fingerprints.thumbs)} thumbs")
         if self.embeddings is not None and (self.embeddings.ndim != 2 or len(self.embeddings) != n):
-            raise ValueError(f"embeddings must be an (N, D) array with N={n}; got shape {self.embeddings.shape}")
+            raise InputError(f"embeddings must be an (N, D) array with N={n}; got shape {self.embeddings.shape}")
 
     def __len__(self) -> int:
         return len(self.fingerprints.table)
@@ -186,17 +183,17 @@ class TrainingIndex:
             The data root (an index is never written inside it).
         """
         if not isinstance(fingerprints, Fingerprints):
-            raise TypeError(f"fingerprints must be a Fingerprints object; got {type(fingerprints).__name__}")
+            raise InputTypeError(f"fingerprints must be a Fingerprints object; got {type(fingerprints).__name__}")
         if not isinstance(images, pd.DataFrame) or "path" not in images.columns:
-            raise TypeError("images must be a pandas DataFrame with a path column (split.images); "
+            raise InputTypeError("images must be a pandas DataFrame with a path column (split.images); "
                             f"got {type(images).__name__}")
         if len(images) != len(fingerprints.table):
-            raise ValueError(f"fingerprints must have one row per image: images has {len(images)} rows, "
+            raise InputError(f"fingerprints must have one row per image: images has {len(images)} rows, "
                              f"fingerprints {len(fingerprints.table)}")
         keep = fingerprints.table["ok"].to_numpy(bool).copy()
         if split is not None:
             if "split" not in images.columns:
-                raise ValueError(f"split={split!r} needs a split column in images")
+                raise InputError(f"split={split!r} needs a split column in images")
             keep &= images["split"].to_numpy() == split
         rows = np.flatnonzero(keep)
         table = fingerprints.table.iloc[rows].reset_index(drop=True)
@@ -219,7 +216,7 @@ class TrainingIndex:
         """Index the training images of a :class:`~splitaudit.scan.ScanResult`."""
         for attr in ("fingerprints", "split"):
             if not hasattr(result, attr):
-                raise TypeError(f"result must be a ScanResult; got {type(result).__name__} without .{attr}")
+                raise InputTypeError(f"result must be a ScanResult; got {type(result).__name__} without .{attr}")
         model = None
         if result.embeddings is not None:
             model = str(result.options.get("embed", "default"))
@@ -247,7 +244,7 @@ class TrainingIndex:
         if isinstance(source, (str, os.PathLike)):
             folder = Path(source)
             if not folder.is_dir():
-                raise ValueError(f"source must be an ImageSplit or a folder; {str(folder)!r} is not a folder")
+                raise InputError(f"source must be an ImageSplit or a folder; {str(folder)!r} is not a folder")
             try:
                 split = ImageSplit.from_folder(folder)
             except LayoutError:  # not a train/val layout: index every image under it
@@ -257,7 +254,7 @@ class TrainingIndex:
                 images = pd.DataFrame({"path": [p.relative_to(folder).as_posix() for p in paths]})
                 return cls.from_fingerprints(fps, images, root=folder, split=None)
         if not isinstance(split, ImageSplit):
-            raise TypeError(f"source must be an ImageSplit or a folder; got {type(source).__name__}")
+            raise InputTypeError(f"source must be an ImageSplit or a folder; got {type(source).__name__}")
         fps = compute_fingerprints(split, mode=mode, jobs=jobs, cache=cache, client=client, progress=progress)
         return cls.from_fingerprints(fps, split.images, root=split.root)
 
@@ -399,7 +396,7 @@ class TrainingIndex:
         from .duplicates import find_duplicates
 
         if "within" in duplicate_options:
-            raise ValueError("within is not an option of check (new images are only compared with the index)")
+            raise InputError("within is not an option of check (new images are only compared with the index)")
         new_fp, new_paths, new_labels = self._fingerprint_new(paths_or_split, jobs=jobs, cache=cache,
                                                               client=client, progress=progress)
         n_train, n_new = len(self), len(new_fp.table)
@@ -435,7 +432,7 @@ class TrainingIndex:
 
         if isinstance(source, Fingerprints):
             if source.mode != self.mode:
-                raise ValueError(f"fingerprints must be in the index's mode {self.mode!r}; got mode "
+                raise InputError(f"fingerprints must be in the index's mode {self.mode!r}; got mode "
                                  f"{source.mode!r} (hashes of different modes never compare)")
             return source, list(source.table["path"]), [None] * len(source.table)
         if isinstance(source, ImageSplit):
@@ -448,7 +445,7 @@ class TrainingIndex:
         if isinstance(source, (str, os.PathLike)):
             folder = Path(source)
             if not folder.is_dir():
-                raise ValueError(f"paths_or_split must be a folder, a list of paths, an ImageSplit or "
+                raise InputError(f"paths_or_split must be a folder, a list of paths, an ImageSplit or "
                                  f"Fingerprints; {str(folder)!r} is not a folder")
             files = sorted(p for p in folder.rglob("*") if p.is_file() and _is_image_name(str(p)))
             paths = [str(p) for p in files]
@@ -460,7 +457,7 @@ class TrainingIndex:
         elif isinstance(source, Sequence) and not isinstance(source, bytes):
             paths = [os.fspath(p) for p in source]
         else:
-            raise TypeError(f"paths_or_split must be a folder, a list of paths, an ImageSplit or "
+            raise InputTypeError(f"paths_or_split must be a folder, a list of paths, an ImageSplit or "
                             f"Fingerprints; got {type(source).__name__}")
         fp = compute_fingerprints(paths, mode=self.mode, jobs=jobs, cache=cache, progress=progress,
                                   client=client)
@@ -469,13 +466,13 @@ class TrainingIndex:
     def _new_embeddings(self, source, embeddings, n_new, progress):
         if self.embeddings is None:
             if embeddings is not None:
-                raise ValueError("embeddings were given but the index has none; rebuild it from a scan "
+                raise InputError("embeddings were given but the index has none; rebuild it from a scan "
                                  "with embeddings or leave embeddings out")
             return None
         if embeddings is not None:
             emb = np.asarray(embeddings, np.float32)
             if emb.shape != (n_new, self.embeddings.shape[1]):
-                raise ValueError(f"embeddings must have shape ({n_new}, {self.embeddings.shape[1]}); "
+                raise InputError(f"embeddings must have shape ({n_new}, {self.embeddings.shape[1]}); "
                                  f"got {emb.shape}")
             return emb
         if self.model != "default" or isinstance(source, Fingerprints):

@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -30,7 +29,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import BaseCrossValidator, GroupKFold
 
+from .errors import InputError, InputTypeError
 from ._folds import _strata, _stratified_group_folds
+from ._validate import renamed_keyword
 
 __all__ = [
     "LeakAwareSplitter",
@@ -48,7 +49,7 @@ def _ids_or_none(values: Any, n: int, name: str) -> np.ndarray | None:
         values = values.clusters
     series = pd.Series(np.asarray(values, dtype=object) if not isinstance(values, pd.Series) else values)
     if len(series) != n:
-        raise ValueError(f"{name} must have one entry per image ({n}); got {len(series)}")
+        raise InputError(f"{name} must have one entry per image ({n}); got {len(series)}")
     numeric = pd.to_numeric(series, errors="coerce")
     missing = series.isna().to_numpy(dtype=bool) | (numeric < 0).to_numpy(dtype=bool)
     codes, _ = pd.factorize(series.where(~missing, None), use_na_sentinel=True)
@@ -83,7 +84,7 @@ def combine_groups(cluster_ids: Any, user_groups: Any = None) -> np.ndarray:
     [0, 0, 1, 0]
     """
     if cluster_ids is None and user_groups is None:
-        raise ValueError("combine_groups needs cluster_ids or user_groups; got neither")
+        raise InputError("combine_groups needs cluster_ids or user_groups; got neither")
     ref = cluster_ids if cluster_ids is not None else user_groups
     if hasattr(ref, "clusters") and not isinstance(ref, (np.ndarray, pd.Series, list)):
         ref = ref.clusters
@@ -154,13 +155,13 @@ class LeakAwareSplitter(BaseCrossValidator):
 
     def _validate(self) -> None:
         if isinstance(self.n_splits, bool) or not isinstance(self.n_splits, (int, np.integer)):
-            raise TypeError(f"n_splits must be an int; got {type(self.n_splits).__name__}")
+            raise InputTypeError(f"n_splits must be an int; got {type(self.n_splits).__name__}")
         if self.n_splits < 2:
-            raise ValueError(f"n_splits must be at least 2; got {self.n_splits}")
+            raise InputError(f"n_splits must be at least 2; got {self.n_splits}")
         if not (self.stratify is True or self.stratify is False or self.stratify == "auto"):
-            raise ValueError(f"stratify must be 'auto', True or False; got {self.stratify!r}")
+            raise InputError(f"stratify must be 'auto', True or False; got {self.stratify!r}")
         if not self.shuffle and self.random_state is not None:
-            raise ValueError(
+            raise InputError(
                 "random_state has no effect when shuffle=False; pass shuffle=True or random_state=None"
             )
 
@@ -173,22 +174,22 @@ class LeakAwareSplitter(BaseCrossValidator):
         self._validate()
         n = len(X) if hasattr(X, "__len__") else np.asarray(X).shape[0]
         if y is not None and len(y) != n:
-            raise ValueError(f"y must have {n} entries like X; got {len(y)}")
+            raise InputError(f"y must have {n} entries like X; got {len(y)}")
         group_ids = np.arange(n) if groups is None else np.asarray(pd.factorize(pd.Series(
             np.asarray(groups, dtype=object)))[0])
         if len(group_ids) != n:
-            raise ValueError(f"groups must have {n} entries like X; got {len(group_ids)}")
+            raise InputError(f"groups must have {n} entries like X; got {len(group_ids)}")
         if (group_ids < 0).any():
-            raise ValueError("groups must not contain missing values; use combine_groups() first")
+            raise InputError("groups must not contain missing values; use combine_groups() first")
         n_groups = len(np.unique(group_ids))
         if n_groups < self.n_splits:
-            raise ValueError(
+            raise InputError(
                 f"n_splits={self.n_splits} needs at least as many groups; only {n_groups} "
                 "groups remain after merging duplicates and user groups. Lower n_splits."
             )
         strata = _strata(y, self.n_splits, self.stratify)
         if strata is None and self.stratify is True:
-            raise ValueError("stratify=True but y is missing, has one class, or has missing values")
+            raise InputError("stratify=True but y is missing, has one class, or has missing values")
         random_state = self.random_state if self.shuffle else None
         if strata is not None:
             fold_of = _stratified_group_folds(strata, group_ids, self.n_splits, self.shuffle, random_state)
@@ -207,9 +208,9 @@ class LeakAwareSplitter(BaseCrossValidator):
 def _frame_and_target(images: Any) -> tuple[pd.DataFrame, np.ndarray | None]:
     frame = getattr(images, "images", images)
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"images must be an ImageSplit or a DataFrame; got {type(images).__name__}")
+        raise InputTypeError(f"images must be an ImageSplit or a DataFrame; got {type(images).__name__}")
     if "path" not in frame.columns:
-        raise ValueError(f"images needs a 'path' column; found {list(frame.columns)}")
+        raise InputError(f"images needs a 'path' column; found {list(frame.columns)}")
     y = None
     if "label" in frame.columns and frame["label"].notna().any():
         y = frame["label"].astype(str).where(frame["label"].notna(), "<none>").to_numpy()
@@ -234,12 +235,6 @@ def _out_frame(frame: pd.DataFrame, groups: np.ndarray) -> pd.DataFrame:
         out["target"] = frame["target"].to_numpy()
     out["group"] = groups
     return out
-
-
-def renamed_keyword(old: str, new: str, value: Any, where: str) -> Any:
-    """``value``, passed under the keyword's old name ``old``: warn that it is now ``new``."""
-    warnings.warn(f"{where}({old}=...) is deprecated; pass {new}= instead", DeprecationWarning, stacklevel=3)
-    return value
 
 
 def resplit_manifest(images: Any, clusters: Any = None, *, n_splits: int = 5, val_fraction: float | None = None,
@@ -303,14 +298,14 @@ def leak_free_split(images: Any, clusters: Any = None, *, val_fraction: float = 
     10
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (float, int)):
-        raise TypeError(f"val_fraction must be a float; got {type(val_fraction).__name__}")
+        raise InputTypeError(f"val_fraction must be a float; got {type(val_fraction).__name__}")
     if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction}")
+        raise InputError(f"val_fraction must be in (0, 1); got {val_fraction}")
     frame, y = _frame_and_target(images)
     groups = _groups_for(frame, clusters)
     n_splits = int(min(20, len(np.unique(groups))))
     if n_splits < 2:
-        raise ValueError("leak_free_split needs at least 2 groups; all images form one group")
+        raise InputError("leak_free_split needs at least 2 groups; all images form one group")
     n_val_folds = int(np.clip(round(val_fraction * n_splits), 1, n_splits - 1))
     cv = LeakAwareSplitter(n_splits, shuffle=True, random_state=random_state)
     split = np.full(len(frame), "train", dtype=object)

@@ -82,7 +82,7 @@ def test_mih_splits_crowded_buckets(monkeypatch):
     rng = np.random.default_rng(5)
     codes = _skewed(rng, 300)
     _check_same(codes[::5], codes, 8)
-    _check_same(codes, codes, 4, upper_only=True, threads=2, block=64)
+    _check_same(codes, codes, 4, upper_only=True, jobs=2, block=64)
 
 
 @pytest.mark.parametrize("radius", [2, 5, 8, 11])
@@ -102,7 +102,7 @@ def test_every_plan_is_exact(radius):
 def test_upper_only_within_set(radius):
     rng = np.random.default_rng(radius)
     codes = np.concatenate([_skewed(rng, 200), _planted(rng, 200, 100)[0]])
-    got = _check_same(codes, codes, radius, upper_only=True, threads=2, block=50)
+    got = _check_same(codes, codes, radius, upper_only=True, jobs=2, block=50)
     assert all(q < b for q, b, _ in got)
     full = _as_list(hamming_range(codes, codes, radius, backend="mih"))
     assert sorted((min(q, b), max(q, b), d) for q, b, d in full if q != b) == sorted(

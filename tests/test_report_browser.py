@@ -29,7 +29,7 @@ def test_audit_report_renders(tmp_path):
     data = tmp_path / "data"
     _load("demo").build(data, n_train_per_class=10, n_val_per_class=4)
     history = {"loss": [1.2, 0.8, 0.6, 0.5], "val_loss": [0.9, 0.65, 0.53, 0.46]}
-    result = splitaudit.audit(data, history=history, k=3, epochs=3, cache=False, jobs=1)
+    result = splitaudit.audit(data, history=history, n_splits=3, epochs=3, cache=False, jobs=1)
     written = result.save(tmp_path / "out")
     html = written["report"].read_text(encoding="utf-8")
     assert "Ranked causes" in html and "does the gap persist" in html

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ..errors import InputError, InputTypeError
+
 __all__ = [
     "option",
     "usable_rows",
@@ -61,13 +63,13 @@ def option(context: Any, check: str, key: str, default: Any) -> Any:
     """``context.options[check][key]`` or ``default``; type-checked against it."""
     opts = (getattr(context, "options", None) or {}).get(check, {}) or {}
     if not isinstance(opts, dict):
-        raise TypeError(
+        raise InputTypeError(
             f"options[{check!r}] must be a dict of settings, got {type(opts).__name__}"
         )
     value = opts.get(key, default)
     if default is not None and isinstance(default, (int, float)) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise TypeError(
+            raise InputTypeError(
                 f"options[{check!r}][{key!r}] must be a number like {default!r}, "
                 f"got {type(value).__name__} {value!r}"
             )
@@ -86,7 +88,7 @@ def usable_rows(context: Any) -> tuple[np.ndarray, int]:
         return np.ones(n, dtype=bool), 0
     ok = table["ok"].to_numpy(dtype=bool, na_value=False)
     if len(ok) != n:
-        raise ValueError(
+        raise InputError(
             f"fingerprints.table has {len(ok)} rows but split.images has {n}; "
             "they must be aligned row for row"
         )
@@ -128,7 +130,7 @@ def reduce_features(
     """
     x = np.asarray(features, dtype=np.float32)
     if x.ndim != 2:
-        raise ValueError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
+        raise InputError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
     x = x - x.mean(axis=0)
     if x.shape[1] > max_dim and x.shape[0] > max_dim:
         if x.shape[1] <= 2048:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .._types import Progress, jsonable
 
 __all__ = ["AuditContext", "CheckResult", "Check", "STATUSES", "REGISTRY", "load_check", "run_checks",
@@ -60,7 +61,7 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(
+            raise InputError(
                 f"status must be one of {STATUSES}, got {self.status!r}"
             )
 

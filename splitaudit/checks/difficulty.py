@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ._stats import features_of, holm, mean_difference, option, usable_rows
 from .base import Check, CheckResult
 
@@ -130,13 +131,13 @@ class _Thresholds:
                 int(opt("n_permutations", 999)), int(opt("n_bootstrap", 1000)))
         where = f"options[{NAME!r}]"
         if not 0 < t.alpha < 1:
-            raise ValueError(f"{where}['alpha'] must be in (0, 1), got {t.alpha!r}")
+            raise InputError(f"{where}['alpha'] must be in (0, 1), got {t.alpha!r}")
         if not 0 <= t.min_relative <= t.fail_relative:
-            raise ValueError(
+            raise InputError(
                 f"{where} needs 0 <= min_relative <= fail_relative, got {t.min_relative!r} and {t.fail_relative!r}"
             )
         if 1 / (1 + t.n_permutations) >= t.alpha:
-            raise ValueError(
+            raise InputError(
                 f"{where}['n_permutations']={t.n_permutations} can never give p < alpha={t.alpha:g}; "
                 f"use at least {int(np.ceil(1 / t.alpha))} permutations"
             )
@@ -261,7 +262,7 @@ class DifficultyCheck(Check):
         if getattr(context, "image_loss", None) is not None:
             difficulty = np.asarray(context.image_loss, dtype=np.float64).ravel()
             if len(difficulty) != n_images:
-                raise ValueError(
+                raise InputError(
                     f"image_loss must have one value per image ({n_images}), got {len(difficulty)}"
                 )
             return difficulty, ok & np.isfinite(difficulty), "user image_loss", None
@@ -270,7 +271,7 @@ class DifficultyCheck(Check):
             return plan
         loss = getattr(context, "probe_loss", None)
         if loss is None:
-            raise ValueError("the context has no probe_loss: fit it with "
+            raise InputError("the context has no probe_loss: fit it with "
                              "splitaudit.retrain.probes.difficulty_probe_loss(context) and pass probe_loss= "
                              "(splitaudit.scan does), or give image_loss=")
         for caught in loss.warnings:  # raised while fitting: they belong to this finding

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .base import AuditContext, Check, CheckResult
 
 __all__ = ["ExactDuplicates", "NearDuplicates", "LabelConflicts", "duplicate_pairs"]
@@ -42,7 +43,7 @@ def duplicate_pairs(context: AuditContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(pairs, within_pairs)`` from the context; an empty within table when the search did not
     look inside the splits."""
     if context.pairs is None:
-        raise ValueError("the context has no duplicate pairs: run splitaudit.duplicates.find_duplicates "
+        raise InputError("the context has no duplicate pairs: run splitaudit.duplicates.find_duplicates "
                          "and pass its pairs= and within_pairs= (splitaudit.scan does)")
     within = context.within_pairs
     if within is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from .verify import score_from_rms
 
 GEO_ROTATIONS = (-12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0)
@@ -137,15 +138,15 @@ def verify_geometric(
     """
     thumbs = np.asarray(thumbs)
     if thumbs.ndim != 3 or thumbs.shape[1] != thumbs.shape[2]:
-        raise ValueError(f"thumbs must have shape (N, S, S), got {thumbs.shape}")
+        raise InputError(f"thumbs must have shape (N, S, S), got {thumbs.shape}")
     if not 0 <= trim < 0.5:
-        raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
+        raise InputError(f"trim must be in [0, 0.5), got {trim!r}")
     if not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
-        raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
+        raise InputError(f"max_shift must be a non-negative int, got {max_shift!r}")
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"a and b must be 1-D of equal length, got {a.shape} and {b.shape}")
+        raise InputError(f"a and b must be 1-D of equal length, got {a.shape} and {b.shape}")
     size = thumbs.shape[1]
     params, mats, masks = _warp_matrices(size, tuple(rotations), tuple(zooms), mirror)
     p = len(a)

@@ -11,20 +11,18 @@ import pandas as pd
 from .._types import jsonable
 from .keypoints import KEYPOINT_COLUMNS
 
-__all__ = ["DuplicateResult", "PAIR_COLUMNS", "WITHIN_COLUMNS", "pair_table"]
+__all__ = ["DuplicateResult", "PAIR_COLUMNS", "PAIR_EVIDENCE", "WITHIN_COLUMNS", "pair_table"]
 
-PAIR_COLUMNS = [
-    "val_path", "train_path", "val_index", "train_index", "kind", "score",
-    "val_label", "train_label", "label_conflict", "exact_bytes", "exact_pixels",
-    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
-]
-WITHIN_COLUMNS = [
-    "split", "path_a", "path_b", "index_a", "index_b", "kind", "score",
-    "label_a", "label_b", "label_conflict", "exact_bytes", "exact_pixels",
-    "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms", "thumb_corr",
-    "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
-]
+PAIR_EVIDENCE = (
+    "exact_bytes", "exact_pixels", "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms",
+    "thumb_corr", "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, "decided_by",
+)
+"""The evidence columns of every pair table, after who the pair is and its ``kind, score``, labels."""
+PAIR_COLUMNS = ["val_path", "train_path", "val_index", "train_index", "kind", "score",
+                "val_label", "train_label", "label_conflict", *PAIR_EVIDENCE]
+WITHIN_COLUMNS = ["split", "path_a", "path_b", "index_a", "index_b", "kind", "score",
+                  "label_a", "label_b", "label_conflict", *PAIR_EVIDENCE]
+
 
 @dataclass(frozen=True)
 class DuplicateResult:
@@ -72,8 +70,11 @@ class DuplicateResult:
         within = self.within.rename(columns={"split": "relation"})
         return pd.concat([cross, within], ignore_index=True)
 
-    def summary(self) -> dict:
-        """Counts for reports: pairs by kind, val images with a train duplicate, ..."""
+    def to_dict(self) -> dict:
+        """Counts for reports: pairs by kind, val images with a train duplicate, ...
+
+        :meth:`to_json` writes these with ``params`` and the cross ``pairs``.
+        """
         p = self.pairs
         return {
             "cross_exact": int((p["kind"] == "exact").sum()),
@@ -88,7 +89,8 @@ class DuplicateResult:
         }
 
     def to_json(self) -> str:
-        out = self.summary()
+        """:meth:`to_dict` with ``params`` and the cross pairs as records, as JSON text."""
+        out = self.to_dict()
         out["params"] = self.params
         out["pairs"] = self.pairs.to_dict(orient="records")
         return json.dumps(jsonable(out), indent=2, allow_nan=False)

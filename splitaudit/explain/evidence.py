@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 __all__ = [
     "load_scan",
@@ -77,7 +77,7 @@ def _read_json(path_or_obj: Any, filename: str, parameter: str) -> dict | None:
         if not isinstance(data, Mapping):
             raise InputError(f"{parameter}: {path} must hold a JSON object, got {type(data).__name__}")
         return dict(data)
-    raise TypeError(
+    raise InputTypeError(
         f"{parameter} must be a dict, a path to {filename} or a directory holding it, "
         f"got {type(path_or_obj).__name__}"
     )

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Phase", "find_phases", "parse_epochs", "relative_fall", "FAST_FALL", "WINDOW"]
 
@@ -128,7 +128,7 @@ def parse_epochs(spec: Any, available: Iterable[int], *, name: str = "epochs=") 
     available = sorted(int(e) for e in available)
     shown = epoch_label(available)
     if isinstance(spec, bool):
-        raise TypeError(f"{name} must be epochs like '1-5', '1-3,7', an int or a list of ints; got {spec!r}")
+        raise InputTypeError(f"{name} must be epochs like '1-5', '1-3,7', an int or a list of ints; got {spec!r}")
     if isinstance(spec, (int, np.integer)):
         wanted = [int(spec)]
     elif isinstance(spec, str):
@@ -147,10 +147,10 @@ def parse_epochs(spec: Any, available: Iterable[int], *, name: str = "epochs=") 
         wanted = []
         for value in spec:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must list whole epochs (ints); got {value!r}")
+                raise InputTypeError(f"{name} must list whole epochs (ints); got {value!r}")
             wanted.append(int(value))
     else:
-        raise TypeError(f"{name} must be epochs like '1-5', '1-3,7', an int or a list of ints; "
+        raise InputTypeError(f"{name} must be epochs like '1-5', '1-3,7', an int or a list of ints; "
                         f"got {type(spec).__name__}")
     missing = sorted(set(wanted) - set(available))
     if not wanted:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, InputTypeError
 from .._types import jsonable
 from . import causes as _causes
 from . import suspects as _suspects
@@ -87,7 +88,7 @@ class Explanation:
         for entry in self.causes:
             if entry["cause"] == cause:
                 return entry["score"]
-        raise ValueError(f"cause must be one of {CAUSES}, got {cause!r}")
+        raise InputError(f"cause must be one of {CAUSES}, got {cause!r}")
 
     def to_dict(self) -> dict:
         """The content of ``explain.json``: ``summary``, ``gap``, the ranked ``causes`` and ``phases``."""
@@ -193,12 +194,12 @@ def _read_difficulty(difficulty: Any) -> tuple[pd.DataFrame | None, dict | None]
     if isinstance(difficulty, (str, Path)):
         difficulty = pd.read_csv(difficulty)
     if not isinstance(difficulty, pd.DataFrame):
-        raise TypeError(
+        raise InputTypeError(
             "difficulty must be a DataFrame or images.csv path with columns split and loss/difficulty, "
             f"or the difficulty finding dict, got {type(difficulty).__name__}"
         )
     if "split" not in difficulty or not any(c in difficulty for c in ("loss", "image_loss", "difficulty")):
-        raise ValueError(
+        raise InputError(
             "difficulty must have a 'split' column and one of 'loss', 'image_loss', 'difficulty'; "
             f"got columns {list(difficulty.columns)}"
         )
@@ -209,9 +210,9 @@ def _check_size(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a positive number of images or None, got {type(value).__name__}")
+        raise InputTypeError(f"{name} must be a positive number of images or None, got {type(value).__name__}")
     if not value > 0:
-        raise ValueError(f"{name} must be a positive number of images, got {value!r}")
+        raise InputError(f"{name} must be a positive number of images, got {value!r}")
     return float(value)
 
 

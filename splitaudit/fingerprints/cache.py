@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..sources.store import default_cache_dir
 
 __all__ = ["FingerprintCache", "default_cache_dir", "open_cache"]
@@ -95,7 +95,7 @@ class FingerprintCache:
 
     def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 60.0) -> None:
         if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"cache path must be a str or os.PathLike, got {type(path).__name__}")
+            raise InputTypeError(f"cache path must be a str or os.PathLike, got {type(path).__name__}")
         target = Path(path) if path is not None else default_cache_dir()
         if target.suffix.lower() not in (".sqlite", ".db", ".sqlite3"):
             target = target / _FILE_NAME
@@ -312,7 +312,7 @@ def open_cache(cache: Any, *, roots: Sequence[str] = (), abspaths: Sequence[str]
     elif isinstance(cache, (str, os.PathLike)):
         store = FingerprintCache(cache)
     else:
-        raise TypeError(
+        raise InputTypeError(
             "cache must be None, True, a path or a FingerprintCache, "
             f"got {type(cache).__name__}"
         )

@@ -29,6 +29,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
+
 __all__ = ["describe", "DESCRIPTOR_DIM", "rgb_to_gray", "block_mean"]
 
 DESCRIPTOR_DIM = 512
@@ -224,12 +226,12 @@ def describe(rgb: np.ndarray, gray: np.ndarray | None = None, *, colour: np.ndar
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 4 or rgb.shape[3] != 3 or rgb.shape[1] % 16 or rgb.shape[2] % 16:
-        raise ValueError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
+        raise InputError(f"rgb must have shape (n, h, w, 3) with h, w multiples of 16, got {rgb.shape}")
     n = len(rgb)
     if colour is not None:
         colour = np.asarray(colour, dtype=bool)
         if colour.shape != (n,):
-            raise ValueError(f"colour must be a bool array of shape ({n},), got shape {colour.shape}")
+            raise InputError(f"colour must be a bool array of shape ({n},), got shape {colour.shape}")
     if n == 0:
         return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
     if gray is None:

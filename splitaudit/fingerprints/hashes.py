@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError, InputTypeError
+
 __all__ = [
     "Hash64",
     "phash",
@@ -70,7 +72,7 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     bits = np.asarray(bits, dtype=bool)
     flat = bits.reshape(bits.shape[0], -1)
     if flat.shape[1] != 64:
-        raise ValueError(f"bits must hold 64 bits per row, got shape {bits.shape}")
+        raise InputError(f"bits must hold 64 bits per row, got shape {bits.shape}")
     return np.packbits(flat, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
@@ -96,7 +98,7 @@ def _stack(gray: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != shape:
-        raise ValueError(f"{name} expects arrays of shape (n, {shape[0]}, {shape[1]}), got {arr.shape}")
+        raise InputError(f"{name} expects arrays of shape (n, {shape[0]}, {shape[1]}), got {arr.shape}")
     return arr
 
 
@@ -159,16 +161,16 @@ class Hash64:
     def __post_init__(self) -> None:
         value = int(self.value)
         if not 0 <= value < 1 << 64:
-            raise ValueError(f"Hash64 value must fit in 64 unsigned bits, got {self.value!r}")
+            raise InputError(f"Hash64 value must fit in 64 unsigned bits, got {self.value!r}")
         object.__setattr__(self, "value", value)
 
     @classmethod
     def from_hex(cls, text: str) -> "Hash64":
         """Parse a 16-digit hex string (as ``str(imagehash.ImageHash)``)."""
         if not isinstance(text, str):
-            raise TypeError(f"from_hex expects a str, got {type(text).__name__}")
+            raise InputTypeError(f"from_hex expects a str, got {type(text).__name__}")
         if len(text) != 16:
-            raise ValueError(f"a 64-bit hash is 16 hex digits, got {len(text)}: {text!r}")
+            raise InputError(f"a 64-bit hash is 16 hex digits, got {len(text)}: {text!r}")
         return cls(int(text, 16))
 
     @property

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..errors import InputError, InputTypeError
 from .._optional import require
 
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -54,7 +55,7 @@ def _resolve_model(model, layer, factory, input_size):
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
-            raise ValueError(f"model must be 'default', an nn.Module or an existing model file, got {str(model)!r}")
+            raise InputError(f"model must be 'default', an nn.Module or an existing model file, got {str(model)!r}")
         if factory is not None:
             module = factory()
             module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -62,9 +63,9 @@ def _resolve_model(model, layer, factory, input_size):
             module = torch.jit.load(str(path), map_location="cpu")
         model = module
     elif factory is not None:
-        raise ValueError("factory is only used when model is a state-dict file path")
+        raise InputError("factory is only used when model is a state-dict file path")
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be 'default', a torch.nn.Module or a file path, got {type(model).__name__}")
+        raise InputTypeError(f"model must be 'default', a torch.nn.Module or a file path, got {type(model).__name__}")
     model_id = f"{type(model).__name__}:{layer or 'output'}@{_module_digest(model, str(layer))}"
     if layer is None:
         return model, model, model_id, "imagenet"
@@ -73,11 +74,11 @@ def _resolve_model(model, layer, factory, input_size):
 
 def _named(model, layer: str):
     if not isinstance(layer, str):
-        raise TypeError(f"layer must be a module name (str) from model.named_modules(), got {type(layer).__name__}")
+        raise InputTypeError(f"layer must be a module name (str) from model.named_modules(), got {type(layer).__name__}")
     modules = dict(model.named_modules())
     if layer not in modules:
         names = [n for n in modules if n][:20]
-        raise ValueError(f"layer {layer!r} is not a module of the model; named modules include {names}")
+        raise InputError(f"layer {layer!r} is not a module of the model; named modules include {names}")
     return modules[layer]
 
 

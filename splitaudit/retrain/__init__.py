@@ -27,8 +27,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, InputTypeError
 from .._types import Progress
-from ..resplit import LeakAwareSplitter, _groups_for, renamed_keyword
+from .._validate import renamed_keyword
+from ..resplit import LeakAwareSplitter, _groups_for
 from .history import run_history, summarize_history
 from .probes import train_linear_probe
 from .result import KFoldResult, RunResult
@@ -47,7 +49,7 @@ def _targets(frame: pd.DataFrame) -> tuple[np.ndarray | None, int | None, np.nda
     """(encoded targets for training, n_classes or None for regression, raw y for stratifying)."""
     if "label" in frame.columns and frame["label"].notna().any():
         if frame["label"].isna().any():
-            raise ValueError(f"label is missing for {int(frame['label'].isna().sum())} images; "
+            raise InputError(f"label is missing for {int(frame['label'].isna().sum())} images; "
                              "the probes need a label for every image")
         codes, classes = pd.factorize(frame["label"].astype(str), sort=True)
         return codes.astype(np.int64), len(classes), frame["label"].astype(str).to_numpy()
@@ -62,11 +64,11 @@ def make_probe(probe: str, frame: pd.DataFrame, *, features: np.ndarray | None, 
     """Build the ``train_fn`` of a built-in probe ("linear" or "cnn") for ``frame``."""
     y, n_classes, _ = _targets(frame)
     if y is None:
-        raise ValueError(f"probe={probe!r} needs a 'label' or complete 'target' column; found neither")
+        raise InputError(f"probe={probe!r} needs a 'label' or complete 'target' column; found neither")
     allowed = _LINEAR_KW if probe == "linear" else _CNN_KW
     unknown = sorted(set(probe_kw) - allowed)
     if unknown:
-        raise TypeError(f"probe={probe!r} does not take {unknown}; it takes {sorted(allowed)}")
+        raise InputTypeError(f"probe={probe!r} does not take {unknown}; it takes {sorted(allowed)}")
     if probe == "linear":
         return _linear_fn(frame, features, y, n_classes, epochs=epochs, random_state=random_state, **probe_kw)
     return _cnn_fn(frame, y, n_classes, epochs=epochs, random_state=random_state, progress=progress, **probe_kw)
@@ -75,9 +77,9 @@ def make_probe(probe: str, frame: pd.DataFrame, *, features: np.ndarray | None, 
 def _linear_fn(frame: pd.DataFrame, features: np.ndarray | None, y: np.ndarray, n_classes: int | None, *,
                epochs: int, random_state: int, **probe_kw) -> TrainFn:
     if features is None:
-        raise ValueError("probe='linear' needs features=: an (N, D) array aligned with the images")
+        raise InputError("probe='linear' needs features=: an (N, D) array aligned with the images")
     feats = _aligned(np.asarray(features), len(frame), ndim=2, name="features", shape="D")
-    return _rows_fn(train_linear_probe, feats, y, n_classes=n_classes, epochs=epochs, seed=random_state,
+    return _rows_fn(train_linear_probe, feats, y, n_classes=n_classes, epochs=epochs, random_state=random_state,
                     **probe_kw)
 
 
@@ -88,7 +90,7 @@ def _cnn_fn(frame: pd.DataFrame, y: np.ndarray, n_classes: int | None, *, epochs
 
     if pixels is None:
         if "abspath" not in frame.columns:
-            raise ValueError("probe='cnn' needs an 'abspath' column (an ImageSplit) or pixels=")
+            raise InputError("probe='cnn' needs an 'abspath' column (an ImageSplit) or pixels=")
         pixels = load_pixels(frame["abspath"].tolist(), size=image_size, rgb=rgb, jobs=jobs, progress=progress)
     pixels = np.asarray(pixels)
     if pixels.ndim == 3:
@@ -101,7 +103,7 @@ def _cnn_fn(frame: pd.DataFrame, y: np.ndarray, n_classes: int | None, *, epochs
 def _aligned(values: np.ndarray, n: int, *, ndim: int, name: str, shape: str) -> np.ndarray:
     """``values`` when it has ``ndim`` axes and one row per image; else a ValueError naming the shape."""
     if values.ndim != ndim or len(values) != n:
-        raise ValueError(f"{name} must have shape ({n}, {shape}); got {values.shape}")
+        raise InputError(f"{name} must have shape ({n}, {shape}); got {values.shape}")
     return values
 
 
@@ -171,16 +173,16 @@ def kfold(
     frame = _checked_frame(split_images, n_splits=n_splits, epochs=epochs, repeats=repeats,
                            last_epochs=last_epochs)
     if features is not None and (probe == "cnn" or callable(probe)):
-        raise ValueError("features= is only used by probe='linear'; drop it or use probe='linear'")
+        raise InputError("features= is only used by probe='linear'; drop it or use probe='linear'")
     if callable(probe):
         if probe_kw:
-            raise TypeError(f"probe options {sorted(probe_kw)} have no effect with a callable probe")
+            raise InputTypeError(f"probe options {sorted(probe_kw)} have no effect with a callable probe")
         train_fn = probe
     elif probe in ("linear", "cnn"):
         train_fn = make_probe(probe, frame, features=features, epochs=epochs, random_state=random_state,
                               progress=progress, **probe_kw)
     else:
-        raise ValueError(f"probe must be 'linear', 'cnn' or a callable; got {probe!r}")
+        raise InputError(f"probe must be 'linear', 'cnn' or a callable; got {probe!r}")
     plans = _plans(frame, clusters, n_splits=n_splits, repeats=repeats, random_state=random_state)
     runs = []
     for done, (fold, tr, va) in enumerate(plans):
@@ -200,15 +202,15 @@ def _checked_frame(split_images: Any, **counts: int) -> pd.DataFrame:
     of at least 2 (``n_splits``) or 1."""
     frame = getattr(split_images, "images", split_images)
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"split_images must be an ImageSplit or DataFrame; got {type(split_images).__name__}")
+        raise InputTypeError(f"split_images must be an ImageSplit or DataFrame; got {type(split_images).__name__}")
     if "split" not in frame.columns or not set(frame["split"]) <= {"train", "val"}:
-        raise ValueError("split_images needs a 'split' column with values 'train'/'val'")
+        raise InputError("split_images needs a 'split' column with values 'train'/'val'")
     for name, value in counts.items():
         low = 2 if name == "n_splits" else 1
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+            raise InputTypeError(f"{name} must be an int; got {type(value).__name__}")
         if value < low:
-            raise ValueError(f"{name} must be at least {low}; got {value}")
+            raise InputError(f"{name} must be at least {low}; got {value}")
     return frame.reset_index(drop=True)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .._optional import require, torch_device
 from .._parallel import ordered_map
 
@@ -121,7 +122,7 @@ def train_cnn_probe(
     """
     torch = require("torch", purpose="the CNN probe")
     if not 0.0 <= dropout <= 0.9:
-        raise ValueError(f"dropout must be in [0, 0.9]; got {dropout}")
+        raise InputError(f"dropout must be in [0, 0.9]; got {dropout}")
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch_device(torch, device)
@@ -134,7 +135,7 @@ def train_cnn_probe(
     model = build_cnn(xt.shape[1], 1 if regression else int(n_classes), width=width, dropout=dropout).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if eval_train_size is not None and (isinstance(eval_train_size, bool) or eval_train_size < 0):
-        raise ValueError(f"eval_train_size must be a non-negative int or None; got {eval_train_size!r}")
+        raise InputError(f"eval_train_size must be a non-negative int or None; got {eval_train_size!r}")
     eval_idx = torch.arange(len(xt))
     if eval_train_size is not None and eval_train_size < len(xt):
         eval_idx = torch.randperm(len(xt), generator=generator)[:eval_train_size]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ..errors import InputError
 from .._parallel import resolve_jobs
 from .._types import Progress
 from ..checks._stats import reduce_features
@@ -57,7 +58,7 @@ def train_linear_probe(
     lr: float = 0.003,
     l2: float = 0.0,
     dropout: float = 0.0,
-    seed: int = 0,
+    random_state: int = 0,
     eval_batch: int = 8192,
 ) -> pd.DataFrame:
     """Train a linear probe and return its per-epoch history.
@@ -73,7 +74,8 @@ def train_linear_probe(
         Weight decay added to the gradient (not to the reported loss).
     dropout : float in [0, 1)
         Inverted dropout on the input features during training only.
-    seed : int
+    random_state : int
+        Seed of the minibatch order and the dropout masks.
 
     Returns
     -------
@@ -88,8 +90,8 @@ def train_linear_probe(
     ['epoch', 'train_loss', 'train_loss_eval', 'val_loss']
     """
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout}")
-    rng = np.random.default_rng(seed)
+        raise InputError(f"dropout must be in [0, 1); got {dropout}")
+    rng = np.random.default_rng(random_state)
     mean = x_train.mean(axis=0, dtype=np.float64)
     std = x_train.std(axis=0, dtype=np.float64)
     std[std < 1e-8] = 1.0
@@ -196,9 +198,9 @@ def probe_difficulty(
     (200,)
     """
     if (labels is None) == (targets is None):
-        raise ValueError("give exactly one of labels= (classification) or targets= (regression)")
+        raise InputError("give exactly one of labels= (classification) or targets= (regression)")
     if not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
+        raise InputError(f"n_folds must be an integer >= 2, got {n_folds!r}")
     with threadpool_limits(1):  # small fits lose more to idle-spinning BLAS threads than they gain
         x = reduce_features(features, max_dim=max_dim, random_state=random_state)
         codes, y, folds = _folds(x, labels, targets, n_folds, random_state)

@@ -33,6 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import InputError, InputTypeError
 from .._optional import require
 
 __all__ = ["cosine_topk", "cosine_range", "l2_normalize", "EmbeddingIndex", "COSINE_BACKENDS"]
@@ -52,25 +53,25 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def _matrix(x, name: str, dim: int | None = None) -> np.ndarray:
     if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):
-        raise TypeError(f"{name} must be a 2-D array of vectors, got {type(x).__name__}")
+        raise InputTypeError(f"{name} must be a 2-D array of vectors, got {type(x).__name__}")
     arr = np.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, dim), got shape {arr.shape}")
+        raise InputError(f"{name} must be 2-D (n, dim), got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        raise InputTypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dim is not None and arr.shape[1] != dim:
-        raise ValueError(
+        raise InputError(
             f"{name} has dimension {arr.shape[1]} but the other matrix has {dim}; "
             "embed both with the same model"
         )
     if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise InputError(f"{name} contains NaN or infinite values")
     return l2_normalize(arr)
 
 
 def _check_backend(backend: str) -> None:
     if not isinstance(backend, str) or backend not in COSINE_BACKENDS:
-        raise ValueError(f"backend must be one of {COSINE_BACKENDS}, got {backend!r}")
+        raise InputError(f"backend must be one of {COSINE_BACKENDS}, got {backend!r}")
 
 
 def _pick_backend(backend: str, n_query: int, n_base: int) -> str:
@@ -86,9 +87,9 @@ def _block_rows(block: int | None, n_base: int) -> int:
     if block is None:
         return int(max(1, min(4096, _BLOCK_BYTES // (4 * max(n_base, 1)))))
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
-        raise TypeError(f"block must be a positive int (query rows per block) or None, got {block!r}")
+        raise InputTypeError(f"block must be a positive int (query rows per block) or None, got {block!r}")
     if block < 1:
-        raise ValueError(f"block must be >= 1 (query rows per block), got {block}")
+        raise InputError(f"block must be >= 1 (query rows per block), got {block}")
     return int(block)
 
 
@@ -168,9 +169,9 @@ def cosine_topk(
     ([[2, 0]], 1.0)
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be a positive int, got {k!r}")
+        raise InputTypeError(f"k must be a positive int, got {k!r}")
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     q = _matrix(queries, "queries")
     b = _matrix(base, "base", dim=q.shape[1])
     k = int(min(k, len(b)))
@@ -232,15 +233,15 @@ def cosine_range(
     ([0, 1], [1, 0])
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-        raise TypeError(f"threshold must be a float in [-1, 1], got {threshold!r}")
+        raise InputTypeError(f"threshold must be a float in [-1, 1], got {threshold!r}")
     if not -1.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
+        raise InputError(f"threshold must be a cosine similarity in [-1, 1], got {threshold}")
     if backend == "hnsw":
-        raise ValueError("backend='hnsw' has no range search; use 'numpy', 'faiss' or 'auto'")
+        raise InputError("backend='hnsw' has no range search; use 'numpy', 'faiss' or 'auto'")
     q = _matrix(queries, "queries")
     b = _matrix(base, "base", dim=q.shape[1])
     if exclude_self and len(q) != len(b):
-        raise ValueError(
+        raise InputError(
             f"exclude_self=True needs queries and base to be the same matrix, got {len(q)} and {len(b)} rows"
         )
     rows = _block_rows(block, len(b))
@@ -306,7 +307,7 @@ class EmbeddingIndex:
             ids = [str(i) for i in range(len(self.vectors))]
         ids = [str(i) for i in ids]
         if len(ids) != len(self.vectors):
-            raise ValueError(f"ids must have one entry per vector ({len(self.vectors)}), got {len(ids)}")
+            raise InputError(f"ids must have one entry per vector ({len(self.vectors)}), got {len(ids)}")
         self.ids = ids
         self.model_id = model_id
         self.input_size = input_size
@@ -323,9 +324,9 @@ class EmbeddingIndex:
     def check_compatible(self, model_id: str | None, input_size: int | None = None) -> None:
         """Raise ValueError when query vectors come from another model or input size."""
         if self.model_id is not None and model_id is not None and model_id != self.model_id:
-            raise ValueError(f"index was built with model {self.model_id!r}, queries come from {model_id!r}")
+            raise InputError(f"index was built with model {self.model_id!r}, queries come from {model_id!r}")
         if self.input_size is not None and input_size is not None and input_size != self.input_size:
-            raise ValueError(f"index was built at input_size={self.input_size}, queries use {input_size}")
+            raise InputError(f"index was built at input_size={self.input_size}, queries use {input_size}")
 
     def search(self, queries, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of each query (see :func:`cosine_topk`)."""
@@ -357,7 +358,7 @@ class EmbeddingIndex:
         """Read an index written by :meth:`save`."""
         folder = Path(path)
         if not (folder / "meta.json").is_file():
-            raise ValueError(f"path must be a folder written by EmbeddingIndex.save, got {str(folder)!r}")
+            raise InputError(f"path must be a folder written by EmbeddingIndex.save, got {str(folder)!r}")
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         self = cls.__new__(cls)
         self.vectors = np.load(folder / "vectors.npy")

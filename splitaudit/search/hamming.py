@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError, InputTypeError
 from .._optional import available, require
 from .._parallel import resolve_jobs
 from .mih import brute_force_cost, mih_range, plan_mih
@@ -42,7 +43,7 @@ _BLOCK_ELEMENTS = 8_000_000  # ~64 MB of uint64 per XOR block
 
 def _check_hamming_backend(backend: str) -> None:
     if backend not in HAMMING_BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(map(repr, HAMMING_BACKENDS))}; got {backend!r}")
+        raise InputError(f"backend must be one of {', '.join(map(repr, HAMMING_BACKENDS))}; got {backend!r}")
 
 
 def choose_backend(queries: np.ndarray, base: np.ndarray, radius: int):
@@ -120,9 +121,9 @@ def hamming_range(
     """
     _check_hamming_backend(backend)
     if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool):
-        raise TypeError(f"radius must be an int, got {type(radius).__name__}")
+        raise InputTypeError(f"radius must be an int, got {type(radius).__name__}")
     if not 0 <= radius <= 64:
-        raise ValueError(f"radius must be in 0..64, got {radius}")
+        raise InputError(f"radius must be in 0..64, got {radius}")
     q = _as_u64("queries", queries)
     b = _as_u64("base", base)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
@@ -131,7 +132,7 @@ def hamming_range(
     if backend == "auto":
         backend, plan = choose_backend(q, b, int(radius))
     if backend == "mih":
-        return mih_range(q, b, int(radius), upper_only=upper_only, plan=plan, threads=resolve_jobs(None))
+        return mih_range(q, b, int(radius), upper_only=upper_only, plan=plan, jobs=resolve_jobs(None))
     if backend == "faiss":
         qi, bi, dist = _hamming_faiss(q, b, radius)
     else:

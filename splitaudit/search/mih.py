@@ -28,6 +28,8 @@ from itertools import combinations
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["MihPlan", "plan_mih", "mih_range", "mih_cost", "brute_force_cost", "MAX_TABLE_BITS"]
 
 MAX_TABLE_BITS = 23
@@ -296,7 +298,7 @@ def mih_range(
     *,
     upper_only: bool = False,
     plan: MihPlan | None = None,
-    threads: int = 1,
+    jobs: int = 1,
     block: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact Hamming range search by multi-index hashing.
@@ -313,7 +315,7 @@ def mih_range(
         Keep only ``query index < base index``.
     plan : MihPlan, optional
         Substrings to use; default :func:`plan_mih` for these codes.
-    threads : int
+    jobs : int
         Threads over chunks of probe masks (numpy releases the GIL in the
         heavy steps; ~10 % faster on 2 cores).
     block : int
@@ -328,12 +330,12 @@ def mih_range(
     """
     plan = plan if plan is not None else plan_mih(radius, queries, base)[0]
     if plan.radius < radius:
-        raise ValueError(f"plan is exact up to radius {plan.radius}, got radius {radius}; "
+        raise InputError(f"plan is exact up to radius {plan.radius}, got radius {radius}; "
                          "make one with plan_mih(radius, queries, base)")
     if len(base) >= 2**31:
-        raise ValueError(f"base must hold fewer than 2**31 hashes for multi-index hashing; got {len(base)}")
+        raise InputError(f"base must hold fewer than 2**31 hashes for multi-index hashing; got {len(base)}")
     tables = [_build(base, sh, b, s) for sh, b, s in zip(plan.shifts, plan.bits, plan.radii)]
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    pool = ThreadPoolExecutor(jobs) if jobs > 1 else None
     parts = []
     try:
         for q0 in range(0, len(queries), block):
@@ -343,7 +345,7 @@ def mih_range(
                 key = _substring(q_block, table.shift, table.bits)
                 q_order = _stable_order(key, table.bits)
                 sorted_q, sorted_key = q_block[q_order], key[q_order]
-                n_tasks = 1 if pool is None else min(len(table.flips), 4 * threads)
+                n_tasks = 1 if pool is None else min(len(table.flips), 4 * jobs)
                 chunks = np.array_split(table.flips, n_tasks)
                 run = lambda flips: _probe(sorted_q, sorted_key, table, flips, earlier, radius)
                 found = map(run, chunks) if pool is None else pool.map(run, chunks)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._optional import require
 from ..dataset.table import Table
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError, InputTypeError, MissingDependencyError
 from .rows import Rows, pick_splits
 from .store import open_store
 
@@ -101,7 +101,7 @@ def read_hf(dataset_dict: Any, *, image: str | None = None, label: str | None = 
     """
     datasets = _require_datasets()
     if not is_hf_dataset_dict(dataset_dict):
-        raise TypeError(f"dataset_dict must be a datasets.DatasetDict; got {type(dataset_dict).__name__}")
+        raise InputTypeError(f"dataset_dict must be a datasets.DatasetDict; got {type(dataset_dict).__name__}")
     names = list(dataset_dict)
     train, val, notes = pick_splits(names, train, val, "DatasetDict")
     bucket, keep = open_store(store)

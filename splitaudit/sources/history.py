@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from .._types import HISTORY_COLUMNS
-from ..errors import HistoryError
+from ..errors import HistoryError, InputError, InputTypeError
 
 __all__ = ["History", "read_history"]
 
@@ -156,7 +156,7 @@ def read_history(path_or_obj: Any, *, steps_per_epoch: int | None = None) -> His
     if steps_per_epoch is not None and (
         not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1
     ):
-        raise ValueError(f"steps_per_epoch must be a positive int or None, got {steps_per_epoch!r}")
+        raise InputError(f"steps_per_epoch must be a positive int or None, got {steps_per_epoch!r}")
     if isinstance(path_or_obj, History):
         return path_or_obj
     source = None
@@ -172,7 +172,7 @@ def read_history(path_or_obj: Any, *, steps_per_epoch: int | None = None) -> His
     elif isinstance(getattr(path_or_obj, "history", None), Mapping):  # keras.callbacks.History
         frame, container = _frame_from_mapping(path_or_obj.history, "History.history"), "dict"
     else:
-        raise TypeError(
+        raise InputTypeError(
             "path_or_obj must be a path, a pandas DataFrame, a dict of lists, a list of "
             f"per-epoch dicts or a Keras History, got {type(path_or_obj).__name__}"
         )

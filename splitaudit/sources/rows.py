@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset.table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from .store import ImageStore
 
 __all__ = ["Rows", "pick_splits", "png_bytes", "scalar", "to_pil"]
@@ -41,7 +41,7 @@ def to_pil(image: Any):
     if is_tensor:
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a PIL image, a torch tensor or a numpy array; got {type(image).__name__}")
+        raise InputTypeError(f"image must be a PIL image, a torch tensor or a numpy array; got {type(image).__name__}")
     arr = image
     if arr.ndim == 3 and is_tensor:
         arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
@@ -49,22 +49,22 @@ def to_pil(image: Any):
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
         layout = "CHW (or HW)" if is_tensor else "HWC (or HW)"
-        raise ValueError(f"image must be {layout} with 1, 3 or 4 channels; got shape {tuple(image.shape)}")
+        raise InputError(f"image must be {layout} with 1, 3 or 4 channels; got shape {tuple(image.shape)}")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1:
-            raise ValueError(
+            raise InputError(
                 f"a floating-point image must hold values in [0, 1]; got [{lo:.3g}, {hi:.3g}] "
                 "(a Normalize transform?). Give the dataset without it, or pass to_image= to convert items")
         arr = np.rint(arr * 255).astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.integer):
         if arr.size and (int(arr.min()) < 0 or int(arr.max()) > 255):
-            raise ValueError(f"an integer image must hold values in [0, 255]; got [{arr.min()}, {arr.max()}]")
+            raise InputError(f"an integer image must hold values in [0, 255]; got [{arr.min()}, {arr.max()}]")
         arr = arr.astype(np.uint8)
     else:
-        raise ValueError(f"image dtype {arr.dtype} is not supported")
+        raise InputError(f"image dtype {arr.dtype} is not supported")
     return Image.fromarray(np.ascontiguousarray(arr))
 
 

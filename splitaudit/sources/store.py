@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputTypeError
+
 __all__ = ["ImageStore", "default_cache_dir", "open_store", "store_for_cache"]
 
 _MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"),
@@ -74,7 +76,7 @@ def open_store(store: Any) -> tuple[ImageStore, Any]:
     elif isinstance(store, (str, os.PathLike)):
         folder = Path(store)
     else:
-        raise TypeError(f"store must be None, True, False or a folder path; got {type(store).__name__}")
+        raise InputTypeError(f"store must be None, True, False or a folder path; got {type(store).__name__}")
     folder.mkdir(parents=True, exist_ok=True)
     return ImageStore(folder.resolve()), None
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .._types import Progress
 from ..dataset.table import Table
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from .hf import is_hf_dataset_dict
 from .rows import Rows, scalar
 from .store import open_store
@@ -120,10 +120,10 @@ def read_torch(train_ds: Any, val_ds: Any, *, to_image: Callable[[Any], Any] | N
     """
     for name, ds in (("train_ds", train_ds), ("val_ds", val_ds)):
         if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
-            raise TypeError(f"{name} must be a map-style dataset (with __getitem__ and __len__); "
+            raise InputTypeError(f"{name} must be a map-style dataset (with __getitem__ and __len__); "
                             f"got {type(ds).__name__}")
     if to_image is not None and not callable(to_image):
-        raise TypeError(f"to_image must be callable; got {type(to_image).__name__}")
+        raise InputTypeError(f"to_image must be callable; got {type(to_image).__name__}")
     notes = _shared_indices_note(train_ds, val_ds)
     classes = _classes_of(train_ds, val_ds, classes)
     bucket, keep = open_store(store)
