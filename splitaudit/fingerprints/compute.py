@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 
 from .._parallel import iter_map, ordered_map, resolve_jobs
+from .._validate import check_choice, check_int, fail
+from ..errors import InputTypeError
 from ..dataset import ImageSplit, display_path
 from ..imageio import DEFAULT_MAX_PIXELS
 from . import hashes as _hashes
@@ -156,21 +158,17 @@ def _resolve_paths(split_or_paths) -> tuple[list[str], list[str], list[str]]:
         abspaths = [str(p) for p in images["abspath"]]
         return [str(p) for p in images["path"]], abspaths, [str(split_or_paths.root)]
     if isinstance(split_or_paths, (str, bytes, os.PathLike)) or not hasattr(split_or_paths, "__iter__"):
-        raise TypeError(
-            "split_or_paths must be an ImageSplit or a list of image paths, "
-            f"got {type(split_or_paths).__name__}"
-        )
+        fail("split_or_paths", "an ImageSplit or a list of image paths", type(split_or_paths).__name__,
+             kind=InputTypeError)
     abspaths = [os.path.abspath(os.fspath(p)) for p in split_or_paths]
     return [display_path(p) for p in abspaths], abspaths, []
 
 
 def _check_options(mode: str, chunksize: int, progress) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
+    check_choice("mode", mode, MODES)
+    check_int("chunksize", chunksize, low=1)
     if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable(stage, done, total) or None, got {type(progress).__name__}")
+        fail("progress", "callable(stage, done, total) or None", type(progress).__name__, kind=InputTypeError)
 
 
 #: Smallest number of images per dask task (``compute_fingerprints(client=...)``).
@@ -240,35 +238,52 @@ def compute_fingerprints(
     jobs = resolve_jobs(jobs)
     store = open_cache(cache, roots=roots, abspaths=abspaths)
     version = f"{ALGORITHM_VERSION}:{mode}:max_pixels={max_pixels}:whash={int(whash)}"
-    records: list[tuple[dict, np.ndarray, np.ndarray] | None] = [None] * total
     keys = store.keys_for(abspaths) if store else [None] * total
     columns = list(TABLE_COLUMNS) + (["whash"] if whash else [])
     notes: list[str] = []
+    seen_notes = len(store.notes) if store else 0
+    records = _cached_records(store, keys, version, abspaths, columns, jobs, notes)
+    missing = [i for i in range(total) if records[i] is None]
+    if chunksize is None:
+        chunksize = int(min(256, max(16, -(-len(missing) // (4 * jobs)))))
+    if client is not None:
+        chunksize = max(chunksize, DASK_MIN_CHUNKSIZE)
+    chunks = [missing[k : k + chunksize] for k in range(0, len(missing), chunksize)]
+    results = _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash,
+                          dask_step=8 * jobs if store else len(chunks))
+    computed = _collect(chunks, results, store, keys, version, total - len(missing), total,
+                        batch=max(chunksize, chunksize * jobs * 8), progress=progress)
+    if store is not None:
+        notes[:0] = store.notes[seen_notes:]  # a damaged cache set aside while reading or writing
+        if not _is_user_cache(cache):
+            store.close()
+    return _assemble(records, computed, columns, paths, mode, notes, started)
+
+
+def _cached_records(store, keys, version, abspaths, columns, jobs, notes) -> list:
+    """``(row, thumbnail, descriptor)`` per image from the cache where it can be trusted, else None."""
+    records: list[tuple[dict, np.ndarray, np.ndarray] | None] = [None] * len(abspaths)
     if store:
-        seen_notes, seen_malformed = len(store.notes), store.stats.get("malformed", 0)
+        seen_malformed = store.stats.get("malformed", 0)
         hits = store.get_many(keys, version)
         trusted = _trusted_records(hits, abspaths, columns, jobs, notes,
                                    store.stats.get("malformed", 0) - seen_malformed)
         for i, record in trusted.items():
             records[i] = record
-    missing = [i for i in range(total) if records[i] is None]
-    cached = total - len(missing)
-    if chunksize is None:
-        chunksize = int(min(256, max(16, -(-len(missing) // (4 * jobs)))))
-    if client is not None:
-        chunksize = max(chunksize, DASK_MIN_CHUNKSIZE)
+    return records
+
+
+def _collect(chunks, results, store, keys, version, cached: int, total: int, *, batch: int,
+             progress) -> list[tuple[list[int], ChunkResult]]:
+    """The computed chunks, in order, committed to the cache every ``batch`` images or
+    :data:`COMMIT_SECONDS` (so an interrupted run keeps its work), with progress."""
     if progress:
         progress("fingerprints", cached, total)
-    # Commit to the cache every few chunks so an interrupted run keeps its work.
-    batch = max(chunksize, chunksize * jobs * 8)
     done = cached
     last_commit = time.monotonic()
     computed: list[tuple[list[int], ChunkResult]] = []
-    chunks = [missing[k : k + chunksize] for k in range(0, len(missing), chunksize)]
     unsaved: list[tuple[list[int], ChunkResult]] = []
     pending = 0  # images in `unsaved`
-    results = _run_chunks(chunks, abspaths, jobs, client, mode, max_pixels, whash,
-                          dask_step=8 * jobs if store else len(chunks))
     with closing(results):  # an early exit (Ctrl-C) stops the pool at once
         for chunk, result in zip(chunks, results):
             computed.append((chunk, result))
@@ -282,10 +297,12 @@ def compute_fingerprints(
                     store.put_many([(keys[i], record) for c, r in unsaved for i, record in zip(c, r.records())],
                                    version)
                     unsaved, pending, last_commit = [], 0, time.monotonic()
-    if store is not None:
-        notes[:0] = store.notes[seen_notes:]  # a damaged cache set aside while reading or writing
-        if not _is_user_cache(cache):
-            store.close()
+    return computed
+
+
+def _assemble(records, computed, columns, paths, mode, notes, started) -> Fingerprints:
+    """One :class:`Fingerprints` in input order from cached records and computed chunks."""
+    total = len(records)
     cached_at = [i for i in range(total) if records[i] is not None]
     table = _build_table(total, columns, paths, cached_at, [records[i] for i in cached_at], computed)
     thumbs = np.zeros((total, 32, 32), np.uint8)
@@ -298,7 +315,7 @@ def compute_fingerprints(
         descriptor[chunk] = result.descriptor
     local = _gather_local(total, cached_at, records, computed)
     stats = {
-        "total": total, "computed": len(missing), "cached": cached,
+        "total": total, "computed": total - len(cached_at), "cached": len(cached_at),
         "unreadable": int((~table["ok"]).sum()), "seconds": round(time.perf_counter() - started, 3),
         "notes": notes,
     }

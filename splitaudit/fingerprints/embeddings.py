@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from .._optional import require, torch_device
+from .._validate import check_choice, check_int, fail
+from ..errors import InputTypeError
 from .._types import Progress
 from ..imageio import open_image
 from .cache import FingerprintCache, open_cache
@@ -148,19 +151,10 @@ def _paths_of(paths_or_split) -> tuple[list[str], list[str]]:
     if isinstance(images, pd.DataFrame):
         return images["abspath"].astype(str).tolist(), images["path"].astype(str).tolist()
     if isinstance(paths_or_split, (str, os.PathLike)) or not hasattr(paths_or_split, "__iter__"):
-        raise TypeError(
-            f"paths_or_split must be an ImageSplit or a list of image paths, got {type(paths_or_split).__name__}")
+        fail("paths_or_split", "an ImageSplit or a list of image paths", type(paths_or_split).__name__,
+             kind=InputTypeError)
     paths = [os.fspath(p) for p in paths_or_split]
     return paths, paths
-
-
-def _check_int(name: str, value, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
 def _cached_vectors(meta: dict, packed: np.ndarray, flip: bool) -> tuple | None:
@@ -263,59 +257,62 @@ def embed_images(
     ((2, 1280), True)
     """
     abspaths, shown = _paths_of(paths_or_split)
-    _check_int("input_size", input_size, 8, allow_none=True)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("num_workers", num_workers, 0)
-    _check_int("threads", threads, 1, allow_none=True)
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 3 (RGB) or 1 (grayscale), got {channels!r}")
-    if pool not in ("avg", "grid2"):
-        raise ValueError(f"pool must be 'avg' or 'grid2', got {pool!r}")
-    if precision not in (None, "fp32", "fp16", "bf16"):
-        raise ValueError(f"precision must be None, 'fp32', 'fp16' or 'bf16', got {precision!r}")
+    _check_options(input_size, batch_size, num_workers, threads, channels, pool, precision)
     torch = require("torch", purpose="image embeddings")
     dev = torch_device(torch, device)
     if precision in ("fp16", "bf16") and dev.type == "cpu":
-        raise ValueError(f"precision={precision!r} needs a GPU; on CPU embeddings are computed in fp32")
+        fail("precision", "None or 'fp32' on CPU", precision, f"precision={precision!r} needs a GPU")
     is_default = isinstance(model, str) and model in ("default", DEFAULT_MODEL)
     if input_size is None:
         input_size = choose_input_size(abspaths, default_model=is_default)
     module, forward, model_id, default_norm = _resolve_model(model, layer, factory, input_size)
     if pool != "avg":
         model_id = f"{model_id}/pool={pool}"
-    norm = normalize or default_norm
-    if isinstance(norm, str):
-        if norm not in _NORMALIZE:
-            raise ValueError(f"normalize must be one of {sorted(_NORMALIZE)} or (mean, std), got {norm!r}")
-        mean, std = _NORMALIZE[norm]
-    else:
-        mean, std = (np.asarray(v, np.float32).reshape(-1) * 255 for v in norm)
-    mean, std = np.asarray(mean, np.float32)[:channels], np.asarray(std, np.float32)[:channels]
+    mean, std = _scaling(normalize or default_norm, channels)
     config = f"{model_id}|{input_size}|{mean.tolist()}|{std.tolist()}|{channels}|flip={flip}"
-
-    n = len(abspaths)
-    reasons: list = [None] * n
+    run = _Run(torch, dev, module, forward, abspaths, input_size, channels, mean, std, flip, pool, batch_size,
+               num_workers, precision, progress)
     root = getattr(paths_or_split, "root", None)
     # never under the data: not in the root, nor in any image's folder
     store = open_cache(cache, roots=[str(root)] if root is not None else [], abspaths=abspaths)
-    version = f"embedding/{config}"
-    keys = FingerprintCache.keys_for(abspaths) if store is not None else [None] * n
-    found: dict[int, tuple] = {}
-    if store is not None:
-        for i, (meta, _thumb, packed) in store.get_many(keys, version).items():
-            vectors = _cached_vectors(meta, packed, flip)
-            if vectors is None:  # a damaged record is a miss, as the cache treats one that does not parse
-                store.stats["malformed"] += 1
-                continue
-            found[i] = vectors
-    todo = [i for i in range(n) if i not in found]
+    try:
+        with _torch_settings(torch, dev, module, threads, precision):
+            _embed_with_cache(run, store, f"embedding/{config}")
+    finally:
+        if store is not None and not isinstance(cache, FingerprintCache):
+            store.close()
+    dim = 1280 if is_default and layer is None and pool == "avg" else 0
+    return _assemble(run, dim, model_id, int(input_size), shown)
 
-    use_amp = dev.type != "cpu" and precision != "fp32"
-    amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+
+def _check_options(input_size, batch_size, num_workers, threads, channels, pool, precision) -> None:
+    for name, value, low in (("input_size", input_size, 8), ("batch_size", batch_size, 1),
+                             ("num_workers", num_workers, 0), ("threads", threads, 1)):
+        if value is not None or name in ("batch_size", "num_workers"):
+            check_int(name, value, low=low)
+    if channels not in (1, 3):
+        fail("channels", "3 (RGB) or 1 (grayscale)", channels)
+    check_choice("pool", pool, ("avg", "grid2"))
+    if precision is not None:
+        check_choice("precision", precision, ("fp32", "fp16", "bf16"))
+
+
+def _scaling(norm, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std) on the 0-255 scale of a named scaling or a (mean, std) pair."""
+    if isinstance(norm, str):
+        mean, std = _NORMALIZE[check_choice("normalize", norm, sorted(_NORMALIZE))]
+    else:
+        mean, std = (np.asarray(v, np.float32).reshape(-1) * 255 for v in norm)
+    return np.asarray(mean, np.float32)[:channels], np.asarray(std, np.float32)[:channels]
+
+
+@contextmanager
+def _torch_settings(torch, dev, module, threads: int | None, precision: str | None):
+    """The model in eval mode on ``dev`` with the thread count asked for, and (``precision="fp32"``
+    on CUDA) no TF32; everything handed back as it came afterwards, the user's model included."""
     old_threads = torch.get_num_threads()
     was_training = module.training
     home = next(iter(module.parameters()), torch.empty(0)).device
-    # precision="fp32" means fp32: no TF32 convolutions / matrix products on the GPU
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     if threads is not None:
         torch.set_num_threads(threads)
@@ -323,68 +320,102 @@ def embed_images(
         if dev.type == "cuda" and precision == "fp32":
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         module.eval().to(dev)
-        mean_t = torch.tensor(mean, device=dev).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, device=dev).view(1, -1, 1, 1)
-        new_items: list[int] = []
-        done = n - len(todo)
-        if progress:
-            progress("embed", done, n)
-
-        def run(indices: list[int]) -> None:
-            nonlocal done
-            loader = torch.utils.data.DataLoader(
-                _ImageFiles([abspaths[i] for i in indices], input_size, channels),
-                batch_size=batch_size, num_workers=num_workers, shuffle=False,
-                pin_memory=dev.type == "cuda")
-            for pixels, local, why in loader:
-                x = pixels.to(dev).permute(0, 3, 1, 2).float().sub_(mean_t).div_(std_t)
-                if flip:
-                    x = torch.cat([x, x.flip(3)])
-                with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                    emb = _pool(torch, forward(x), pool).float().cpu().numpy()
-                for row, (j, reason) in enumerate(zip(local.tolist(), why)):
-                    i = indices[j]
-                    if reason:
-                        reasons[i] = reason
-                        continue
-                    found[i] = (emb[row], emb[row + len(local)] if flip else None)
-                    new_items.append(i)
-                done += len(local)
-                if progress:
-                    progress("embed", done, n)
-
-        if todo:
-            run(todo)
-        # well-formed records of another length than the model's output (while nothing was computed:
-        # than most records) are stale too; recomputing them tells the length, so check again after
-        while stale := _other_length(found, new_items):
-            for i in stale:
-                del found[i]
-            if store is not None:
-                store.stats["malformed"] += len(stale)
-            done -= len(stale)
-            run(stale)
-        if store is not None and new_items:
-            blank = np.zeros((32, 32), np.uint8)  # the shared cache's thumbnail column; unused here
-            store.put_many([(keys[i], ({"dim": len(found[i][0])}, blank,
-                                       np.concatenate([v for v in found[i] if v is not None])))
-                            for i in new_items], version)
+        yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.set_num_threads(old_threads)
-        module.train(was_training).to(home)  # hand the user's model back as it came
-        if store is not None and not isinstance(cache, FingerprintCache):
-            store.close()
-    if found:
-        dim = len(next(iter(found.values()))[0])
-    else:
-        dim = 1280 if is_default and layer is None and pool == "avg" else 0
+        module.train(was_training).to(home)
+
+
+class _Run:
+    """One embedding run: the model and the images, the vectors ``found`` so far (index ->
+    (vector, mirrored vector or None)), the ``reasons`` of unreadable images and the indices
+    computed in this run (``fresh``)."""
+
+    def __init__(self, torch, dev, module, forward, abspaths, input_size, channels, mean, std, flip, pool,
+                 batch_size, num_workers, precision, progress):
+        self.torch, self.dev, self.forward, self.abspaths = torch, dev, forward, abspaths
+        self.input_size, self.channels, self.flip, self.pool = input_size, channels, flip, pool
+        self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
+        self.mean, self.std = mean, std
+        self.use_amp = dev.type != "cpu" and precision != "fp32"
+        self.amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        self.found: dict[int, tuple] = {}
+        self.reasons: list = [None] * len(abspaths)
+        self.fresh: list[int] = []
+        self.done = 0
+
+    def tick(self, count: int) -> None:
+        self.done += count
+        if self.progress:
+            self.progress("embed", self.done, len(self.abspaths))
+
+    def embed(self, indices: list[int]) -> None:
+        """Decode, scale and embed the images at ``indices`` (in batches)."""
+        torch, dev = self.torch, self.dev
+        mean_t = torch.tensor(self.mean, device=dev).view(1, -1, 1, 1)
+        std_t = torch.tensor(self.std, device=dev).view(1, -1, 1, 1)
+        loader = torch.utils.data.DataLoader(
+            _ImageFiles([self.abspaths[i] for i in indices], self.input_size, self.channels),
+            batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False,
+            pin_memory=dev.type == "cuda")
+        for pixels, local, why in loader:
+            x = pixels.to(dev).permute(0, 3, 1, 2).float().sub_(mean_t).div_(std_t)
+            if self.flip:
+                x = torch.cat([x, x.flip(3)])
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                emb = _pool(torch, self.forward(x), self.pool).float().cpu().numpy()
+            for row, (j, reason) in enumerate(zip(local.tolist(), why)):
+                i = indices[j]
+                if reason:
+                    self.reasons[i] = reason
+                    continue
+                self.found[i] = (emb[row], emb[row + len(local)] if self.flip else None)
+                self.fresh.append(i)
+            self.tick(len(local))
+
+
+def _embed_with_cache(run: _Run, store, version: str) -> None:
+    """Fill ``run.found`` from the cache, embed the rest, and store what was computed."""
+    n = len(run.abspaths)
+    keys = FingerprintCache.keys_for(run.abspaths) if store is not None else [None] * n
+    if store is not None:
+        for i, (meta, _thumb, packed) in store.get_many(keys, version).items():
+            vectors = _cached_vectors(meta, packed, run.flip)
+            if vectors is None:  # a damaged record is a miss, as the cache treats one that does not parse
+                store.stats["malformed"] += 1
+                continue
+            run.found[i] = vectors
+    todo = [i for i in range(n) if i not in run.found]
+    run.tick(n - len(todo))
+    if todo:
+        run.embed(todo)
+    # well-formed records of another length than the model's output (while nothing was computed:
+    # than most records) are stale too; recomputing them tells the length, so check again after
+    while stale := _other_length(run.found, run.fresh):
+        for i in stale:
+            del run.found[i]
+        if store is not None:
+            store.stats["malformed"] += len(stale)
+        run.done -= len(stale)
+        run.embed(stale)
+    if store is not None and run.fresh:
+        blank = np.zeros((32, 32), np.uint8)  # the shared cache's thumbnail column; unused here
+        store.put_many([(keys[i], ({"dim": len(run.found[i][0])}, blank,
+                                   np.concatenate([v for v in run.found[i] if v is not None])))
+                        for i in run.fresh], version)
+
+
+def _assemble(run: _Run, default_dim: int, model_id: str, input_size: int, shown) -> Embeddings:
+    """The :class:`Embeddings` of a finished run (``default_dim`` columns when nothing was read)."""
+    n = len(run.abspaths)
+    dim = len(next(iter(run.found.values()))[0]) if run.found else default_dim
     ok = np.zeros(n, bool)
     vectors = np.zeros((n, dim), np.float32)
-    flipped = np.zeros((n, dim), np.float32) if flip else None
-    for i, (vec, fvec) in found.items():
+    flipped = np.zeros((n, dim), np.float32) if run.flip else None
+    for i, (vec, fvec) in run.found.items():
         vectors[i] = vec
         ok[i] = True
-        if flip:
+        if run.flip:
             flipped[i] = fvec
-    return Embeddings(vectors, ok, tuple(reasons), model_id, int(input_size), tuple(shown), flipped)
+    return Embeddings(vectors, ok, tuple(run.reasons), model_id, input_size, tuple(shown), flipped)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["mirror_project", "mirror_range", "mirror_split", "thumb_vectors"]
 
 
@@ -27,7 +29,7 @@ def thumb_vectors(thumbs: np.ndarray, size: int = 16, *, return_std: bool = Fals
     t = np.asarray(thumbs)
     n, h, w = t.shape
     if h % size or w % size:
-        raise ValueError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
+        raise InputError(f"thumbnail size {h}x{w} is not a multiple of size={size}")
     fy, fx = h // size, w // size
     if t.dtype == np.uint8 and fy * fx <= 256:  # integer block sums: no float copy of the full thumbnails
         # One strided add per offset in the block (4 for 32 -> 16): ~8x faster than a reshaped sum.
@@ -176,12 +178,7 @@ def mirror_range(
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if nq == 0 or nb == 0:
         return empty
-    if isinstance(max_d2, tuple):
-        tq, tb = (np.asarray(t, np.float32).ravel() for t in max_d2)
-    else:
-        tq, tb = np.full(nq, max_d2, np.float32), np.full(nb, max_d2, np.float32)
-    if len(tq) != nq or len(tb) != nb:
-        raise ValueError(f"max_d2 arrays must have {nq} and {nb} values; got {len(tq)} and {len(tb)}")
+    tq, tb = _thresholds(max_d2, nq, nb)
     # Rows sorted by threshold (a block's largest threshold stays close to its rows'), then inside
     # bands of `band` blocks by the leading axis, so blocks are narrow along it and far block pairs
     # are skipped whole: |x - y|² >= (x0 - y0)² >= the gap between the blocks' intervals.
@@ -191,14 +188,7 @@ def mirror_range(
     bs, ba, tb = bs[ob], ba[ob], tb[ob]
     q_lo, q_hi, q_t = _block_stats(qs, tq, block)
     b_lo, b_hi, b_t = _block_stats(bs, tb, block)
-    k = qs.shape[1] if coarse is None else int(min(max(coarse, 1), qs.shape[1]))
-    # Bound on the first k symmetric axes; the rest (mirror-affected or not) enters by its norm only.
-    rq = np.sqrt((qs[:, k:] ** 2).sum(1) + (qa * qa).sum(1))
-    rbn = np.sqrt((bs[:, k:] ** 2).sum(1) + (ba * ba).sum(1))
-    lq = np.hstack([-2 * qs[:, :k], ((qs[:, :k] ** 2).sum(1) + rq * rq)[:, None],
-                    np.ones((nq, 1), np.float32), -2 * rq[:, None]])
-    rb = np.ascontiguousarray(np.hstack([bs[:, :k], np.ones((nb, 1), np.float32),
-                                         ((bs[:, :k] ** 2).sum(1) + rbn * rbn)[:, None], rbn[:, None]]).T)
+    lq, rb = _bound_factors(qs, qa, bs, ba, coarse)
     nqa, nba = (qa * qa).sum(1), (ba * ba).sum(1)
 
     def run(task):
@@ -223,6 +213,42 @@ def mirror_range(
              for i, j in zip(*np.nonzero(np.triu(near) if same else near))]
     if not tasks:
         return empty
+    parts = _map_blocks(run, tasks, jobs)
+    qi = oq[np.concatenate([p[0] for p in parts])].astype(np.int64)
+    bi = ob[np.concatenate([p[1] for p in parts])].astype(np.int64)
+    d2 = np.maximum(np.concatenate([p[2] for p in parts]), 0).astype(np.float32)
+    if same:  # sorting reordered the rows: restore qi < bi
+        qi, bi = np.minimum(qi, bi), np.maximum(qi, bi)
+    return qi, bi, d2
+
+
+def _thresholds(max_d2, nq: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row float32 thresholds of the queries and the base from a scalar or two arrays."""
+    if isinstance(max_d2, tuple):
+        tq, tb = (np.asarray(t, np.float32).ravel() for t in max_d2)
+    else:
+        tq, tb = np.full(nq, max_d2, np.float32), np.full(nb, max_d2, np.float32)
+    if len(tq) != nq or len(tb) != nb:
+        raise InputError(f"max_d2 arrays must have {nq} and {nb} values; got {len(tq)} and {len(tb)}")
+    return tq, tb
+
+
+def _bound_factors(qs, qa, bs, ba, coarse: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(lq, rb)`` with ``lq @ rb`` the lower bound of :func:`mirror_range`'s Notes: the first
+    ``coarse`` symmetric axes exactly, the rest (mirror-affected or not) by its norm only."""
+    nq, nb = len(qs), len(bs)
+    k = qs.shape[1] if coarse is None else int(min(max(coarse, 1), qs.shape[1]))
+    rq = np.sqrt((qs[:, k:] ** 2).sum(1) + (qa * qa).sum(1))
+    rbn = np.sqrt((bs[:, k:] ** 2).sum(1) + (ba * ba).sum(1))
+    lq = np.hstack([-2 * qs[:, :k], ((qs[:, :k] ** 2).sum(1) + rq * rq)[:, None],
+                    np.ones((nq, 1), np.float32), -2 * rq[:, None]])
+    rb = np.ascontiguousarray(np.hstack([bs[:, :k], np.ones((nb, 1), np.float32),
+                                         ((bs[:, :k] ** 2).sum(1) + rbn * rbn)[:, None], rbn[:, None]]).T)
+    return lq, rb
+
+
+def _map_blocks(run, tasks: list, jobs: int) -> list:
+    """``run`` over the block tasks in order, on ``jobs`` threads with single-threaded BLAS."""
     from concurrent.futures import ThreadPoolExecutor
 
     try:
@@ -232,12 +258,5 @@ def mirror_range(
     jobs = max(1, int(jobs))
     if threadpool_limits is not None and jobs > 1:
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
-            parts = list(pool.map(run, tasks))
-    else:
-        parts = [run(t) for t in tasks]
-    qi = oq[np.concatenate([p[0] for p in parts])].astype(np.int64)
-    bi = ob[np.concatenate([p[1] for p in parts])].astype(np.int64)
-    d2 = np.maximum(np.concatenate([p[2] for p in parts]), 0).astype(np.float32)
-    if same:  # sorting reordered the rows: restore qi < bi
-        qi, bi = np.minimum(qi, bi), np.maximum(qi, bi)
-    return qi, bi, d2
+            return list(pool.map(run, tasks))
+    return [run(t) for t in tasks]
