@@ -56,3 +56,10 @@ def gap_question_sentence(findings: list) -> str:
     return ("Nothing found here makes validation easier than training, so a validation loss below the training loss "
             "more likely comes from how the loss is measured (dropout, augmentation, the running-mean train loss): "
             "splitaudit explain HISTORY --scan with this folder ranks the causes.")
+
+
+def notebook_card(banner_html: str, body_html: str, *, colour: str = "#888", css: str = "") -> str:
+    """A result as a notebook cell shows it: ``banner_html`` beside a coloured edge, then ``body_html``
+    (both already escaped)."""
+    return (f"<div class='splitaudit-nb'>{css}<div style='border-left:5px solid {colour};padding:4px 10px'>"
+            f"{banner_html}</div>{body_html}</div>")

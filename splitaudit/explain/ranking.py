@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, InputTypeError
+from .._text import notebook_card
 from .._types import jsonable
 from . import causes as _causes
 from . import suspects as _suspects
@@ -101,8 +102,7 @@ class Explanation:
 
         frame = self.to_frame()
         table = frame.to_html(index=False, float_format=lambda v: f"{v:.2f}") if len(frame) else ""
-        return (f"<div class='splitaudit-nb'><div style='border-left:5px solid #888;padding:4px 10px'>"
-                f"<b>splitaudit explain</b>: {escape(self.summary)}</div>{table}</div>")
+        return notebook_card(f"<b>splitaudit explain</b>: {escape(self.summary)}", table)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)

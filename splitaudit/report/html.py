@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._text import gap_question_sentence, score_text, verdict_sentences
+from .._text import gap_question_sentence, notebook_card, score_text, verdict_sentences
 from . import plots
 
 MAX_PAIRS = 200
@@ -228,11 +228,10 @@ def render_scan_notebook(result: Any, *, max_pairs: int = 6) -> str:
                  "all in <code>.pairs</code>)</p>"
                  + _pair_cards(result.pairs, result.split.images, a="val", b="train", label_a="val",
                                label_b="train", limit=max_pairs).split("</p>", 1)[-1])
-    return (f"<div class='splitaudit-nb'>{_NOTEBOOK_CSS}<div style='border-left:5px solid {colour};padding:4px 10px'>"
-            f"<b>splitaudit scan</b> · {result.split.n_train:,} train · {result.split.n_val:,} val · "
-            f"{len(result.pairs):,} cross-split pairs{verdict}</div>"
-            + (f"<ul class='small'>{notes}</ul>" if notes else "")
-            + _findings_table(result.findings) + pairs + "</div>")
+    banner = (f"<b>splitaudit scan</b> · {result.split.n_train:,} train · {result.split.n_val:,} val · "
+              f"{len(result.pairs):,} cross-split pairs{verdict}")
+    body = (f"<ul class='small'>{notes}</ul>" if notes else "") + _findings_table(result.findings) + pairs
+    return notebook_card(banner, body, colour=colour, css=_NOTEBOOK_CSS)
 
 
 def render_scan_html(result: Any, *, extra_sections: list[tuple[str, str]] | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._text import notebook_card
 from .._types import jsonable
 from ..checks.base import CheckResult
 from .verdict import Verdict
@@ -67,8 +68,7 @@ class KFoldResult:
 
         table = self.to_frame().drop(columns=["fold"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")
         colour = "#e0a100" if self.verdict.split_specific else "#2e8b57"
-        return (f"<div class='splitaudit-nb'><div style='border-left:5px solid {colour};padding:4px 10px'>"
-                f"<b>splitaudit k-fold</b>: {escape(self.verdict.message)}</div>{table}</div>")
+        return notebook_card(f"<b>splitaudit k-fold</b>: {escape(self.verdict.message)}", table, colour=colour)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
