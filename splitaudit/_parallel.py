@@ -13,13 +13,16 @@ import sys
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from ._types import Progress
+from ._validate import check_int
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def resolve_jobs(jobs: int | None) -> int:
-    """Turn ``None``/``0``/``-1`` into the number of usable cores."""
+    """Turn ``None``/``0``/``-1`` into the number of usable cores; a non-int is an InputTypeError."""
+    if jobs is not None:
+        jobs = check_int("jobs", jobs)
     if jobs is None or jobs <= 0:
         try:
             return max(1, len(os.sched_getaffinity(0)))

@@ -9,15 +9,18 @@ spirit of scikit-learn's ``utils/_param_validation.py``, kept small.
 
 from __future__ import annotations
 
+import os
 import warnings
 from numbers import Integral, Real
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from .errors import InputError, InputTypeError
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_real", "fail", "renamed_keyword"]
+__all__ = ["check_bool", "check_choice", "check_dict", "check_int", "check_path", "check_real", "fail",
+           "renamed_keyword"]
 
 
 def fail(name: str, expected: str, got: Any, fix: str = "", *, kind: type = InputError):
@@ -61,6 +64,27 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         fail(name, "one of " + ", ".join(map(repr, choices)), value)
     return value
+
+
+def check_dict(name: str, value: Any, allowed: Iterable[str] | None = None) -> dict:
+    """``value`` (None: no options) as a new dict whose keys are all among ``allowed`` (any when None)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        fail(name, "a dict or None", value, kind=InputTypeError)
+    if allowed is not None:
+        allowed = sorted(allowed)
+        unknown = {key: value[key] for key in value if key not in allowed}
+        if unknown:
+            fail(name, "a dict with keys among " + ", ".join(allowed), unknown, "Drop or rename the other keys")
+    return dict(value)
+
+
+def check_path(name: str, value: Any, what: str = "a path (str or os.PathLike)") -> Path:
+    """``value`` as a :class:`~pathlib.Path`; anything but a str or os.PathLike is a type error."""
+    if not isinstance(value, (str, os.PathLike)):
+        fail(name, what, value, kind=InputTypeError)
+    return Path(value)
 
 
 def renamed_keyword(old: str, new: str, value: Any, where: str) -> Any:

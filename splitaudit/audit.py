@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 
 from ._text import verdict_sentences
 from ._types import Progress, jsonable
-from ._validate import renamed_keyword
+from ._validate import check_dict, check_int, fail, renamed_keyword
 from .report import render_audit_notebook, write_audit_outputs
 from .scan import ScanResult, scan
 
@@ -118,6 +119,11 @@ def audit(
     """
     if k is not None:
         n_splits = renamed_keyword("k", "n_splits", k, "audit")
+    if check_int("n_splits", n_splits, low=0) == 1:
+        fail("n_splits", "0 (no retraining) or at least 2", n_splits)
+    kfold_options = check_dict("kfold_options", kfold_options)
+    check_dict("scan_options", scan_options, set(inspect.signature(scan).parameters) - {"root", "progress",
+                                                                                      "random_state"})
     from .explain import explain
     from .retrain import kfold as run_kfold
 
@@ -135,7 +141,7 @@ def audit(
     elif n_splits:
         t = time.perf_counter()
         images, features, clusters, source = kfold_inputs(result)
-        kw = dict(kfold_options or {})
+        kw = dict(kfold_options)
         if probe == "linear":
             kw["features"] = features
         kfold_result = run_kfold(images, n_splits=n_splits, probe=probe, epochs=epochs, clusters=clusters,

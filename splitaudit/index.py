@@ -34,8 +34,10 @@ import pandas as pd
 from ._types import Progress
 from ._version import __version__ as _version
 from .dataset import ImageSplit, _is_image_name
+from ._validate import check_path
 from .errors import InputError, InputTypeError, LayoutError
 from .fingerprints import ALGORITHM_VERSION, Fingerprints
+from .duplicates.params import checked_duplicate_options
 from .duplicates.result import PAIR_COLUMNS
 from .fingerprints.local import DESCRIPTOR_BYTES, LocalFeatures
 
@@ -264,7 +266,7 @@ class TrainingIndex:
 
         Raises InputError (a ValueError) when ``path`` lies inside the data root.
         """
-        folder = Path(path)
+        folder = check_path("path", path)
         if self.root is not None and _inside(folder, Path(self.root)):
             raise InputError(f"path must be outside the data root {self.root!r} (splitaudit never "
                              f"writes there); got {str(folder)!r}")
@@ -342,8 +344,6 @@ class TrainingIndex:
             fp, labels, emb = _read_arrays(npz, meta)
             index = cls(fingerprints=fp, labels=labels, embeddings=emb, model=meta.get("model"),
                         root=meta.get("root"))
-        except InputError:
-            raise
         except Exception as exc:  # zip, npy, key, shape or dtype damage: all mean "rebuild"
             text = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             raise InputError(f"index file {str(npz)!r} is damaged or does not match {str(meta_file)!r} "
@@ -397,6 +397,7 @@ class TrainingIndex:
 
         if "within" in duplicate_options:
             raise InputError("within is not an option of check (new images are only compared with the index)")
+        duplicate_options = checked_duplicate_options("duplicate_options", duplicate_options)
         new_fp, new_paths, new_labels = self._fingerprint_new(paths_or_split, jobs=jobs, cache=cache,
                                                               client=client, progress=progress)
         n_train, n_new = len(self), len(new_fp.table)

@@ -31,7 +31,7 @@ from sklearn.model_selection import BaseCrossValidator, GroupKFold
 
 from .errors import InputError, InputTypeError
 from ._folds import _strata, _stratified_group_folds
-from ._validate import renamed_keyword
+from ._validate import check_bool, check_int, fail, renamed_keyword
 
 __all__ = [
     "LeakAwareSplitter",
@@ -88,6 +88,9 @@ def combine_groups(cluster_ids: Any, user_groups: Any = None) -> np.ndarray:
     ref = cluster_ids if cluster_ids is not None else user_groups
     if hasattr(ref, "clusters") and not isinstance(ref, (np.ndarray, pd.Series, list)):
         ref = ref.clusters
+    if not hasattr(ref, "__len__") or isinstance(ref, str):
+        name = "cluster_ids" if cluster_ids is not None else "user_groups"
+        fail(name, "an array of ids (one per image) or an object with .clusters", ref, kind=InputTypeError)
     n = len(ref)
     parts = [c for c in (_ids_or_none(cluster_ids, n, "cluster_ids"),
                          _ids_or_none(user_groups, n, "user_groups")) if c is not None]
@@ -160,6 +163,9 @@ class LeakAwareSplitter(BaseCrossValidator):
             raise InputError(f"n_splits must be at least 2; got {self.n_splits}")
         if not (self.stratify is True or self.stratify is False or self.stratify == "auto"):
             raise InputError(f"stratify must be 'auto', True or False; got {self.stratify!r}")
+        check_bool("shuffle", self.shuffle)
+        if self.random_state is not None:
+            check_int("random_state", self.random_state)
         if not self.shuffle and self.random_state is not None:
             raise InputError(
                 "random_state has no effect when shuffle=False; pass shuffle=True or random_state=None"

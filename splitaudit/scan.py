@@ -30,7 +30,8 @@ from ._optional import available
 from ._types import Progress, jsonable
 from .checks.base import REGISTRY, AuditContext, CheckResult, run_checks
 from .dataset import ImageSplit
-from .errors import InputError
+from ._validate import check_dict, check_int, fail
+from .errors import InputError, InputTypeError
 from .report import render_scan_html, render_scan_notebook, write_scan_outputs
 
 __all__ = ["scan", "ScanResult", "DEFAULT_CHECKS", "LEAKAGE_CHECKS", "resolve_split"]
@@ -248,11 +249,23 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _wanted_checks(checks: Sequence[str] | None) -> list[str]:
     """The checks to run, by name; an unknown name is an :class:`InputError`."""
+    if isinstance(checks, str):
+        fail("checks", "a list of check names", checks, f"Pass checks=[{checks!r}]", kind=InputTypeError)
     wanted = list(checks) if checks is not None else list(DEFAULT_CHECKS)
     unknown = [c for c in wanted if c not in REGISTRY]
     if unknown:
         raise InputError(f"unknown checks {unknown}; available: {sorted(REGISTRY)}")
     return wanted
+
+
+def _checked_options(embed_options: Any, duplicate_options: Any, check_options: Any) -> tuple[dict, dict, dict]:
+    """The three option dicts of :func:`scan` (None: empty); keys that would have no effect are an
+    :class:`InputError`."""
+    from .duplicates.params import checked_duplicate_options
+
+    return (check_dict("embed_options", embed_options),
+            checked_duplicate_options("duplicate_options", duplicate_options),
+            check_dict("check_options", check_options, REGISTRY))
 
 
 def _fingerprint(split: ImageSplit, *, mode: str, jobs: int | None, cache: Any, scheduler: Any,
@@ -382,6 +395,9 @@ def scan(
     if mode not in ("fast", "exact"):
         raise InputError(f"mode must be 'fast' or 'exact'; got {mode!r}")
     wanted = _wanted_checks(checks)
+    random_state = check_int("random_state", random_state)
+    embed_options, duplicate_options, check_options = _checked_options(embed_options, duplicate_options,
+                                                                       check_options)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     from .sources import store_for_cache
@@ -393,9 +409,9 @@ def scan(
         fps = _fingerprint(split, mode=mode, jobs=jobs, cache=cache_arg, scheduler=scheduler, progress=progress)
     with _timed(timings, "embeddings"):
         embeddings, embed_note = _embed(split, embed, cache=cache_arg, progress=progress,
-                                        embed_options=dict(embed_options or {}))
+                                        embed_options=embed_options)
     with _timed(timings, "duplicates"):
-        dups = _duplicates(fps, split, embeddings, dict(duplicate_options or {}), progress)
+        dups = _duplicates(fps, split, embeddings, duplicate_options, progress)
     context = AuditContext(
         split=split,
         fingerprints=fps,
@@ -404,7 +420,7 @@ def scan(
         within_pairs=dups.within if dups.params.get("within", True) else None,  # None: not searched
         image_loss=image_loss,
         random_state=random_state,
-        options=dict(check_options or {}),
+        options=check_options,
         progress=progress,
     )
     with _timed(timings, "checks"):

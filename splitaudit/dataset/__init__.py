@@ -31,6 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .._validate import check_path
 from ..errors import LayoutError
 from .manifest import read_manifest
 from .table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path, outside_note, relative, within
@@ -163,7 +164,7 @@ class ImageSplit:
 
         Each split folder is flat or has one sub-folder per class.
         """
-        root_path = Path(root)
+        root_path = check_path("root", root)
         if not root_path.is_dir():
             raise LayoutError(
                 f"root must be a directory with train/ and val/ folders; "
@@ -197,7 +198,7 @@ class ImageSplit:
         notes: Iterable[str] = (),
     ) -> "ImageSplit":
         """Build a split from an explicit training and validation folder."""
-        train, val = Path(train), Path(val)
+        train, val = check_path("train", train), check_path("val", val)
         for name, p in (("train", train), ("val", val)):
             if not p.is_dir():
                 raise LayoutError(f"--{name} must be a directory; got {str(p)!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import check_path
 from ..errors import ManifestError
 from .table import IMAGE_COLUMNS, SPLIT_ALIASES, Table, display_path, outside_note, relative, within
 
@@ -41,7 +42,7 @@ def _load(manifest: str | os.PathLike | pd.DataFrame, root: str | os.PathLike | 
     """``(table, folder relative paths start from, how messages name the manifest)``."""
     if isinstance(manifest, pd.DataFrame):
         return manifest.copy(), Path(root) if root is not None else Path.cwd(), "the manifest DataFrame"
-    mpath = Path(manifest)
+    mpath = check_path("manifest", manifest, "a CSV path or a pandas DataFrame")
     if not mpath.is_file():
         raise ManifestError(f"manifest must be a CSV file; {str(mpath)!r} does not exist")
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-from .._validate import check_bool, check_choice, check_int, check_real
+from .._validate import check_bool, check_choice, check_dict, check_int, check_real
 from ..search.hamming import HAMMING_BACKENDS
 from .verify import SCORE_MID, SCORE_SCALE
 
-__all__ = ["DuplicateParams"]
+__all__ = ["DuplicateParams", "checked_duplicate_options"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,9 @@ class DuplicateParams:
     def to_dict(self) -> dict:
         """The parameters as a plain dict, in field order."""
         return asdict(self)
+
+
+def checked_duplicate_options(name: str, options: Any) -> dict:
+    """``options`` (None: none) as a dict of :class:`DuplicateParams` field names; any other key would
+    have no effect and is an :class:`~splitaudit.errors.InputError` naming ``name``."""
+    return check_dict(name, options, [f.name for f in fields(DuplicateParams)])

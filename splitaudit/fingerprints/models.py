@@ -102,7 +102,8 @@ def _hooked(model, target) -> Callable:
         finally:
             handle.remove()
         if "out" not in box:
-            raise RuntimeError("the requested layer was not called during the forward pass")
+            raise InputError("layer must be a module the model calls in its forward pass; the requested "
+                             "layer was not called. Pick another name from model.named_modules()")
         return box["out"]
 
     return forward

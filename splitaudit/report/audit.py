@@ -78,8 +78,8 @@ def render_audit_notebook(result: Any) -> str:
 def write_audit_outputs(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the scan outputs, kfold.json/png, explain.json/png, report.json and report.html into
     ``out_dir``; return {kind: path}."""
+    written = write_scan_outputs(result.scan, out_dir, html=False)
     out = Path(out_dir)
-    written = write_scan_outputs(result.scan, out, html=False)
     if result.kfold is not None:
         written["kfold"] = write_json(result.kfold.to_dict(), out / "kfold.json")
         written["kfold_plot"] = Path(result.kfold.plot(out / "kfold.png"))

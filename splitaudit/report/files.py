@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._validate import check_path
 from ..errors import InputError
 from .html import render_scan_html
 
@@ -88,11 +89,17 @@ def refuse_inside_root(out_dir: Path, root: Path) -> None:
         )
 
 
+def _out_folder(out_dir: Any, root: Path) -> Path:
+    """``out_dir`` as a Path, refused inside ``root``, created when missing."""
+    out = check_path("out_dir", out_dir)
+    refuse_inside_root(out, root)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def write_scan_csvs(result: Any, out_dir: str | os.PathLike, *, safe_csv: bool = False) -> dict[str, Path]:
     """Write a scan's CSV files (duplicates, within, images, unreadable) into ``out_dir``."""
-    out = Path(out_dir)
-    refuse_inside_root(out, result.split.root)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out_dir, result.split.root)
     frames = {"duplicates": result.pairs, "within": result.within, "images": result.images(),
               "unreadable": result.unreadable}
     return {kind: write_csv(frame, out / SCAN_FILES[kind], safe=safe_csv) for kind, frame in frames.items()}
@@ -105,9 +112,7 @@ def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = 
     ``safe_csv``: text cells that a spreadsheet would read as a formula get a
     leading ``'`` (:func:`spreadsheet_safe`).
     """
-    out = Path(out_dir)
-    refuse_inside_root(out, result.split.root)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out_dir, result.split.root)
     written = {
         "summary": write_json(result.to_dict(), out / SCAN_FILES["summary"]),
         **write_scan_csvs(result, out, safe_csv=safe_csv),

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import InputError, InputTypeError
 from .._types import Progress
-from .._validate import renamed_keyword
+from .._validate import check_int, renamed_keyword
 from ..resplit import LeakAwareSplitter, _groups_for
 from .history import run_history, summarize_history
 from .probes import train_linear_probe
@@ -172,6 +172,7 @@ def kfold(
         n_splits = renamed_keyword("k", "n_splits", k, "kfold")
     frame = _checked_frame(split_images, n_splits=n_splits, epochs=epochs, repeats=repeats,
                            last_epochs=last_epochs)
+    random_state = check_int("random_state", random_state)
     if features is not None and (probe == "cnn" or callable(probe)):
         raise InputError("features= is only used by probe='linear'; drop it or use probe='linear'")
     if callable(probe):

@@ -46,6 +46,8 @@ _BLOCK_BYTES = 128 * 2**20  # budget for one block of similarities
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Return ``x`` as C-contiguous float32 with unit-norm rows (zero rows stay zero)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise InputError(f"x must be 2-D (n, dim), got shape {x.shape}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.maximum(norms, 1e-12, out=norms)
     return x / norms

@@ -57,6 +57,7 @@ def choose_backend(queries: np.ndarray, base: np.ndarray, radius: int):
     >>> choose_backend(codes, codes, 8)
     ('numpy', None)
     """
+    radius = _checked_radius(radius)
     work = len(queries) * len(base)
     if work < AUTO_MIN_WORK:
         return "numpy", None
@@ -73,8 +74,20 @@ def choose_backend(queries: np.ndarray, base: np.ndarray, radius: int):
 
 
 def _as_u64(name: str, values) -> np.ndarray:
-    arr = np.ascontiguousarray(values, dtype=np.uint64).ravel()
-    return arr
+    """``values`` as a flat uint64 array; floats, strings and the like are a type error."""
+    arr = np.asarray(values)
+    if arr.size and arr.dtype.kind not in "uiO":
+        raise InputTypeError(f"{name} must be packed 64-bit hashes (uint64), got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.uint64).ravel()
+
+
+def _checked_radius(radius) -> int:
+    """``radius`` as an int in 0..64."""
+    if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool):
+        raise InputTypeError(f"radius must be an int, got {type(radius).__name__}")
+    if not 0 <= radius <= 64:
+        raise InputError(f"radius must be in 0..64, got {radius}")
+    return int(radius)
 
 
 def hamming_range(
@@ -120,10 +133,7 @@ def hamming_range(
     (array([0]), array([0]), array([1], dtype=int8))
     """
     _check_hamming_backend(backend)
-    if not isinstance(radius, (int, np.integer)) or isinstance(radius, bool):
-        raise InputTypeError(f"radius must be an int, got {type(radius).__name__}")
-    if not 0 <= radius <= 64:
-        raise InputError(f"radius must be in 0..64, got {radius}")
+    radius = _checked_radius(radius)
     q = _as_u64("queries", queries)
     b = _as_u64("base", base)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8))
