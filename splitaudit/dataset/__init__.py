@@ -34,7 +34,7 @@ import pandas as pd
 from .._validate import check_path
 from ..errors import LayoutError
 from .manifest import read_manifest
-from .table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path, outside_note, relative, within
+from ..sources.table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path, outside_note, relative, within
 
 __all__ = ["ImageSplit", "IMAGE_EXTENSIONS", "TRAIN_NAMES", "VAL_NAMES", "display_path"]
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._validate import check_path
 from ..errors import ManifestError
-from .table import IMAGE_COLUMNS, SPLIT_ALIASES, Table, display_path, outside_note, relative, within
+from ..sources.table import IMAGE_COLUMNS, SPLIT_ALIASES, Table, display_path, outside_note, relative, within
 
 __all__ = ["read_manifest"]
 

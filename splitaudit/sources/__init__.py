@@ -25,7 +25,7 @@ id ``<split name>[<row>]`` (``validation[123]``), with the original name after a
 colon when there is one (``validation[123]:0.png``). Everything downstream
 (pairs, columns, reports) is the same as for a folder.
 
-Each reader returns a :class:`~splitaudit.dataset.table.Table`, which
+Each reader returns a :class:`~splitaudit.sources.table.Table`, which
 :meth:`ImageSplit.from_hf <splitaudit.dataset.ImageSplit.from_hf>` and
 :meth:`ImageSplit.from_torch <splitaudit.dataset.ImageSplit.from_torch>` wrap.
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .._optional import require
-from ..dataset.table import Table
+from .table import Table
 from ..errors import InputError, InputTypeError, MissingDependencyError
 from .rows import Rows, pick_splits
 from .store import open_store

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..dataset.table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path
+from .table import IMAGE_COLUMNS, TRAIN_NAMES, VAL_NAMES, Table, display_path
 from ..errors import InputError, InputTypeError
 from .store import ImageStore
 

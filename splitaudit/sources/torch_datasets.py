@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._types import Progress
-from ..dataset.table import Table
+from .table import Table
 from ..errors import InputError, InputTypeError
 from .hf import is_hf_dataset_dict
 from .rows import Rows, scalar
