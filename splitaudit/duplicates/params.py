@@ -42,7 +42,7 @@ class DuplicateParams:
     jobs: int | None = None
 
     def __post_init__(self):
-        fixed = {"jobs": os.cpu_count() or 1 if self.jobs is None else check_int("jobs", self.jobs, low=1)}
+        fixed = {"jobs": (os.cpu_count() or 1) if self.jobs is None else check_int("jobs", self.jobs, low=1)}
         for name in ("hash_radius", "max_hash_candidates", "neighbors", "search_dims", "max_shift",
                      "max_keypoint_candidates"):
             fixed[name] = check_int(name, getattr(self, name), low=0)
