@@ -93,7 +93,7 @@ def align_pairs(
     trim : float
         Share of the largest absolute residuals left out of ``thumb_rms``.
     pooled : float32 array (2, N, 256), optional
-        :func:`~splitaudit.duplicates.search.thumb_vectors` of ``thumbs``
+        :func:`~splitaudit.search.mirror.thumb_vectors` of ``thumbs``
         and of their mirrors (computed per batch when not given).
 
     Returns

@@ -303,7 +303,7 @@ def mih_range(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact Hamming range search by multi-index hashing.
 
-    Same contract as :func:`~splitaudit.duplicates.hamming_range` (which
+    Same contract as :func:`~splitaudit.search.hamming_range` (which
     validates the inputs and calls this for ``backend="mih"``); pairs come out
     sorted by query, then base index, as from the numpy backend.
 
