@@ -223,3 +223,29 @@ def test_check_new_finds_edited_copies_through_a_saved_index(copies, tmp_path):
     found = {(Path(n).name, Path(t).name) for n, t in zip(matches["new_path"], matches["train_path"])}
     assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
     assert (matches["decided_by"] == "keypoints").any() and matches["inliers"].notna().any()
+
+
+@pytest.mark.parametrize("inliers, grey, rms, reported", [
+    (6, 0.5, 0.05, True),     # few common keypoints, pixel-identical overlap: a tile or a crop
+    (6, 10.0, 0.05, False),   # as many inliers on pixels that disagree: a look-alike
+    (4, 0.5, 0.05, False),    # even nearly doubled, four inliers are not enough
+    (30, 10.0, 0.3, True),    # tens of inliers under an overlay need no agreement bonus
+    (12, 40.0, 0.6, False),   # the outlines of two different garments
+])
+def test_score_from_inliers_counts_agreeing_pixels(inliers, grey, rms, reported):
+    from splitaudit.duplicates.keypoints import score_from_inliers
+
+    score = score_from_inliers(np.array([inliers]), np.array([rms]), np.array([0.2]), np.array([grey]))[0]
+    assert (score >= 0.5) == reported, score
+
+
+def test_no_residual_is_taken_below_the_inliers_that_could_score(copies):
+    from splitaudit.duplicates import keypoints
+
+    split, fps = copies[0], copies[1]
+    a, b = np.array([0, 1]), np.array([1, 2])
+    matrix = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))
+    rel, grey = keypoints.aligned_residual(fps.thumbs, fps.local, a, b, matrix,
+                                           inliers=np.array([keypoints.RESIDUAL_MIN_INLIERS - 1,
+                                                             keypoints.RESIDUAL_MIN_INLIERS]))
+    assert np.isnan(grey[0]) and np.isfinite(grey[1])
