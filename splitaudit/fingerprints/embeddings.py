@@ -286,9 +286,10 @@ def embed_images(
 
 
 def _check_options(input_size, batch_size, num_workers, threads, channels, pool, precision) -> None:
-    for name, value, low in (("input_size", input_size, 8), ("batch_size", batch_size, 1),
-                             ("num_workers", num_workers, 0), ("threads", threads, 1)):
-        if value is not None or name in ("batch_size", "num_workers"):
+    check_int("batch_size", batch_size, low=1)
+    check_int("num_workers", num_workers, low=0)
+    for name, value, low in (("input_size", input_size, 8), ("threads", threads, 1)):
+        if value is not None:  # None: chosen for the images / torch's own thread count
             check_int(name, value, low=low)
     if channels not in (1, 3):
         fail("channels", "3 (RGB) or 1 (grayscale)", channels)

@@ -251,12 +251,10 @@ def _map_blocks(run, tasks: list, jobs: int) -> list:
     """``run`` over the block tasks in order, on ``jobs`` threads with single-threaded BLAS."""
     from concurrent.futures import ThreadPoolExecutor
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        threadpool_limits = None
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn, a core dependency
+
     jobs = max(1, int(jobs))
-    if threadpool_limits is not None and jobs > 1:
+    if jobs > 1:
         with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
             return list(pool.map(run, tasks))
     return [run(t) for t in tasks]
