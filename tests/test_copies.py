@@ -249,3 +249,36 @@ def test_no_residual_is_taken_below_the_inliers_that_could_score(copies):
                                            inliers=np.array([keypoints.RESIDUAL_MIN_INLIERS - 1,
                                                              keypoints.RESIDUAL_MIN_INLIERS]))
     assert np.isnan(grey[0]) and np.isfinite(grey[1])
+
+
+def _thumb_of(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("L").resize((32, 32), Image.Resampling.BOX), np.uint8)
+
+
+def test_an_opaque_caption_does_not_set_the_gain_of_the_aligned_residual():
+    """The gain and offset are refitted on the pixels that agree: a copy under a white caption box
+    (~16 % of the frame) stays within a grey level, a different picture of the same kind does not."""
+    from splitaudit.duplicates import keypoints
+    from splitaudit.fingerprints.local import LocalFeatures
+
+    original = scene(7, SIDE, SIDE)
+    boxed = original.copy()
+    ImageDraw.Draw(boxed).rectangle([0, int(SIDE * 0.84), SIDE, SIDE], fill=(255, 255, 255))
+    thumbs = np.stack([_thumb_of(original), _thumb_of(boxed), _thumb_of(scene(8, SIDE, SIDE))])
+    size = np.array([128, 128], np.float32)
+    local = LocalFeatures.from_parts([(np.zeros((0, 2), np.float32), size, np.zeros((0, 32), np.uint8))] * 3)
+    identity = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))
+    _, grey = keypoints.aligned_residual(thumbs, local, np.array([1, 2]), np.array([0, 0]), identity)
+    assert grey[0] < 1.0, grey
+    assert grey[1] > 8.0, grey
+
+
+@pytest.mark.parametrize("side, has_keypoints", [(28, False), (31, False), (32, True), (40, True)])
+def test_small_images_get_keypoints_from_32_px(side, has_keypoints):
+    """Images from 32 px on the short side get keypoints (a copy downscaled to 32-47 px keeps its
+    keypoints); native 28-px images (Fashion-MNIST) do not: their enlarged outlines match look-alikes."""
+    from splitaudit.fingerprints.local import orb_features
+
+    gray = np.asarray(scene(3, side, side).convert("L"))
+    xy, _, desc = orb_features(gray)
+    assert (len(xy) > 0) == has_keypoints and len(xy) == len(desc)

@@ -70,7 +70,7 @@ from .properties import PIXEL_COLUMNS
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp7"
+ALGORITHM_VERSION = "fp8"
 """Bump when any fingerprint would change for the same file (part of the cache key).
 
 fp3: sharpness and colourfulness from exact integer sums (differ from fp2 in
@@ -86,7 +86,10 @@ fp6: ``pixel_sha1`` is the digest of the full-resolution pixels in fast mode
 too (was the reduced decode's), so ``exact_pixels`` means the same in both modes.
 
 fp7: no keypoints for images under 48 px on the short side
-(:data:`~splitaudit.fingerprints.local.MIN_NATIVE_SIDE`)."""
+(:data:`~splitaudit.fingerprints.local.MIN_NATIVE_SIDE`).
+
+fp8: keypoints from 32 px on the short side (was 48): a downscaled copy of 32-47 px
+keeps its keypoints."""
 
 TABLE_COLUMNS = (
     "path", "ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS,

@@ -53,13 +53,16 @@ LOCAL_SIDE = 128
 LOCAL_FEATURES = 128
 """Keypoints kept per image (ORB's strongest by FAST score)."""
 DESCRIPTOR_BYTES = 32
-MIN_NATIVE_SIDE = 48
+MIN_NATIVE_SIDE = 32
 """Decoded short side (pixels) below which an image gets no keypoints and its copies
 are left to the thumbnail path. On the real Fashion-MNIST split (28 px) keypoints
 fitted on the enlarged outlines reported 203 extra cross pairs, mostly distinct
 plain trousers (same silhouette, 10-26 inliers, 3-6 grey levels apart once
 aligned), and made the scan 10x slower; on the planted 28-px set they had found
-crops and rotations (recall 0.12 -> 0.67), which small images now miss by default."""
+crops and rotations (recall 0.12 -> 0.67), which small images now miss by default.
+32, not 48: a copy downscaled to 32-47 px (e.g. a captioned 96-px image at 0.35-0.5x)
+keeps its keypoints; on the planted 96-px Fashion-MNIST set overlay+downscale went
+0.33 -> 0.53 with no new false pair, and 24 px found nothing more than 32."""
 _DETECT = 4  # candidates detected per kept keypoint, so the grid can spread them
 _GRID = 4
 _MIN_SIDE = 32  # working-frame short side below which an image gets no keypoints
