@@ -113,7 +113,7 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
     local = space.local if p.keypoints else None
     if local is None:
         return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool)
-    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates)
+    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs)
     hashed = pd.MultiIndex.from_arrays([a, b])
     a, b = unique_pairs([a, ka], [b, kb], within)
     keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
