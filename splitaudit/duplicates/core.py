@@ -10,7 +10,7 @@ keypoint fit where the thumbnails did not already decide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ class _Space:
     std: np.ndarray
     coords: tuple[np.ndarray, np.ndarray]
     thr: np.ndarray
+    indexes: dict = field(default_factory=dict)  # keypoint indexes by database set, built once
 
     @property
     def local(self):
@@ -113,7 +114,8 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
     local = space.local if p.keypoints else None
     if local is None:
         return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool)
-    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs)
+    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs,
+                                    indexes=space.indexes)
     hashed = pd.MultiIndex.from_arrays([a, b])
     a, b = unique_pairs([a, ka], [b, kb], within)
     keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)

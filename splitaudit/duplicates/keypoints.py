@@ -31,6 +31,7 @@ a copy keeps tens: the transform, not the descriptor distance, is the proof.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -91,7 +92,25 @@ def _faiss():
     return require("faiss", purpose="keypoint retrieval")
 
 
-def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def _index(db: np.ndarray):
+    """A faiss binary index over ``db`` (see :func:`_search`)."""
+    faiss = _faiss()
+    if len(db) < IVF_MIN_ROWS:
+        index = faiss.IndexBinaryFlat(256)
+    else:
+        nlist = int(min(8192, 2 ** round(math.log2(len(db) / 1000))))
+        quantizer = faiss.IndexBinaryFlat(256)
+        rows = np.sort(np.random.default_rng(0).choice(len(db), nlist, replace=False))
+        quantizer.add(db[rows])  # cells around random keypoints: no k-means to train
+        index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
+        index.train(db[rows])  # a full quantizer: faiss skips the clustering
+        index.nprobe = 4  # (faiss's wrapper keeps the quantizer alive with the index)
+    index.add(db)
+    return index
+
+
+def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1, index=None
+            ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest database rows per query row by Hamming distance (faiss binary index).
 
     Up to :data:`IVF_MIN_ROWS` database rows the scan is exact; beyond, an
@@ -102,23 +121,15 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1) -> tuple
     together. faiss runs on one OpenMP thread: on a busy 2-core machine two
     spinning threads were 4x slower than one. The queries are instead split
     over ``jobs`` Python threads (faiss releases the GIL; 1.5x on 2 cores);
-    the results do not depend on ``jobs``.
+    the results do not depend on ``jobs``. ``index``, if given, is
+    :func:`_index` of ``db``, built once for several searches.
     """
     faiss = _faiss()
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        if len(db) < IVF_MIN_ROWS:
-            index = faiss.IndexBinaryFlat(256)
-        else:
-            nlist = int(min(8192, 2 ** round(math.log2(len(db) / 1000))))
-            quantizer = faiss.IndexBinaryFlat(256)
-            rows = np.sort(np.random.default_rng(0).choice(len(db), nlist, replace=False))
-            quantizer.add(db[rows])  # cells around random keypoints: no k-means to train
-            index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
-            index.train(db[rows])  # a full quantizer: faiss skips the clustering
-            index.nprobe = 4
-        index.add(db)
+        if index is None:
+            index = _index(db)
         parts = max(1, min(int(jobs), len(queries) // 10_000))
         if parts == 1:
             return index.search(queries, k)
@@ -131,13 +142,18 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1) -> tuple
 
 
 def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, per_query: int = 8,
-                        max_hamming: int = MAX_HAMMING, min_votes: int = MIN_VOTES, jobs: int = 1
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        max_hamming: int = MAX_HAMMING, min_votes: int = MIN_VOTES, jobs: int = 1,
+                        indexes: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image pairs ``(a, b, votes)`` whose keypoints match often enough to verify.
 
     ``a`` comes from ``ia`` (queries), ``b`` from ``ib`` (database). With
     ``within`` (``ia`` and ``ib`` the same set) self pairs are dropped and
-    each unordered pair appears once with ``a < b``. ``jobs`` threads search.
+    each unordered pair appears once with ``a < b``, and each image queries with
+    half of :data:`QUERY_KEYPOINTS`: both images of a pair query the other, so
+    a pair is looked up from as many keypoints as across the split, for half
+    the searches. ``jobs`` threads search. ``indexes`` (a dict) keeps the
+    database index of ``ib`` for a later call on the same ``ib`` (the train
+    split is searched from val, then from itself).
     """
     empty = (np.zeros(0, np.int64),) * 3
     owner = local.owner()
@@ -145,13 +161,19 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     in_a[ia] = True
     in_b = np.zeros(len(local), bool)
     in_b[ib] = True
-    first = np.arange(len(owner)) - local.offsets[owner] < QUERY_KEYPOINTS
+    first = np.arange(len(owner)) - local.offsets[owner] < (QUERY_KEYPOINTS // 2 if within else QUERY_KEYPOINTS)
     q_rows = np.flatnonzero(in_a[owner] & first)
     d_rows = np.flatnonzero(in_b[owner])
     if not len(q_rows) or not len(d_rows):
         return empty
     k = _NEIGHBOURS + (1 if within else 0)
-    dist, hits = _search(local.desc[d_rows], local.desc[q_rows], min(k, len(d_rows)), jobs)
+    index = None
+    if indexes is not None:
+        key = hashlib.sha1(np.ascontiguousarray(ib, np.int64).tobytes()).hexdigest()
+        index = indexes.get(key)
+        if index is None:
+            index = indexes[key] = _index(local.desc[d_rows])
+    dist, hits = _search(local.desc[d_rows], local.desc[q_rows], min(k, len(d_rows)), jobs, index)
     ok = (hits.ravel() >= 0) & (dist.ravel() <= max_hamming)
     q_key = np.repeat(q_rows, hits.shape[1])[ok]          # the voting query keypoint
     d_img = owner[d_rows[hits.ravel()[ok]]]                # the image it hits
