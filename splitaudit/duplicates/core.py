@@ -142,7 +142,7 @@ def _verify(space: _Space, a, b, keypoint_only, voted, p: DuplicateParams):
     """Score each candidate: aligned thumbnails, the embedding cosine, the opt-in geometric
     check, and the keypoint fit where the thumbnails did not already confirm a voted pair.
     Returns ``(score, decided, thumbnail evidence, keypoint evidence)``."""
-    v = align_pairs(space.fp.thumbs, a, b, max_shift=p.max_shift, trim=p.trim, pooled=space.pooled)
+    v = align_pairs(space.fp.thumbs, a, b, max_shift=p.max_shift, trim=p.trim, pooled=space.pooled, jobs=p.jobs)
     score = score_from_rms(v["thumb_rms"], p.score_mid, p.score_scale)
     # fitted: pairs the keypoints voted for that the thumbnails did not already confirm
     fit = np.flatnonzero(((score < p.min_score) | keypoint_only) & voted)

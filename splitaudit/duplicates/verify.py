@@ -40,6 +40,8 @@ precision at 0.98.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..search.mirror import thumb_vectors
@@ -79,6 +81,7 @@ def align_pairs(
     trim: float = 0.05,
     batch: int = 20_000,
     pooled: np.ndarray | None = None,
+    jobs: int = 1,
 ) -> dict[str, np.ndarray]:
     """Align and compare thumbnail pairs ``(a[i], b[i])``.
 
@@ -95,6 +98,9 @@ def align_pairs(
     pooled : float32 array (2, N, 256), optional
         :func:`~splitaudit.search.mirror.thumb_vectors` of ``thumbs``
         and of their mirrors (computed per batch when not given).
+    jobs : int
+        Threads the batches are spread over (numpy releases the GIL);
+        results do not depend on it.
 
     Returns
     -------
@@ -115,9 +121,16 @@ def align_pairs(
         "thumb_nrms": np.zeros(p, np.float32),
         "zoom": np.ones(p, np.float32),
     }
-    for start in range(0, p, batch):
-        sl = slice(start, min(p, start + batch))
+    slices = [slice(start, min(p, start + batch)) for start in range(0, p, batch)]
+
+    def run(sl: slice) -> None:  # each batch writes its own rows of ``out``
         _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled)
+    if jobs > 1 and len(slices) > 1:
+        with ThreadPoolExecutor(min(jobs, len(slices))) as pool:
+            list(pool.map(run, slices))
+    else:
+        for sl in slices:
+            run(sl)
     out["score"] = score_from_rms(out["thumb_rms"]).astype(np.float32)
     return out
 
