@@ -202,8 +202,13 @@ def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
 
     split, fps, planted, exact_scan = copies
     monkeypatch.setattr(keypoints, "IVF_MIN_ROWS", 500)
+    monkeypatch.setattr(keypoints, "_ROWS_PER_CELL", 100)  # several cells, of which 2 are probed
     assert len(fps.local.desc) > 500
+    built = []
+    index = keypoints._index
+    monkeypatch.setattr(keypoints, "_index", lambda db: built.append(index(db)) or built[-1])
     result = find_duplicates(fps, split.images, jobs=1)
+    assert built and all(getattr(ix, "nlist", 1) > keypoints._PROBES for ix in built)
     assert set(planted.items()) <= _pair_set(result.pairs, "val_path", "train_path")
     assert set(result.pairs["val_path"]) == set(exact_scan.pairs["val_path"])
 

@@ -107,13 +107,13 @@ def _index(db: np.ndarray):
     if len(db) < IVF_MIN_ROWS:
         index = faiss.IndexBinaryFlat(256)
     else:
-        nlist = int(min(8192, 2 ** round(math.log2(len(db) / _ROWS_PER_CELL))))
+        nlist = int(min(8192, max(1, 2 ** round(math.log2(len(db) / _ROWS_PER_CELL)))))
         quantizer = faiss.IndexBinaryFlat(256)
         rows = np.sort(np.random.default_rng(0).choice(len(db), nlist, replace=False))
         quantizer.add(db[rows])  # cells around random keypoints: no k-means to train
         index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
         index.train(db[rows])  # a full quantizer: faiss skips the clustering
-        index.nprobe = _PROBES  # (faiss's wrapper keeps the quantizer alive with the index)
+        index.nprobe = min(_PROBES, nlist)  # (faiss's wrapper keeps the quantizer alive with the index)
     index.add(db)
     return index
 
