@@ -245,14 +245,14 @@ def test_score_from_inliers_counts_agreeing_pixels(inliers, grey, rms, reported)
 
 
 def test_no_residual_is_taken_below_the_inliers_that_could_score(copies):
-    from splitaudit.duplicates import keypoints
+    from splitaudit.duplicates import residual
 
     split, fps = copies[0], copies[1]
     a, b = np.array([0, 1]), np.array([1, 2])
     matrix = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))
-    rel, grey = keypoints.aligned_residual(fps.thumbs, fps.local, a, b, matrix,
-                                           inliers=np.array([keypoints.RESIDUAL_MIN_INLIERS - 1,
-                                                             keypoints.RESIDUAL_MIN_INLIERS]))
+    rel, grey = residual.aligned_residual(fps.thumbs, fps.local, a, b, matrix,
+                                          inliers=np.array([residual.RESIDUAL_MIN_INLIERS - 1,
+                                                            residual.RESIDUAL_MIN_INLIERS]))
     assert np.isnan(grey[0]) and np.isfinite(grey[1])
 
 
@@ -263,7 +263,7 @@ def _thumb_of(im: Image.Image) -> np.ndarray:
 def test_an_opaque_caption_does_not_set_the_gain_of_the_aligned_residual():
     """The gain and offset are refitted on the pixels that agree: a copy under a white caption box
     (~16 % of the frame) stays within a grey level, a different picture of the same kind does not."""
-    from splitaudit.duplicates import keypoints
+    from splitaudit.duplicates import residual
     from splitaudit.fingerprints.local import LocalFeatures
 
     original = scene(7, SIDE, SIDE)
@@ -273,7 +273,7 @@ def test_an_opaque_caption_does_not_set_the_gain_of_the_aligned_residual():
     size = np.array([128, 128], np.float32)
     local = LocalFeatures.from_parts([(np.zeros((0, 2), np.float32), size, np.zeros((0, 32), np.uint8))] * 3)
     identity = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))
-    _, grey = keypoints.aligned_residual(thumbs, local, np.array([1, 2]), np.array([0, 0]), identity)
+    _, grey = residual.aligned_residual(thumbs, local, np.array([1, 2]), np.array([0, 0]), identity)
     assert grey[0] < 1.0, grey
     assert grey[1] > 8.0, grey
 
@@ -319,7 +319,7 @@ def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refit
 def test_batched_aligned_residual_matches_a_per_pair_warp(copies):
     """The batched numpy warp agrees with OpenCV's per-pair warpAffine (fixed-point weights:
     within a few tenths of a grey level) on shifts, scales and rotations of real fixture pairs."""
-    from splitaudit.duplicates import keypoints
+    from splitaudit.duplicates import residual
 
     _, fps = copies[0], copies[1]
     rng = np.random.default_rng(0)
@@ -332,7 +332,7 @@ def test_batched_aligned_residual_matches_a_per_pair_warp(copies):
         mats.append([[s * np.cos(t), -s * np.sin(t), rng.uniform(-20, 20)],
                      [s * np.sin(t), s * np.cos(t), rng.uniform(-20, 20)]])
     mats = np.array(mats)
-    _, grey = keypoints.aligned_residual(fps.thumbs, fps.local, a, b, mats)
+    _, grey = residual.aligned_residual(fps.thumbs, fps.local, a, b, mats)
     sizes = fps.local.size
     ref = [_residual_one_pair(fps.thumbs[i], fps.thumbs[j], sizes[i], sizes[j], m) for i, j, m in zip(a, b, mats)]
     assert np.isfinite(grey).all()

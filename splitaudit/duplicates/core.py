@@ -5,7 +5,8 @@ itself) runs in this order: exact pairs (:mod:`.exact`), near candidates from
 thumbnails, hashes and embeddings (:mod:`.candidates`) and from keypoint votes
 (:mod:`.keypoints`), then verification: aligned thumbnails (:mod:`.verify`),
 the embedding cosine, the opt-in geometric check (:mod:`.geometric`) and the
-keypoint fit where the thumbnails did not already decide.
+keypoint fit (and its aligned residual, :mod:`.residual`) where the thumbnails did
+not already decide.
 """
 
 from __future__ import annotations

@@ -1,0 +1,135 @@
+"""The aligned residual of a keypoint fit: how well two thumbnails agree once the fit aligns them.
+
+:func:`aligned_residual` warps one image's 32x32 thumbnail onto the other's frame with the
+transform :mod:`.keypoints` fitted, fits an intensity gain and offset robustly (refitted on the
+pixels that agree best, so a caption or logo does not set them) and takes the trimmed RMS of what
+is left, in grey levels and over the image's contrast. A copy, a crop or a neighbouring tile agrees
+on its overlap; the same objects moved over another background do not. Pairs are handled in
+batches of :data:`_BATCH`, all in numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["aligned_residual", "RESIDUAL_MIN_INLIERS"]
+
+RESIDUAL_MIN_INLIERS = 5
+"""Fits with fewer inliers get no aligned residual: even doubled they reach
+:data:`~splitaudit.duplicates.keypoints.INLIERS_MID` (a score of 0.5) only with a perfect residual and extent."""
+
+_REFITS = 3
+"""Gain/offset refits in :func:`aligned_residual` (a 19 %-area white caption: 19.0 grey levels with
+one fit, 2.7, 0.16 and 0.0 after one, two and three refits)."""
+
+
+def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, matrix: np.ndarray,
+                     *, trim: float = 0.2, inliers: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Trimmed RMS of ``a``'s thumbnail against ``b``'s warped onto it by ``matrix``: over
+    ``a``'s SD, and in grey levels.
+
+    The keypoint transform is moved to thumbnail coordinates, ``b``'s 32x32
+    thumbnail is resampled onto ``a``'s frame, an intensity gain and offset
+    are fitted on the pixels both frames cover, then refitted :data:`_REFITS`
+    times on the ``1 - trim`` share that agrees best, so an opaque caption
+    does not set the gain (a 14 %-area caption on a Fashion-MNIST copy
+    measured 35 grey levels with one fit). A gain outside [0.2, 5] (an
+    inverted or flattened picture) is clamped to that range. The RMS of the
+    residual is taken after dropping the largest ``trim`` share (an overlay
+    or caption), divided by the standard deviation of ``a`` on the overlap
+    (at least 1 grey level). A copy, a crop or a neighbouring tile agrees on its overlap;
+    the same objects moved over another background do not. NaN where there
+    is no transform, the overlap holds under 64 pixels, or (with ``inliers``)
+    the fit has fewer than :data:`RESIDUAL_MIN_INLIERS` inliers, which cannot score 0.5.
+    """
+    a, b, matrix = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(matrix, np.float64)
+    out = np.full(len(a), np.nan)
+    grey = np.full(len(a), np.nan)
+    ok = np.isfinite(matrix).reshape(len(a), -1).all(1)
+    if inliers is not None:
+        ok &= np.asarray(inliers) >= RESIDUAL_MIN_INLIERS
+    rows = np.flatnonzero(ok)
+    for start in range(0, len(rows), _BATCH):
+        k = rows[start:start + _BATCH]
+        rel_k, grey_k = _residual_batch(thumbs, local.size, a[k], b[k], matrix[k], trim)
+        out[k], grey[k] = rel_k, grey_k
+    return out, grey
+
+
+_BATCH = 256
+"""Fitted pairs warped and compared at once in :func:`aligned_residual`."""
+
+
+def _thumb_maps(size_a: np.ndarray, size_b: np.ndarray, matrix: np.ndarray, side: int) -> np.ndarray:
+    """(p, 2, 3) maps from ``a``-thumbnail pixels to ``b``-thumbnail pixels (pixel centres
+    aligned), from the working-frame transforms ``matrix`` (p, 2, 3)."""
+    def to_thumb(size):
+        sx, sy = side / np.maximum(size[:, 0], 1.0), side / np.maximum(size[:, 1], 1.0)
+        m = np.zeros((len(size), 3, 3))
+        m[:, 0, 0], m[:, 0, 2], m[:, 1, 1], m[:, 1, 2], m[:, 2, 2] = sx, 0.5 * sx - 0.5, sy, 0.5 * sy - 0.5, 1.0
+        return m
+    full = np.concatenate([matrix, np.broadcast_to([[[0.0, 0.0, 1.0]]], (len(matrix), 1, 3))], 1)
+    return (to_thumb(size_b) @ full @ np.linalg.inv(to_thumb(size_a)))[:, :2]
+
+
+def _residual_batch(thumbs, sizes, a, b, matrix, trim):
+    """:func:`aligned_residual` for one batch of fitted pairs, as arrays (bilinear warp,
+    trimmed gain/offset refits and the residual for all pairs at once)."""
+    side = thumbs.shape[1]
+    maps = _thumb_maps(sizes[a].astype(np.float64), sizes[b].astype(np.float64), matrix, side)
+    gy, gx = (g.ravel().astype(np.float64) for g in np.mgrid[0:side, 0:side])
+    # where each a-pixel lands in b, (p, s) each
+    sx = maps[:, 0, 0, None] * gx + maps[:, 0, 1, None] * gy + maps[:, 0, 2, None]
+    sy = maps[:, 1, 0, None] * gx + maps[:, 1, 1, None] * gy + maps[:, 1, 2, None]
+    inside = (sx >= 0) & (sx <= side - 1) & (sy >= 0) & (sy <= side - 1)
+    x0 = np.clip(np.floor(sx), 0, side - 2).astype(np.int64)
+    y0 = np.clip(np.floor(sy), 0, side - 2).astype(np.int64)
+    fx, fy = np.clip(sx - x0, 0, 1), np.clip(sy - y0, 0, 1)
+    tb = thumbs[b].reshape(len(b), -1).astype(np.float64)
+    at = np.take_along_axis
+    base = y0 * side + x0
+    x = ((1 - fy) * ((1 - fx) * at(tb, base, 1) + fx * at(tb, base + 1, 1))
+         + fy * ((1 - fx) * at(tb, base + side, 1) + fx * at(tb, base + side + 1, 1)))
+    y = thumbs[a].reshape(len(a), -1).astype(np.float64)
+    count = inside.sum(1)
+    n_keep = np.maximum(2, np.round(count * (1 - trim)).astype(np.int64))
+    gain, offset = _lines(x, y, inside)
+    for _ in range(_REFITS):  # refit on the pixels that agree best: a caption must not set the gain
+        gain, offset = _lines(x, y, _best(np.abs(y - gain[:, None] * x - offset[:, None]), inside, n_keep))
+    flat = (gain < 0.2) | (gain > 5.0)  # an inverted or flattened picture is not the same picture:
+    if flat.any():  # its residual is measured at the nearest gain allowed
+        gain = np.clip(gain, 0.2, 5.0)
+        rows = np.flatnonzero(flat & (count > 0))
+        diff = np.where(inside[rows], y[rows] - gain[rows, None] * x[rows], np.nan)
+        offset[rows] = np.nanmedian(diff, 1)
+    resid = np.where(inside, np.abs(y - gain[:, None] * x - offset[:, None]), np.inf)
+    resid.sort(1)
+    keep = np.arange(resid.shape[1])[None, :] < n_keep[:, None]
+    grey = np.sqrt(np.where(keep, np.where(np.isfinite(resid), resid, 0.0) ** 2, 0.0).sum(1) / n_keep)
+    ym = np.where(inside, y, 0.0).sum(1) / np.maximum(count, 1)
+    ysd = np.sqrt(np.where(inside, (y - ym[:, None]) ** 2, 0.0).sum(1) / np.maximum(count, 1))
+    rel = grey / np.maximum(ysd, 1.0)
+    small = count < 64
+    grey[small], rel[small] = np.nan, np.nan
+    return rel, grey
+
+
+def _best(resid: np.ndarray, inside: np.ndarray, n_keep: np.ndarray) -> np.ndarray:
+    """Mask of the ``n_keep`` smallest residuals of each row among ``inside``."""
+    r = np.where(inside, resid, np.inf)
+    cut = np.take_along_axis(np.sort(r, 1), (n_keep - 1)[:, None], 1)
+    return inside & (r <= cut)
+
+
+def _lines(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row least squares ``y ~ gain * x + offset`` over the pixels ``w`` (closed form;
+    a flat ``x`` gets gain 0)."""
+    w = w.astype(np.float64)
+    n = np.maximum(w.sum(1), 1.0)
+    mx, my = (w * x).sum(1) / n, (w * y).sum(1) / n
+    dx = x - mx[:, None]
+    var = (w * dx * dx).sum(1)
+    cov = (w * dx * (y - my[:, None])).sum(1)
+    gain = np.where(var > 0, cov / np.where(var > 0, var, 1.0), 0.0)
+    return gain, my - gain * mx
