@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .._optional import opencv, require
+from .._parallel import thread_map
 from .residual import _BATCH, aligned_residual
 
 __all__ = ["keypoint_candidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
@@ -141,8 +141,7 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1, index=No
         if parts == 1:
             return index.search(queries, k)
         bounds = np.linspace(0, len(queries), parts + 1).astype(np.int64)
-        with ThreadPoolExecutor(parts) as pool:
-            found = list(pool.map(lambda i: index.search(queries[bounds[i]:bounds[i + 1]], k), range(parts)))
+        found = thread_map(lambda i: index.search(queries[bounds[i]:bounds[i + 1]], k), range(parts), parts)
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
     finally:
         faiss.omp_set_num_threads(threads)
@@ -386,11 +385,7 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
     step = 512
     spans = [(s, min(s + step, len(a))) for s in range(0, len(a), step)]
     try:
-        if jobs > 1 and len(spans) > 1:
-            with ThreadPoolExecutor(jobs) as pool:
-                rows = [r for part in pool.map(run, spans) for r in part]
-        else:
-            rows = [r for span in spans for r in run(span)]
+        rows = [r for part in thread_map(run, spans, jobs) for r in part]
     finally:
         faiss.omp_set_num_threads(threads)
     n = len(rows)
@@ -420,11 +415,7 @@ def _residual_threads(thumbs, local, a, b, out, jobs):
         lo, hi = span
         return aligned_residual(thumbs, local, a[lo:hi], b[lo:hi], out["matrix"][lo:hi],
                                 inliers=out["inliers"][lo:hi])
-    if jobs > 1 and len(spans) > 1:
-        with ThreadPoolExecutor(jobs) as pool:
-            parts = list(pool.map(run, spans))
-    else:
-        parts = [run(span) for span in spans]
+    parts = thread_map(run, spans, jobs)
     if not parts:
         return np.zeros(0), np.zeros(0)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

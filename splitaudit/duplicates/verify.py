@@ -40,10 +40,9 @@ precision at 0.98.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from .._parallel import thread_map
 from ..search.mirror import thumb_vectors
 
 __all__ = ["align_pairs", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
@@ -123,14 +122,8 @@ def align_pairs(
     }
     slices = [slice(start, min(p, start + batch)) for start in range(0, p, batch)]
 
-    def run(sl: slice) -> None:  # each batch writes its own rows of ``out``
-        _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled)
-    if jobs > 1 and len(slices) > 1:
-        with ThreadPoolExecutor(min(jobs, len(slices))) as pool:
-            list(pool.map(run, slices))
-    else:
-        for sl in slices:
-            run(sl)
+    # each batch writes its own rows of ``out``
+    thread_map(lambda sl: _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled), slices, jobs)
     out["score"] = score_from_rms(out["thumb_rms"]).astype(np.float32)
     return out
 
