@@ -23,7 +23,8 @@ from .candidates import max_rms, near_candidates, prefilter, range_threshold, un
 from .clusters import duplicate_clusters, expected_cross
 from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
 from .geometric import verify_geometric
-from .keypoints import KEYPOINT_COLUMNS, keypoint_candidates, score_from_inliers, verify_keypoints
+from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, SHIFT_VOTES_TOP, keypoint_candidates, score_from_inliers, verify_keypoints
+from .tiles import SCREEN_GREY, thumb_grey, verify_tiles
 from .params import DuplicateParams
 from .result import WITHIN_COLUMNS, DuplicateResult, pair_table
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
@@ -56,6 +57,7 @@ class _Space:
     coords: tuple[np.ndarray, np.ndarray]
     thr: np.ndarray
     indexes: dict = field(default_factory=dict)  # keypoint indexes by database set, built once
+    paths: np.ndarray | None = None  # image files, for the tile check (None: no tile check)
 
     @property
     def local(self):
@@ -102,10 +104,13 @@ def _evidence(table, fp, emb, a, b, flipped):
 
 
 def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
-    """Near candidates ``(a, b, keypoint_only, voted)``: thumbnail, hash and embedding
+    """Near candidates ``(a, b, keypoint_only, voted, shifted)``: thumbnail, hash and embedding
     candidates that pass the thumbnail prefilter, plus the pairs keypoints vote for.
     ``keypoint_only`` marks pairs only the votes proposed (no filter passed them: only the
-    keypoint fit may decide them); ``voted`` the pairs the votes proposed at all."""
+    keypoint fit may decide them); ``voted`` the pairs among their query's best-voted partners
+    (fitted by keypoints); ``shifted`` (``(n, 3)``) the shift the votes agree on and how many
+    agree, for the tile candidates (:data:`~.keypoints.SHIFT_VOTES` agreeing votes,
+    :data:`~.keypoints.SHIFT_VOTES_TOP` for a best-voted partner; NaN for the other pairs)."""
     a, b = near_candidates(space.fp.table, space.coords, space.thr, space.emb, ia, ib, within, p)
     if space.emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
         if p.geometric:  # looser: verify_geometric judges what the plain alignment cannot
@@ -114,14 +119,19 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
             a, b = prefilter(space.pooled, space.std, a, b, p.min_corr, max_rms(p))
     local = space.local if p.keypoints else None
     if local is None:
-        return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool)
-    ka, kb, _ = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs,
-                                    indexes=space.indexes)
+        return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool), np.full((len(a), 2), np.nan)
+    kc = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs,
+                             indexes=space.indexes)
     hashed = pd.MultiIndex.from_arrays([a, b])
-    a, b = unique_pairs([a, ka], [b, kb], within)
-    keypoint_only = ~pd.MultiIndex.from_arrays([a, b]).isin(hashed)
-    voted = pd.MultiIndex.from_arrays([a, b]).isin(pd.MultiIndex.from_arrays([ka, kb]))
-    return a, b, keypoint_only, voted
+    a, b = unique_pairs([a, kc.a], [b, kc.b], within)
+    both = pd.MultiIndex.from_arrays([a, b])
+    keypoint_only = ~both.isin(hashed)
+    voted = both.isin(pd.MultiIndex.from_arrays([kc.a[kc.top], kc.b[kc.top]]))
+    tile = (kc.shift_votes >= SHIFT_VOTES) | (kc.top & (kc.shift_votes >= SHIFT_VOTES_TOP))
+    shifted = (pd.DataFrame(np.c_[kc.shift[tile], kc.shift_votes[tile]],
+                            index=pd.MultiIndex.from_arrays([kc.a[tile], kc.b[tile]]))
+               .reindex(both).to_numpy(np.float64))
+    return a, b, keypoint_only, voted, shifted
 
 
 def _fit_keypoints(space: _Space, a, b, fit, score, decided, p: DuplicateParams) -> dict:
@@ -139,7 +149,7 @@ def _fit_keypoints(space: _Space, a, b, fit, score, decided, p: DuplicateParams)
     return kp
 
 
-def _verify(space: _Space, a, b, keypoint_only, voted, p: DuplicateParams):
+def _verify(space: _Space, a, b, keypoint_only, voted, shifted, p: DuplicateParams):
     """Score each candidate: aligned thumbnails, the embedding cosine, the opt-in geometric
     check, and the keypoint fit where the thumbnails did not already confirm a voted pair.
     Returns ``(score, decided, thumbnail evidence, keypoint evidence)``."""
@@ -162,7 +172,38 @@ def _verify(space: _Space, a, b, keypoint_only, voted, p: DuplicateParams):
     if p.keypoints and space.local is not None:
         score[keypoint_only] = 0.0
         kp = _fit_keypoints(space, a, b, fit, score, decided, p)
+    kp["tile_ncc"], kp["tile_grey"] = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    if p.keypoints and space.local is not None and space.paths is not None:
+        unsure = np.flatnonzero(np.isfinite(shifted[:, 0]) & (score < p.min_score))
+        _fit_tiles(space, a, b, unsure, shifted[unsure], score, decided, kp, p)
     return score, decided, v, kp
+
+
+def _fit_tiles(space: _Space, a, b, unsure, moved, score, decided, kp, p: DuplicateParams) -> None:
+    """The tile check (:mod:`.tiles`) on the tile candidates nothing else confirmed whose
+    thumbnails agree at the voted shift (:func:`~.tiles.thumb_grey`); where it proves an
+    overlap the pair is ``decided`` by tiles and its keypoint columns describe the shift
+    (scale 1, rotation 0)."""
+    screen = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved[:, :2])
+    unsure = unsure[screen <= SCREEN_GREY]
+    if not len(unsure):
+        return
+    # the votes' shift of a's content in b (working pixels) -> b's origin in a's frame (fractions)
+    hints = -moved[screen <= SCREEN_GREY, :2] / space.local.size[a[unsure]]
+    hints[moved[screen <= SCREEN_GREY, 2] < SHIFT_VOTES] = np.nan  # two votes: search every shift
+    t = verify_tiles(space.paths, a[unsure], b[unsure], hints=hints, jobs=p.jobs)
+    kp["tile_ncc"][unsure], kp["tile_grey"][unsure] = t["tile_ncc"], t["tile_grey"]
+    won = unsure[t["score"] > score[unsure]]
+    if not len(won):
+        return
+    hit = t["score"] > score[unsure]
+    decided[won] = "tiles"
+    score[won] = t["score"][hit]
+    for name in ("inliers", "inlier_ratio", "inlier_extent", "aligned_rms", "aligned_grey"):
+        kp[name][won] = np.nan
+    kp["scale"][won], kp["rotation"][won] = 1.0, 0.0
+    for name in ("overlap", "overlap_b", "shift_x", "shift_y"):
+        kp[name][won] = t[name][hit]
 
 
 def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, progress, stage: str):
@@ -173,20 +214,20 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     exact = exact_pairs(table, ia, ib, within)
     if progress:
         progress(stage, 1, 3)
-    a, b, keypoint_only, voted = _candidates(space, ia, ib, within, p)
+    a, b, keypoint_only, voted, shifted = _candidates(space, ia, ib, within, p)
     if progress:
         progress(stage, 2, 3)
     if len(exact):  # pairs inside one exact group are not near pairs (and would be quadratic)
         fresh = ~inside_exact_groups(table, a, b)
-        a, b, keypoint_only, voted = a[fresh], b[fresh], keypoint_only[fresh], voted[fresh]
-    score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, p)
+        a, b, keypoint_only, voted, shifted = (x[fresh] for x in (a, b, keypoint_only, voted, shifted))
+    score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, shifted, p)
     keep = score >= p.min_score
     kind = np.full(len(a), "near", object)
-    kind[(decided == "keypoints") & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)] = "overlap"
+    kind[np.isin(decided, ["keypoints", "tiles"]) & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)] = "overlap"
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in THUMB_EVIDENCE},
-                         **{k: np.asarray(kp[k])[keep] for k in KEYPOINT_COLUMNS},
+                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, "tile_ncc", "tile_grey")},
                          "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
     ve = align_pairs(space.fp.thumbs, ea, eb, max_shift=0, trim=p.trim, pooled=space.pooled)
@@ -194,7 +235,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
                              **{k: ve[k] for k in THUMB_EVIDENCE},
-                             **{k: np.full(len(ea), np.nan) for k in KEYPOINT_COLUMNS},
+                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, "tile_ncc", "tile_grey")},
                              "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)
@@ -207,7 +248,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     return out
 
 
-def _space(fingerprints, ok: np.ndarray, emb, p: DuplicateParams) -> _Space:
+def _space(fingerprints, ok: np.ndarray, emb, p: DuplicateParams, paths=None) -> _Space:
     """The search space of :func:`find_duplicates`: 16x16 pooled thumbnails as is and
     mirrored (2, N, 256), their standard deviation, mirror-PCA coordinates
     ``(sym, anti)`` and per-image squared-distance thresholds of the range search.
@@ -233,7 +274,7 @@ def _space(fingerprints, ok: np.ndarray, emb, p: DuplicateParams) -> _Space:
         thr = range_threshold(std, min(p.min_corr, GEO_MIN_CORR), np.inf)
     else:
         thr = range_threshold(std, p.min_corr, max_rms(p))
-    return _Space(fingerprints, emb, pooled, std, coords, thr)
+    return _Space(fingerprints, emb, pooled, std, coords, thr, paths=paths)
 
 
 def _expected(table, pairs, within_df, ia_train, ia_val, within: bool) -> dict:
@@ -371,7 +412,8 @@ def find_duplicates(
 
     if progress:
         progress("thumbnail vectors", 0, 1)
-    space = _space(fingerprints, ok, emb, p)
+    files = images["abspath"] if "abspath" in images.columns else images["path"]
+    space = _space(fingerprints, ok, emb, p, paths=files.to_numpy(object))
     if progress:
         progress("thumbnail vectors", 1, 1)
     cross = _pairs_between(space, ia_val, ia_train, False, p, progress, "cross-split search")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from .._optional import opencv, require
 from .._parallel import thread_map
 from .residual import _BATCH, aligned_residual
 
-__all__ = ["keypoint_candidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
+__all__ = ["keypoint_candidates", "KeypointCandidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
            "MAX_HAMMING", "MIN_VOTES", "INLIERS_MID"]
 
 MAX_HAMMING = 64
@@ -76,6 +77,14 @@ order, so they cover the frame); the database holds all of them. All 128: with
 the first 64 a centre crop (enlarged 1.1-1.4x) or a caption over a garment left
 its original under 3 votes in 21 of 90 planted Fashion-MNIST 96-px copies, with
 all of them in 5 (recall 0.941 -> 0.963), for ~15-35 % more scan time."""
+SHIFT_BIN = 6.0
+"""Width (pixels of the 128-px working frame) of the displacement bins of :func:`_shift_votes`."""
+SHIFT_VOTES_TOP = 2
+"""Votes agreeing on one shift that make one of a query's best-voted partners a tile candidate."""
+SHIFT_VOTES = 3
+"""Votes agreeing on one shift that make any voted pair a tile candidate (:mod:`.tiles`). On the 256-px photo
+set 31 of the 40 planted tile pairs reach 3 (38 reach 2), against 1,056 of 19,404 other voted pairs
+(6,010 reach 2)."""
 KEYPOINT_COLUMNS = ("inliers", "inlier_ratio", "scale", "rotation", "shift_x", "shift_y", "overlap", "overlap_b",
                     "inlier_extent", "aligned_rms", "aligned_grey")
 _NEIGHBOURS = 4
@@ -147,10 +156,49 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1, index=No
         faiss.omp_set_num_threads(threads)
 
 
+def _shift_votes(local, q_key: np.ndarray, d_key: np.ndarray, pair: np.ndarray, n_pairs: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, the most votes that agree on one shift, and that shift: distinct query
+    keypoints whose hit lies at the same displacement (bins of :data:`SHIFT_BIN` working
+    pixels, on four grids offset by half a bin, so two votes a pixel apart never fall on two
+    sides of one edge). The shift (``(n_pairs, 2)``, working pixels of the query image, NaN
+    without votes) is the mean displacement of the winning bin's votes."""
+    shift = local.xy[d_key] - local.xy[q_key]
+    best = np.zeros(n_pairs, np.int64)
+    where = np.full((n_pairs, 2), np.nan)
+    for ox, oy in ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)):
+        bx = np.floor(shift[:, 0] / SHIFT_BIN + ox).astype(np.int64) + 1024
+        by = np.floor(shift[:, 1] / SHIFT_BIN + oy).astype(np.int64) + 1024
+        cell, of, counts = np.unique((pair * 2048 + bx) * 2048 + by, return_inverse=True, return_counts=True)
+        mean = np.stack([np.bincount(of, shift[:, k], len(cell)) for k in (0, 1)], 1) / counts[:, None]
+        owner = cell // (2048 * 2048)
+        top = np.lexsort((counts, owner))  # by pair, then count: the last of each pair wins
+        last = top[np.r_[owner[top][1:] != owner[top][:-1], True]]
+        better = counts[last] > best[owner[last]]
+        best[owner[last][better]] = counts[last][better]
+        where[owner[last][better]] = mean[last][better]
+    return best, where
+
+
+class KeypointCandidates(NamedTuple):
+    """Pairs ``(a[i], b[i])`` the keypoint votes propose, and what the votes say about them."""
+
+    a: np.ndarray
+    b: np.ndarray
+    votes: np.ndarray
+    """Distinct query keypoints that hit the pair's other image."""
+    shift_votes: np.ndarray
+    """The most of those that agree on one shift."""
+    shift: np.ndarray
+    """``(n, 2)``: that shift of ``a``'s content in ``b`` (working pixels)."""
+    top: np.ndarray
+    """Among the query's best-voted partners (else proposed for its shift votes only)."""
+
+
 def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, per_query: int = 8,
                         max_hamming: int = MAX_HAMMING, min_votes: int = MIN_VOTES, jobs: int = 1,
-                        indexes: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image pairs ``(a, b, votes)`` whose keypoints match often enough to verify.
+                        indexes: dict | None = None) -> KeypointCandidates:
+    """Image pairs whose keypoints match often enough to verify (:class:`KeypointCandidates`).
 
     ``a`` comes from ``ia`` (queries), ``b`` from ``ib`` (database). With
     ``within`` (``ia`` and ``ib`` the same set) self pairs are dropped and
@@ -160,8 +208,14 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     the searches. ``jobs`` threads search. ``indexes`` (a dict) keeps the
     database index of ``ib`` for a later call on the same ``ib`` (the train
     split is searched from val, then from itself).
+
+    ``shift_votes`` counts the votes that agree on one shift (:func:`_shift_votes`):
+    neighbouring tiles of one picture share few keypoints, but those few sit at
+    one displacement. A pair with at least :data:`SHIFT_VOTES` of them is kept
+    (``top`` False) even when it is not among its query's best-voted partners.
     """
-    empty = (np.zeros(0, np.int64),) * 3
+    none = np.zeros(0, np.int64)
+    empty = KeypointCandidates(none, none, none, none, np.zeros((0, 2)), np.zeros(0, bool))
     owner = local.owner()
     in_a = np.zeros(len(local), bool)
     in_a[ia] = True
@@ -182,32 +236,41 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     dist, hits = _search(local.desc[d_rows], local.desc[q_rows], min(k, len(d_rows)), jobs, index)
     ok = (hits.ravel() >= 0) & (dist.ravel() <= max_hamming)
     q_key = np.repeat(q_rows, hits.shape[1])[ok]          # the voting query keypoint
-    d_img = owner[d_rows[hits.ravel()[ok]]]                # the image it hits
+    d_key = d_rows[hits.ravel()[ok]]                       # the keypoint it hits
+    d_img = owner[d_key]                                   # and its image
     keep = owner[q_key] != d_img
-    q_key, d_img = q_key[keep], d_img[keep]
+    q_key, d_key, d_img = q_key[keep], d_key[keep], d_img[keep]
     if not len(q_key):
         return empty
     n = np.int64(len(local))
     # a query keypoint votes once per image it hits (its k neighbours may share an image)
-    voter = np.unique(q_key * n + d_img)
+    voter, first_hit = np.unique(q_key * n + d_img, return_index=True)
+    q_key, d_key = q_key[first_hit], d_key[first_hit]
     q_img, d_img = owner[voter // n], voter % n
     if within:  # one unordered pair; keypoints of either image may vote
+        swap = q_img > d_img
+        q_key[swap], d_key[swap] = d_key[swap], q_key[swap]
         q_img, d_img = np.minimum(q_img, d_img), np.maximum(q_img, d_img)
-    pairs, votes = np.unique(q_img * n + d_img, return_counts=True)
-    a, b = pairs // n, pairs % n
+    pairs, pair_of, votes = np.unique(q_img * n + d_img, return_inverse=True, return_counts=True)
     good = votes >= min_votes
-    a, b, votes = a[good], b[good], votes[good]
+    a, b, votes = pairs[good] // n, pairs[good] % n, votes[good]
+    on_good = good[pair_of]
+    shifts, moved = _shift_votes(local, q_key[on_good], d_key[on_good], np.cumsum(good)[pair_of[on_good]] - 1,
+                                 len(a))
+    top = np.ones(len(a), bool)
     if len(a):  # best-voted partners of each query image, within a share of its best
         order = np.lexsort((-votes, a))
-        a, b, votes = a[order], b[order], votes[order]
+        a, b, votes, shifts, moved = a[order], b[order], votes[order], shifts[order], moved[order]
         first = np.r_[0, np.flatnonzero(np.diff(a)) + 1]
         counts = np.diff(np.r_[first, len(a)])
         rank = np.arange(len(a)) - np.repeat(first, counts)
         top = votes * VOTE_SHARE >= np.repeat(votes[first], counts)
         if per_query:
             top &= rank < per_query
-        a, b, votes = a[top], b[top], votes[top]
-    return a.astype(np.int64), b.astype(np.int64), votes.astype(np.int64)
+        keep = top | (shifts >= SHIFT_VOTES)
+        a, b, votes, shifts, moved, top = a[keep], b[keep], votes[keep], shifts[keep], moved[keep], top[keep]
+    return KeypointCandidates(a.astype(np.int64), b.astype(np.int64), votes.astype(np.int64),
+                              shifts.astype(np.int64), moved, top)
 
 
 def score_from_inliers(inliers: np.ndarray, aligned_rms: np.ndarray | None = None,

@@ -1,0 +1,201 @@
+"""The tile check: neighbouring tiles of one picture are found by the shift they share,
+pictures that only share a caption, a letterbox bar or a repeated pattern are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from splitaudit import ImageSplit
+from splitaudit.duplicates import find_duplicates
+from splitaudit.duplicates.keypoints import keypoint_candidates
+from splitaudit.duplicates.tiles import (GREY_LIMIT, NCC_MID, SCREEN_GREY, match_tiles, thumb_grey, tile_score,
+                                         verify_tiles)
+from splitaudit.fingerprints import compute_fingerprints
+
+from .test_copies import check_resplit_keeps_pairs_together, scene
+
+SIDE = 128
+
+
+def sky(seed: int, width: int, height: int) -> Image.Image:
+    """Low texture: a smooth gradient with a few soft clouds and fine grain (few corners)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 120 + 40 * yy / height + 8 * np.sin(xx / rng.uniform(20, 40) + rng.uniform(0, 6))
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(10, 30)
+        base += 25 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    base += rng.normal(0, 3, base.shape)
+    return Image.fromarray(np.stack([base, base, base + 20], -1).clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg(im: Image.Image, path) -> np.ndarray:
+    im.save(path, quality=90)
+    return np.asarray(Image.open(path).convert("L"), np.float32)
+
+
+@pytest.mark.parametrize("axis, overlap", [(0, 0.3), (1, 0.3), (0, 0.6), (1, 0.75)])
+def test_the_shift_of_two_neighbouring_tiles_is_found(tmp_path, axis, overlap):
+    big = sky(1, 2 * SIDE, 2 * SIDE)
+    shift = round((1 - overlap) * SIDE)
+    box_b = (shift, 0, shift + SIDE, SIDE) if axis == 0 else (0, shift, SIDE, shift + SIDE)
+    a = _jpeg(big.crop((0, 0, SIDE, SIDE)), tmp_path / "a.jpg")
+    b = _jpeg(big.crop(box_b), tmp_path / "b.jpg")
+    ncc, grey, overlap_a, overlap_b, dx, dy = match_tiles(a, b)
+    assert (dx, dy) == ((shift, 0) if axis == 0 else (0, shift))
+    assert overlap_a == pytest.approx(overlap, abs=0.01) and overlap_b == pytest.approx(overlap, abs=0.01)
+    assert ncc > NCC_MID + 0.2 and grey < GREY_LIMIT / 2 and tile_score(ncc, grey) > 0.9
+    # the other way round: a's origin seen from b
+    ncc_ba, _, _, _, dx_ba, dy_ba = match_tiles(b, a)
+    assert (dx_ba, dy_ba) == (-dx, -dy) and ncc_ba > NCC_MID + 0.2
+
+
+def test_tiles_of_different_sizes_are_matched(tmp_path):
+    big = scene(3, 2 * SIDE, SIDE)
+    a = _jpeg(big.crop((0, 0, SIDE, SIDE)), tmp_path / "a.jpg")
+    b = _jpeg(big.crop((80, 20, 80 + 150, SIDE)), tmp_path / "b.jpg")
+    ncc, grey, overlap_a, overlap_b, dx, dy = match_tiles(a, b)
+    assert (dx, dy) == (80, 20) and grey < GREY_LIMIT / 2
+    assert overlap_a == pytest.approx(48 * 108 / SIDE**2, abs=0.01)
+    assert overlap_b == pytest.approx(48 * 108 / (150 * 108), abs=0.01)
+    assert ncc > NCC_MID + 0.2
+
+
+def _caption(im: Image.Image, text: str = "SAMPLE WATERMARK 2024") -> Image.Image:
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([8, SIDE - 30, SIDE - 8, SIDE - 8], fill=(255, 255, 255))
+    draw.text((14, SIDE - 26), text, fill=(0, 0, 0))
+    return out
+
+
+@pytest.mark.parametrize("make", [
+    lambda seed: _caption(scene(seed, SIDE, SIDE)),  # the same caption on two pictures
+    lambda seed: _caption(sky(seed, SIDE, SIDE)),
+    # the same letterbox bars around two pictures
+    lambda seed: Image.fromarray(np.pad(np.asarray(scene(seed, SIDE, SIDE - 40)), ((20, 20), (0, 0), (0, 0)))),
+])
+def test_a_shared_caption_or_bar_is_not_an_overlap(tmp_path, make):
+    a = _jpeg(make(11), tmp_path / "a.jpg")
+    b = _jpeg(make(12), tmp_path / "b.jpg")
+    ncc, *_ = match_tiles(a, b)
+    assert ncc < NCC_MID - 0.1
+
+
+def test_a_repeated_pattern_with_its_own_grain_is_not_an_overlap(tmp_path):
+    """Two shots of one periodic structure (blinds, glass blocks): the pattern lines up at
+    many shifts, the fine grain of each shot does not."""
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+    pattern = 128 + 50 * np.sin(xx / 5.0) * np.sin(yy / 7.0)
+    shots = []
+    for seed in (1, 2):
+        grain = np.random.default_rng(seed).normal(0, 6, pattern.shape)
+        im = Image.fromarray(np.clip(pattern + grain, 0, 255).astype(np.uint8), "L")
+        shots.append(_jpeg(im, tmp_path / f"{seed}.jpg"))
+    ncc, *_ = match_tiles(*shots)
+    assert ncc < NCC_MID - 0.1
+
+
+def test_look_alikes_whose_outlines_line_up_differ_in_grey(tmp_path):
+    """Two garments of one cut (smooth, enlarged, centred): their outlines line up, so the
+    band-passed blocks correlate, but the pixels differ by tens of grey levels."""
+    from scipy.ndimage import zoom
+
+    yy, xx = np.mgrid[0:28, 0:28]
+    cut = ((np.abs(xx - 14) < 6 + yy / 6) & (yy > 2) & (yy < 26)).astype(np.float32)
+    shots = []
+    for seed in (1, 2):
+        shade = np.random.default_rng(seed).uniform(90, 220, (28, 28)).astype(np.float32)
+        small = cut * (0.6 * shade + 0.4 * shade.mean())
+        big = zoom(small, 96 / 28, order=3).clip(0, 255).astype(np.uint8)
+        shots.append(_jpeg(Image.fromarray(big, "L"), tmp_path / f"{seed}.jpg"))
+    ncc, grey, *_ = match_tiles(*shots)
+    assert grey > 2 * GREY_LIMIT and tile_score(ncc, grey) == 0.0
+
+
+def test_unreadable_files_give_no_evidence(tmp_path):
+    good = tmp_path / "good.jpg"
+    scene(1, SIDE, SIDE).save(good, quality=90)
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    out = verify_tiles([str(good), str(tmp_path / "bad.jpg")], np.array([0]), np.array([1]))
+    assert np.isnan(out["tile_ncc"][0]) and out["score"][0] == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiled(tmp_path_factory):
+    """Pictures cut into two tiles each (30-45 % overlap; train left/top, val right/bottom),
+    pictures that share a caption, and distinct skies."""
+    root = tmp_path_factory.mktemp("tiled")
+    for side in ("train", "val"):
+        (root / side / "x").mkdir(parents=True)
+    planted = {}
+    for i, overlap in enumerate((0.3, 0.35, 0.4, 0.45)):
+        big = scene(20 + i, 2 * SIDE, 2 * SIDE)
+        shift = round((1 - overlap) * SIDE)
+        box = (shift, 0, shift + SIDE, SIDE) if i % 2 else (0, shift, SIDE, shift + SIDE)
+        big.crop((0, 0, SIDE, SIDE)).save(root / "train" / "x" / f"tile{i}_a.jpg", quality=90)
+        big.crop(box).save(root / "val" / "x" / f"tile{i}_b.jpg", quality=90)
+        planted[f"val/x/tile{i}_b.jpg"] = f"train/x/tile{i}_a.jpg"
+    for i in range(3):
+        _caption(scene(40 + i, SIDE, SIDE)).save(root / "train" / "x" / f"captioned{i}.jpg", quality=90)
+        _caption(scene(50 + i, SIDE, SIDE)).save(root / "val" / "x" / f"captioned{i}.jpg", quality=90)
+        sky(60 + i, SIDE, SIDE).save(root / "val" / "x" / f"sky{i}.jpg", quality=90)
+    split = ImageSplit.from_folder(root)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    return split, planted, find_duplicates(fps, split.images, jobs=1), fps
+
+
+def test_votes_agree_on_the_shift_of_each_tile_pair_and_the_thumbnails_confirm_it(tiled):
+    split, planted, _, fps = tiled
+    paths = list(split.images["path"])
+    sides = split.images["split"].to_numpy()
+    kc = keypoint_candidates(fps.local, np.flatnonzero(sides == "val"), np.flatnonzero(sides == "train"), False)
+    for i, (val_path, train_path) in enumerate(planted.items()):
+        a, b = paths.index(val_path), paths.index(train_path)
+        k = np.flatnonzero((kc.a == a) & (kc.b == b))
+        assert len(k) == 1 and kc.shift_votes[k[0]] >= 2
+        # the val tile (b) starts `shift` pixels right of / below the train tile; its content
+        # sits that much further left / up in the train tile (working frame = 128 px = SIDE)
+        shift = round((1 - (0.3, 0.35, 0.4, 0.45)[i]) * SIDE)
+        expected = (shift, 0) if i % 2 else (0, shift)
+        assert np.abs(kc.shift[k[0]] - expected).max() <= 3
+        right = thumb_grey(fps.thumbs, fps.local.size, np.array([a]), np.array([b]), kc.shift[k])
+        wrong = thumb_grey(fps.thumbs, fps.local.size, np.array([a]), np.array([b]), kc.shift[k] - 24)
+        assert right[0] <= SCREEN_GREY < wrong[0]
+
+
+def test_tiles_with_a_small_overlap_are_found_as_overlaps(tiled):
+    split, planted, result, _ = tiled
+    rows = result.pairs.set_index("val_path")
+    assert set(planted) <= set(rows.index)
+    for val_path, train_path in planted.items():
+        row = rows.loc[val_path]
+        assert row["train_path"] == train_path and row["kind"] == "overlap"
+        assert 0.25 < row["overlap"] < 0.5
+        if row["decided_by"] == "tiles":
+            assert row["tile_ncc"] > NCC_MID and row["tile_grey"] <= GREY_LIMIT
+            assert row["scale"] == 1.0 and row["rotation"] == 0.0
+    assert (rows["decided_by"] == "tiles").any()  # the check earns its place on this set
+
+
+def test_shared_captions_and_distinct_skies_are_not_reported(tiled):
+    _, planted, result, _ = tiled
+    assert set(result.pairs["val_path"]) == set(planted)
+    assert result.within.empty
+
+
+def test_resplit_keeps_every_tile_with_its_neighbour(tiled):
+    split, planted, result, _ = tiled
+    check_resplit_keeps_pairs_together(split, result, planted)
+
+
+def test_the_report_card_of_a_tile_pair_says_how_the_tiles_are_shifted(tiled):
+    from splitaudit.report.html import _pair_cards
+
+    split, _, result, _ = tiled
+    tiles = result.pairs[result.pairs["decided_by"] == "tiles"]
+    html = _pair_cards(tiles, split.images, a="val", b="train", label_a="val", label_b="train")
+    assert html.count("tiles: shifted by") == len(tiles) > 0
+    assert "block correlation" in html and "grey levels apart" in html
