@@ -410,8 +410,13 @@ class TrainingIndex:
                                 thumbs=np.concatenate([self.fingerprints.thumbs, new_fp.thumbs]),
                                 descriptor=np.concatenate([self.fingerprints.descriptor, new_fp.descriptor]),
                                 mode=self.mode, local=_stack_local(self.fingerprints.local, new_fp.local))
+        # files the tile check reads again: the index's relative to its root, the new ones as given
+        train_files = [p if self.root is None else os.path.join(self.root, p) for p in self.fingerprints.table["path"]]
+        new_files = (list(paths_or_split.images["abspath"]) if isinstance(paths_or_split, ImageSplit)
+                     and "abspath" in paths_or_split.images.columns else list(new_paths))
         images = pd.DataFrame({
             "path": table["path"].to_numpy(object),
+            "abspath": np.array(train_files + new_files, object),
             "split": np.array(["train"] * n_train + ["val"] * n_new, object),
             "label": np.concatenate([self.labels, np.asarray(new_labels, object)]),
         })

@@ -47,6 +47,12 @@ def test_the_shift_of_two_neighbouring_tiles_is_found(tmp_path, axis, overlap):
     assert (dx, dy) == ((shift, 0) if axis == 0 else (0, shift))
     assert overlap_a == pytest.approx(overlap, abs=0.01) and overlap_b == pytest.approx(overlap, abs=0.01)
     assert ncc > NCC_MID + 0.2 and grey < GREY_LIMIT / 2 and tile_score(ncc, grey) > 0.9
+    # a hint a few pixels off (the keypoint votes' mean shift) gives the same answer without
+    # the phase correlation; from a hint far off, the phase correlation still finds it
+    near = (dx + 5, dy - 4)
+    assert match_tiles(a, b, hint=near)[4:] == (dx, dy)
+    far = (dx - 40, dy + 30) if axis == 0 else (dx + 30, dy - 40)
+    assert match_tiles(a, b, hint=far)[4:] == (dx, dy)
     # the other way round: a's origin seen from b
     ncc_ba, _, _, _, dx_ba, dy_ba = match_tiles(b, a)
     assert (dx_ba, dy_ba) == (-dx, -dy) and ncc_ba > NCC_MID + 0.2
@@ -199,3 +205,20 @@ def test_the_report_card_of_a_tile_pair_says_how_the_tiles_are_shifted(tiled):
     html = _pair_cards(tiles, split.images, a="val", b="train", label_a="val", label_b="train")
     assert html.count("tiles: shifted by") == len(tiles) > 0
     assert "block correlation" in html and "grey levels apart" in html
+
+
+def test_check_new_reads_the_index_s_files_for_the_tile_check(tiled, tmp_path):
+    """check-new compares new images with a saved index: the tile check finds the index's
+    files through its root, so a tile found by scan is found by check-new too."""
+    from pathlib import Path
+
+    from splitaudit.index import TrainingIndex
+
+    split, planted, result, _ = tiled
+    root = Path(split.root)
+    TrainingIndex.build(root, jobs=1, cache=False).save(tmp_path / "index")
+    matches = TrainingIndex.load(tmp_path / "index").check(root / "val", jobs=1, cache=False)
+    found = {(Path(n).name, Path(t).name) for n, t in zip(matches["new_path"], matches["train_path"])}
+    assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
+    by_tiles = result.pairs.loc[result.pairs["decided_by"] == "tiles", "val_path"].map(lambda p: Path(p).name)
+    assert set(by_tiles) <= set(matches.loc[matches["decided_by"] == "tiles", "new_path"].map(lambda p: Path(p).name))

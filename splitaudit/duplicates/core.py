@@ -23,7 +23,7 @@ from .candidates import max_rms, near_candidates, prefilter, range_threshold, un
 from .clusters import duplicate_clusters, expected_cross
 from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
 from .geometric import verify_geometric
-from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, SHIFT_VOTES_TOP, keypoint_candidates, score_from_inliers, verify_keypoints
+from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, keypoint_candidates, score_from_inliers, verify_keypoints
 from .tiles import SCREEN_GREY, thumb_grey, verify_tiles
 from .params import DuplicateParams
 from .result import WITHIN_COLUMNS, DuplicateResult, pair_table
@@ -107,10 +107,9 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
     """Near candidates ``(a, b, keypoint_only, voted, shifted)``: thumbnail, hash and embedding
     candidates that pass the thumbnail prefilter, plus the pairs keypoints vote for.
     ``keypoint_only`` marks pairs only the votes proposed (no filter passed them: only the
-    keypoint fit may decide them); ``voted`` the pairs among their query's best-voted partners
-    (fitted by keypoints); ``shifted`` (``(n, 3)``) the shift the votes agree on and how many
-    agree, for the tile candidates (:data:`~.keypoints.SHIFT_VOTES` agreeing votes,
-    :data:`~.keypoints.SHIFT_VOTES_TOP` for a best-voted partner; NaN for the other pairs)."""
+    keypoint fit may decide them); ``voted`` the pairs the votes proposed (fitted by keypoints);
+    ``shifted`` (``(n, 2)``) the shift the votes agree on, for the tile
+    candidates (:data:`~.keypoints.SHIFT_VOTES` agreeing votes; NaN for the other pairs)."""
     a, b = near_candidates(space.fp.table, space.coords, space.thr, space.emb, ia, ib, within, p)
     if space.emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
         if p.geometric:  # looser: verify_geometric judges what the plain alignment cannot
@@ -126,10 +125,11 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
     a, b = unique_pairs([a, kc.a], [b, kc.b], within)
     both = pd.MultiIndex.from_arrays([a, b])
     keypoint_only = ~both.isin(hashed)
-    voted = both.isin(pd.MultiIndex.from_arrays([kc.a[kc.top], kc.b[kc.top]]))
-    tile = (kc.shift_votes >= SHIFT_VOTES) | (kc.top & (kc.shift_votes >= SHIFT_VOTES_TOP))
-    shifted = (pd.DataFrame(np.c_[kc.shift[tile], kc.shift_votes[tile]],
-                            index=pd.MultiIndex.from_arrays([kc.a[tile], kc.b[tile]]))
+    # every proposed pair is fitted: on the 48k split the fit settles most of the pairs proposed for
+    # their shift votes, which would otherwise all go to the (costlier) tile check
+    voted = both.isin(pd.MultiIndex.from_arrays([kc.a, kc.b]))
+    tile = kc.shift_votes >= SHIFT_VOTES
+    shifted = (pd.DataFrame(kc.shift[tile], index=pd.MultiIndex.from_arrays([kc.a[tile], kc.b[tile]]))
                .reindex(both).to_numpy(np.float64))
     return a, b, keypoint_only, voted, shifted
 
@@ -184,13 +184,12 @@ def _fit_tiles(space: _Space, a, b, unsure, moved, score, decided, kp, p: Duplic
     thumbnails agree at the voted shift (:func:`~.tiles.thumb_grey`); where it proves an
     overlap the pair is ``decided`` by tiles and its keypoint columns describe the shift
     (scale 1, rotation 0)."""
-    screen = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved[:, :2])
+    screen = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved)
     unsure = unsure[screen <= SCREEN_GREY]
     if not len(unsure):
         return
     # the votes' shift of a's content in b (working pixels) -> b's origin in a's frame (fractions)
-    hints = -moved[screen <= SCREEN_GREY, :2] / space.local.size[a[unsure]]
-    hints[moved[screen <= SCREEN_GREY, 2] < SHIFT_VOTES] = np.nan  # two votes: search every shift
+    hints = -moved[screen <= SCREEN_GREY] / space.local.size[a[unsure]]
     t = verify_tiles(space.paths, a[unsure], b[unsure], hints=hints, jobs=p.jobs)
     kp["tile_ncc"][unsure], kp["tile_grey"][unsure] = t["tile_ncc"], t["tile_grey"]
     won = unsure[t["score"] > score[unsure]]
@@ -223,7 +222,8 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, shifted, p)
     keep = score >= p.min_score
     kind = np.full(len(a), "near", object)
-    kind[np.isin(decided, ["keypoints", "tiles"]) & (np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW)] = "overlap"
+    partial = np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW
+    kind[np.isin(decided, ["keypoints", "tiles"]) & partial] = "overlap"
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in THUMB_EVIDENCE},

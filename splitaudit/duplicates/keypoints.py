@@ -79,10 +79,8 @@ its original under 3 votes in 21 of 90 planted Fashion-MNIST 96-px copies, with
 all of them in 5 (recall 0.941 -> 0.963), for ~15-35 % more scan time."""
 SHIFT_BIN = 6.0
 """Width (pixels of the 128-px working frame) of the displacement bins of :func:`_shift_votes`."""
-SHIFT_VOTES_TOP = 2
-"""Votes agreeing on one shift that make one of a query's best-voted partners a tile candidate."""
 SHIFT_VOTES = 3
-"""Votes agreeing on one shift that make any voted pair a tile candidate (:mod:`.tiles`). On the 256-px photo
+"""Votes agreeing on one shift that make a voted pair a tile candidate (:mod:`.tiles`). On the 256-px photo
 set 31 of the 40 planted tile pairs reach 3 (38 reach 2), against 1,056 of 19,404 other voted pairs
 (6,010 reach 2)."""
 KEYPOINT_COLUMNS = ("inliers", "inlier_ratio", "scale", "rotation", "shift_x", "shift_y", "overlap", "overlap_b",
