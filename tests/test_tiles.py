@@ -222,3 +222,21 @@ def test_check_new_reads_the_index_s_files_for_the_tile_check(tiled, tmp_path):
     assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
     by_tiles = result.pairs.loc[result.pairs["decided_by"] == "tiles", "val_path"].map(lambda p: Path(p).name)
     assert set(by_tiles) <= set(matches.loc[matches["decided_by"] == "tiles", "new_path"].map(lambda p: Path(p).name))
+
+
+def test_worker_processes_give_the_same_evidence(tmp_path, monkeypatch):
+    import splitaudit.duplicates.tiles as tiles
+
+    big = scene(7, 2 * SIDE, SIDE)
+    paths = []
+    for k, x in enumerate((0, 40, 80, 100)):
+        big.crop((x, 0, x + SIDE, SIDE)).save(tmp_path / f"{k}.jpg", quality=90)
+        paths.append(str(tmp_path / f"{k}.jpg"))
+    a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 3, 0])
+    one = verify_tiles(paths, a, b, jobs=1)
+    monkeypatch.setattr(tiles, "_POOL_FROM", 1)
+    monkeypatch.setattr(tiles, "_BATCH", 2)
+    two = verify_tiles(paths, a, b, jobs=2)
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name])
+    assert (one["score"] > 0.5).all()  # every pair overlaps by at least 20 %
