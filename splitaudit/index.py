@@ -411,7 +411,8 @@ class TrainingIndex:
                                 descriptor=np.concatenate([self.fingerprints.descriptor, new_fp.descriptor]),
                                 mode=self.mode, local=_stack_local(self.fingerprints.local, new_fp.local))
         # files the tile check reads again: the index's relative to its root, the new ones as given
-        train_files = [p if self.root is None else os.path.join(self.root, p) for p in self.fingerprints.table["path"]]
+        train_files = [p if self.root is None else os.path.join(self.root, p)
+                       for p in self.fingerprints.table["path"]]
         new_files = (list(paths_or_split.images["abspath"]) if isinstance(paths_or_split, ImageSplit)
                      and "abspath" in paths_or_split.images.columns else list(new_paths))
         images = pd.DataFrame({

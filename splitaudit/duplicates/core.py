@@ -24,7 +24,7 @@ from .clusters import duplicate_clusters, expected_cross
 from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
 from .geometric import verify_geometric
 from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, keypoint_candidates, score_from_inliers, verify_keypoints
-from .tiles import SCREEN_GREY, thumb_grey, verify_tiles
+from .tiles import SCREEN_GREY, TILE_EVIDENCE, thumb_grey, verify_tiles
 from .params import DuplicateParams
 from .result import WITHIN_COLUMNS, DuplicateResult, pair_table
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
@@ -172,7 +172,7 @@ def _verify(space: _Space, a, b, keypoint_only, voted, shifted, p: DuplicatePara
     if p.keypoints and space.local is not None:
         score[keypoint_only] = 0.0
         kp = _fit_keypoints(space, a, b, fit, score, decided, p)
-    kp["tile_ncc"], kp["tile_grey"] = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    kp.update({name: np.full(len(a), np.nan) for name in TILE_EVIDENCE})
     if p.keypoints and space.local is not None and space.paths is not None:
         unsure = np.flatnonzero(np.isfinite(shifted[:, 0]) & (score < p.min_score))
         _fit_tiles(space, a, b, unsure, shifted[unsure], score, decided, kp, p)
@@ -184,18 +184,16 @@ def _fit_tiles(space: _Space, a, b, unsure, moved, score, decided, kp, p: Duplic
     thumbnails agree at the voted shift (:func:`~.tiles.thumb_grey`); where it proves an
     overlap the pair is ``decided`` by tiles and its keypoint columns describe the shift
     (scale 1, rotation 0)."""
-    screen = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved)
-    unsure = unsure[screen <= SCREEN_GREY]
+    passed = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved) <= SCREEN_GREY
+    unsure, moved = unsure[passed], moved[passed]
     if not len(unsure):
         return
     # the votes' shift of a's content in b (working pixels) -> b's origin in a's frame (fractions)
-    hints = -moved[screen <= SCREEN_GREY] / space.local.size[a[unsure]]
-    t = verify_tiles(space.paths, a[unsure], b[unsure], hints=hints, jobs=p.jobs)
-    kp["tile_ncc"][unsure], kp["tile_grey"][unsure] = t["tile_ncc"], t["tile_grey"]
-    won = unsure[t["score"] > score[unsure]]
-    if not len(won):
-        return
+    t = verify_tiles(space.paths, a[unsure], b[unsure], hints=-moved / space.local.size[a[unsure]], jobs=p.jobs)
+    for name in TILE_EVIDENCE:
+        kp[name][unsure] = t[name]
     hit = t["score"] > score[unsure]
+    won = unsure[hit]
     decided[won] = "tiles"
     score[won] = t["score"][hit]
     for name in ("inliers", "inlier_ratio", "inlier_extent", "aligned_rms", "aligned_grey"):
@@ -227,7 +225,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in THUMB_EVIDENCE},
-                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, "tile_ncc", "tile_grey")},
+                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE)},
                          "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
     ve = align_pairs(space.fp.thumbs, ea, eb, max_shift=0, trim=p.trim, pooled=space.pooled)
@@ -235,7 +233,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
                              **{k: ve[k] for k in THUMB_EVIDENCE},
-                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, "tile_ncc", "tile_grey")},
+                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE)},
                              "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)

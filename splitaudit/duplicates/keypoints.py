@@ -189,8 +189,6 @@ class KeypointCandidates(NamedTuple):
     """The most of those that agree on one shift."""
     shift: np.ndarray
     """``(n, 2)``: that shift of ``a``'s content in ``b`` (working pixels)."""
-    top: np.ndarray
-    """Among the query's best-voted partners (else proposed for its shift votes only)."""
 
 
 def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, per_query: int = 8,
@@ -210,10 +208,10 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     ``shift_votes`` counts the votes that agree on one shift (:func:`_shift_votes`):
     neighbouring tiles of one picture share few keypoints, but those few sit at
     one displacement. A pair with at least :data:`SHIFT_VOTES` of them is kept
-    (``top`` False) even when it is not among its query's best-voted partners.
+    even when it is not among its query's best-voted partners.
     """
     none = np.zeros(0, np.int64)
-    empty = KeypointCandidates(none, none, none, none, np.zeros((0, 2)), np.zeros(0, bool))
+    empty = KeypointCandidates(none, none, none, none, np.zeros((0, 2)))
     owner = local.owner()
     in_a = np.zeros(len(local), bool)
     in_a[ia] = True
@@ -255,7 +253,6 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     on_good = good[pair_of]
     shifts, moved = _shift_votes(local, q_key[on_good], d_key[on_good], np.cumsum(good)[pair_of[on_good]] - 1,
                                  len(a))
-    top = np.ones(len(a), bool)
     if len(a):  # best-voted partners of each query image, within a share of its best
         order = np.lexsort((-votes, a))
         a, b, votes, shifts, moved = a[order], b[order], votes[order], shifts[order], moved[order]
@@ -266,9 +263,9 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
         if per_query:
             top &= rank < per_query
         keep = top | (shifts >= SHIFT_VOTES)
-        a, b, votes, shifts, moved, top = a[keep], b[keep], votes[keep], shifts[keep], moved[keep], top[keep]
+        a, b, votes, shifts, moved = a[keep], b[keep], votes[keep], shifts[keep], moved[keep]
     return KeypointCandidates(a.astype(np.int64), b.astype(np.int64), votes.astype(np.int64),
-                              shifts.astype(np.int64), moved, top)
+                              shifts.astype(np.int64), moved)
 
 
 def score_from_inliers(inliers: np.ndarray, aligned_rms: np.ndarray | None = None,

@@ -36,11 +36,13 @@ to 0.84) differ by 21 grey levels and more.
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft
 
 from .._parallel import ordered_map, resolve_jobs
+from ..imageio import open_image
 
-__all__ = ["verify_tiles", "match_tiles", "thumb_grey", "tile_score", "SCREEN_GREY", "TILE_COLUMNS", "TILE_SIDE",
-           "MIN_OVERLAP", "NCC_MID", "GREY_LIMIT"]
+__all__ = ["verify_tiles", "match_tiles", "thumb_grey", "tile_score", "SCREEN_GREY", "TILE_COLUMNS", "TILE_EVIDENCE",
+           "TILE_SIDE", "MIN_OVERLAP", "NCC_MID", "GREY_LIMIT"]
 
 TILE_SIDE = 512
 """Long side (pixels) beyond which an image is decoded reduced for the tile check."""
@@ -66,7 +68,9 @@ _SIGMA = 1.0
 _BATCH = 64
 _POOL_FROM = 256
 """Pairs from which the tile check runs in worker processes (fewer: in this process)."""
-TILE_COLUMNS = ("tile_ncc", "tile_grey", "overlap", "overlap_b", "shift_x", "shift_y")
+TILE_EVIDENCE = ("tile_ncc", "tile_grey")
+"""The tile check's own evidence columns in the pair tables (the shift and overlaps go to the keypoint columns)."""
+TILE_COLUMNS = (*TILE_EVIDENCE, "overlap", "overlap_b", "shift_x", "shift_y")
 """Evidence of :func:`verify_tiles`: the block correlation and the grey-level difference of the
 overlap (:func:`match_tiles`), the share of each
 frame the other covers, and ``a``'s origin in ``b``'s frame in fractions of ``b``'s width and height
@@ -84,8 +88,6 @@ def tile_score(ncc: np.ndarray, grey: np.ndarray) -> np.ndarray:
 
 
 def _grey(path) -> np.ndarray | None:
-    from ..imageio import open_image
-
     loaded = open_image(path, reduce_to=TILE_SIDE // 2)
     if loaded.image is None:
         return None
@@ -180,8 +182,6 @@ class _Frame:
 
     def spectrum(self, h: int, w: int) -> np.ndarray:
         if (h, w) not in self._spectra:
-            from scipy import fft
-
             c = self.coarse
             self._spectra[h, w] = fft.rfft2(c - np.float32(c.mean()), s=(h, w))
         return self._spectra[h, w]
@@ -229,9 +229,59 @@ def _refine(pa: np.ndarray, pb: np.ndarray, dy: int, dx: int, radius: int = 1) -
     return dy + i, dx + j
 
 
+def _frame(grey) -> "_Frame":
+    return grey if isinstance(grey, _Frame) else _Frame(np.asarray(grey, np.float32))
+
+
+def _search_scale(fa: _Frame, fb: _Frame):
+    """``(factor, grey a, grey b, band a, band b)`` at the scale shifts are searched: half
+    resolution when both frames allow it, else full."""
+    if min(fa.factor, fb.factor) == 2:
+        return 2, fa.coarse, fb.coarse, fa.coarse_band, fb.coarse_band
+    return 1, fa.grey, fb.grey, fa.band, fb.band
+
+
+def _proposals(fa: _Frame, fb: _Frame, peaks: int) -> list[tuple[int, int]]:
+    """Phase correlation at the search scale: its ``peaks`` highest peaks, each read the four
+    ways a circular correlation allows (a shift of ``d`` or ``d - size`` on each axis)."""
+    _, ca, cb, _, _ = _search_scale(fa, fb)
+    h, w = max(ca.shape[0], cb.shape[0]), max(ca.shape[1], cb.shape[1])
+    if fa.factor == fb.factor:  # the search scale is each frame's own: its cached spectrum
+        cross = fa.spectrum(h, w) * np.conj(fb.spectrum(h, w))
+    else:
+        cross = (fft.rfft2(ca - np.float32(ca.mean()), s=(h, w))
+                 * np.conj(fft.rfft2(cb - np.float32(cb.mean()), s=(h, w))))
+    cross /= np.abs(cross) + np.float32(1e-3)
+    corr = fft.irfft2(cross, s=(h, w)).ravel()
+    top = np.argpartition(-corr, min(peaks, corr.size - 1))[:peaks]
+    return sorted({(dy, dx) for k in top.tolist() for y, x in [divmod(k, w)]
+                   for dy in (y, y - h) for dx in (x, x - w)})
+
+
+def _settle(fa: _Frame, fb: _Frame, shifts, min_overlap: float) -> tuple[float, float, float, float, int, int]:
+    """The best of ``shifts`` (at the search scale), refined to the pixel, and its evidence."""
+    factor, ca, cb, qa, qb = _search_scale(fa, fb)
+    pa, pb = fa.band, fb.band
+    if factor == 2:
+        coarse = _best_shift(ca, cb, qa, qb, shifts, min_overlap, step=2)
+        if coarse is None:
+            return _NOTHING
+        shifts = [_refine(pa, pb, 2 * coarse[0], 2 * coarse[1])]
+        best = _best_shift(fa.grey, fb.grey, pa, pb, shifts, min_overlap)
+    else:
+        best = _best_shift(fa.grey, fb.grey, pa, pb, shifts, min_overlap, step=2)
+    if best is None:
+        return _NOTHING
+    dy, dx, sa, sb = best
+    area = (sa[0].stop - sa[0].start) * (sa[1].stop - sa[1].start)
+    diff = (fa.grey[sa] - fb.grey[sb])[::2, ::2]
+    grey = float(np.quantile(np.abs(diff - np.median(diff)), 0.9))
+    return (_block_ncc(pa[sa], pb[sb], 8), grey, area / fa.grey.size, area / fb.grey.size, dx, dy)
+
+
 def match_tiles(grey_a: np.ndarray, grey_b: np.ndarray, *, peaks: int = PEAKS,
-                min_overlap: float = MIN_OVERLAP, hint: tuple[float, float] | None = None,
-                _fallback: bool = True) -> tuple[float, float, float, float, int, int]:
+                min_overlap: float = MIN_OVERLAP, hint: tuple[float, float] | None = None
+                ) -> tuple[float, float, float, float, int, int]:
     """Best shift of ``grey_b`` onto ``grey_a``: ``(ncc, grey, overlap_a, overlap_b, dx, dy)``.
 
     Frames of 64 pixels and more are searched at half resolution (phase
@@ -258,51 +308,15 @@ def match_tiles(grey_a: np.ndarray, grey_b: np.ndarray, *, peaks: int = PEAKS,
     >>> (dx, dy), round(overlap_a, 3), ncc > 0.99, grey
     ((24, 0), 0.625, True, 0.0)
     """
-    from scipy import fft
-
-    fa_, fb_ = (g if isinstance(g, _Frame) else _Frame(np.asarray(g, np.float32)) for g in (grey_a, grey_b))
-    grey_a, grey_b = fa_.grey, fb_.grey
-    factor = min(fa_.factor, fb_.factor)
-    ca, cb = (fa_.coarse, fb_.coarse) if factor == 2 else (grey_a, grey_b)
-    (ha, wa), (hb, wb) = ca.shape, cb.shape
-    h, w = max(ha, hb), max(wa, wb)
-    hinted = hint is not None and bool(np.isfinite(hint).all())
-    if hinted and _fallback:
-        found = match_tiles(fa_, fb_, peaks=peaks, min_overlap=min_overlap, hint=hint, _fallback=False)
+    fa, fb = _frame(grey_a), _frame(grey_b)
+    if hint is not None and np.isfinite(hint).all():
+        _, ca, _, qa, qb = _search_scale(fa, fb)
+        hy = int(round(hint[1] * ca.shape[0] / fa.grey.shape[0]))
+        hx = int(round(hint[0] * ca.shape[1] / fa.grey.shape[1]))
+        found = _settle(fa, fb, [_refine(qa, qb, hy, hx, HINT_REACH)], min_overlap)
         if tile_score(found[0], found[1]) >= 0.5:
             return found
-        hinted = False  # the votes' shift was not a tile: search every shift
-    if hinted:  # the votes' shift, searched around (HINT_REACH pixels at the search scale)
-        hy, hx = int(round(hint[1] * ha / grey_a.shape[0])), int(round(hint[0] * wa / grey_a.shape[1]))
-        wraps = {_refine(fa_.coarse_band if factor == 2 else fa_.band,
-                         fb_.coarse_band if factor == 2 else fb_.band, hy, hx, HINT_REACH)}
-    else:
-        if factor == 2:
-            cross = fa_.spectrum(h, w) * np.conj(fb_.spectrum(h, w))
-        else:
-            cross = (fft.rfft2(ca - np.float32(ca.mean()), s=(h, w))
-                     * np.conj(fft.rfft2(cb - np.float32(cb.mean()), s=(h, w))))
-        cross /= np.abs(cross) + np.float32(1e-3)
-        corr = fft.irfft2(cross, s=(h, w)).ravel()
-        top = np.argpartition(-corr, min(peaks, corr.size - 1))[:peaks]
-        wraps = {(dy, dx) for k in top.tolist() for y, x in [divmod(k, w)]
-                 for dy in (y, y - h) for dx in (x, x - w)}
-    pa, pb = fa_.band, fb_.band
-    if factor == 2:
-        coarse = _best_shift(ca, cb, fa_.coarse_band, fb_.coarse_band, sorted(wraps), min_overlap, step=2)
-        if coarse is None:
-            return _NOTHING
-        best = _best_shift(grey_a, grey_b, pa, pb, [_refine(pa, pb, 2 * coarse[0], 2 * coarse[1])], min_overlap)
-    else:
-        best = _best_shift(grey_a, grey_b, pa, pb, sorted(wraps), min_overlap, step=2)
-    if best is None:
-        return _NOTHING
-    dy, dx, sa, sb = best
-    area = (sa[0].stop - sa[0].start) * (sa[1].stop - sa[1].start)
-    diff = (grey_a[sa] - grey_b[sb])[::2, ::2]
-    grey = float(np.quantile(np.abs(diff - np.median(diff)), 0.9))
-    return (_block_ncc(pa[sa], pb[sb], 8), grey, area / (grey_a.shape[0] * grey_a.shape[1]),
-            area / (grey_b.shape[0] * grey_b.shape[1]), dx, dy)
+    return _settle(fa, fb, _proposals(fa, fb, peaks), min_overlap)
 
 
 def thumb_grey(thumbs: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray, moved: np.ndarray,

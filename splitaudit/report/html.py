@@ -145,8 +145,9 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
                             f"({row.overlap_b:.0%} the other way);")
         elif decided == "tiles":  # neighbouring tiles: the shift and how much of each frame they share
             extra.insert(0, f"tiles: shifted by {row.shift_x:+.0%} / {row.shift_y:+.0%} of the frame, "
-                            f"{row.overlap:.0%} of {label_a} shared with {label_b} ({row.overlap_b:.0%} the other way), "
-                            f"block correlation {row.tile_ncc:.2f}, {row.tile_grey:.0f} grey levels apart;")
+                            f"{row.overlap:.0%} of {label_a} shared with {label_b} "
+                            f"({row.overlap_b:.0%} the other way), block correlation {row.tile_ncc:.2f}, "
+                            f"{row.tile_grey:.0f} grey levels apart;")
         elif isinstance(decided, str):
             extra.insert(0, f"decided by {decided};")
         cards.append(
