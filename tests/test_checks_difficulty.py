@@ -20,7 +20,10 @@ from splitaudit import ImageSplit
 from splitaudit.checks import _stats
 from splitaudit.checks.base import REGISTRY, AuditContext, load_check, run_checks
 from splitaudit.checks.difficulty import DifficultyCheck, ProbeLoss
+from splitaudit.cli import main
 from splitaudit.retrain.probes import difficulty_probe_loss, probe_difficulty
+
+from .conftest import write_split_folder
 
 PROPS = ["width", "height", "aspect", "file_size", "brightness", "contrast",
          "sharpness", "entropy", "colourfulness", "jpeg_quality"]
@@ -245,6 +248,45 @@ def test_skipped_without_labels_or_features(tmp_path):
     no_features = make_context(world, random_val(600), tmp_path, fingerprints=False)
     result = run_difficulty(no_features)
     assert result.status == "skipped" and "probe" in result.message
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} in JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_one_class_folder_says_why_difficulty_is_not_compared(tmp_path, capsys):
+    """A 20-image folder with a single class: every probe loss is 0, so the val/train ratio is 0/0.
+    The scan must say so plainly instead of printing "+nan%", and summary.json must stay strict."""
+    write_split_folder(tmp_path / "data", classes=("cat",), n_train=16, n_val=4, transforms=(), exact=(),
+                       n_look_alikes=0, within=(), conflict=False)
+    out = tmp_path / "out"
+    code = main(["scan", str(tmp_path / "data"), "--out", str(out), "--no-cache", "--jobs", "1", "--no-html"])
+    text = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert code == 0
+    assert "nan%" not in text.lower()
+    summary = _strict_json((out / "summary.json").read_text())
+    (finding,) = [f for f in summary["findings"] if f["check"] == "difficulty"]
+    assert finding["status"] == "skipped"
+    assert "same class (cat)" in finding["reason"] and "every loss would be 0" in finding["message"]
+    assert "difficulty skipped Difficulty not compared: all 20 usable labelled images" in text
+
+
+@pytest.mark.parametrize("train_loss, val_loss, reason", [
+    (0.0, 0.0, "every usable image has loss 0"),
+    (0.0, 1.0, "mean train loss is 0"),
+])
+def test_ratio_that_cannot_be_estimated_is_skipped_with_its_reason(tmp_path, train_loss, val_loss, reason):
+    """A val/train ratio of x/0 is no evidence either way: ``skipped`` with the reason, no "+nan%"."""
+    context = make_context(make_world(n=100), random_val(100), tmp_path)
+    is_val = (context.split.images["split"] == "val").to_numpy()
+    result = run_difficulty(replace(context, image_loss=np.where(is_val, val_loss, train_loss)))
+    assert result.status == "skipped" and result.numbers["direction"] == "none"
+    assert reason in result.numbers["reason"] and reason in result.message
+    assert "could not estimate" in result.message and "nan" not in result.message.lower()
+    finding = _strict_json(result.to_json())
+    assert finding["relative"] is None and finding["n_train"] == int((~is_val).sum())
 
 
 def test_checks_are_registered():

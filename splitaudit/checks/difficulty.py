@@ -104,6 +104,12 @@ def probe_plan(context: Any) -> ProbePlan | str:
     rows = ok & images[column].notna().to_numpy()
     if rows.sum() < 20 or len(np.unique(is_val[rows])) < 2:
         return f"only {int(rows.sum())} usable labelled images, too few for a probe"
+    values = images.loc[rows, column].astype(str)
+    if values.nunique() < 2:
+        # one class: every fold's probe predicts it with certainty, so every loss is 0
+        what = "class" if task == "classification" else "target"
+        return (f"all {int(rows.sum())} usable labelled images have the same {what} ({values.iloc[0]}), "
+                "so a probe has nothing to tell apart and every loss would be 0")
     return ProbePlan(
         rows=rows, features=features,
         labels=images["label"].to_numpy() if task == "classification" else None,
@@ -152,6 +158,19 @@ class _Thresholds:
         if relative >= self.min_relative:
             return "val_harder"
         return "none"
+
+
+def _not_estimable(overall: dict) -> str | None:
+    """Why the val/train ratio or its interval cannot be computed, or None when they can."""
+    needed = (overall["relative"], overall["relative_ci_low"], overall["relative_ci_high"], overall["p_value"])
+    if all(math.isfinite(x) for x in needed):
+        return None
+    if overall["mean_a"] == 0 and overall["mean_b"] == 0:
+        return "every usable image has loss 0, so there is no difficulty to compare"
+    if overall["mean_a"] == 0:
+        return (f"the mean train loss is 0 (val {overall['mean_b']:.3g}), "
+                "so the val/train ratio is undefined")
+    return "too few images with a non-zero loss to bootstrap a confidence interval of the val/train ratio"
 
 
 def _message(overall: dict, direction: str, t: _Thresholds) -> str:
@@ -210,7 +229,9 @@ class DifficultyCheck(Check):
     - ``fail_relative`` = 0.20: at or beyond 20 % the status is ``fail``.
 
     ``direction`` is ``val_easier``, ``val_harder`` or ``none``; ``warn``/``fail``
-    only when the difference is significant *and* material. Per-class
+    only when the difference is significant *and* material. When the val/train
+    ratio or its interval cannot be estimated (a mean train loss of 0, ...) the
+    status is ``skipped`` and ``numbers["reason"]`` says why. Per-class
     comparisons carry Holm-adjusted p-values. Other options: ``n_folds`` (5),
     ``max_dim`` (64), ``n_permutations`` (999), ``n_bootstrap`` (1000).
 
@@ -245,6 +266,12 @@ class DifficultyCheck(Check):
         numbers = {"direction": direction, "source": source, "probe": probe_settings,
                    **_numbers(overall, t, n_unreadable=n_unreadable, n_excluded=int(len(images) - use.sum())),
                    "per_class": per_class}
+        reason = _not_estimable(overall)
+        if reason is not None:  # NaN must never reach the message as "+nan%"
+            status, message = "skipped", f"Difficulty not compared: could not estimate it, {reason}."
+            numbers["reason"] = reason
+        else:
+            message = _message(overall, direction, t)
         per_image = pd.DataFrame(
             {
                 "path": images["path"].to_numpy(),
@@ -254,7 +281,7 @@ class DifficultyCheck(Check):
             },
             index=images.index,
         )
-        return CheckResult(self.name, status, _message(overall, direction, t), numbers, per_image)
+        return CheckResult(self.name, status, message, numbers, per_image)
 
     def _difficulty(self, context: Any, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, dict | None] | str:
         """(per-image difficulty, rows to compare, its source, probe settings), or a skip reason."""

@@ -22,6 +22,10 @@ from . import plots
 
 MAX_PAIRS = 200
 EVIDENCE_COLUMNS = ("phash", "dhash", "flipped", "thumb_rms", "thumb_corr", "descriptor_cos", "embedding_cos")
+FLIP_FOUND_BY = ("exact", "thumbnail")
+"""``decided_by`` values whose thumbnail alignment is what was found, so their cards show ``flipped``.
+For the others it is only the better of two poor alignments: a keypoint or tile card states the
+transform its fit found (neither fit mirrors), and an embedding pair was not decided by it."""
 THUMB_PX = 112
 PROPERTY_PLOTS = ("brightness", "contrast", "sharpness", "entropy", "colourfulness", "file_size")
 
@@ -135,10 +139,9 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
         la, lb = labels[ia], labels[ib]
         conflict = la is not None and lb is not None and not pd.isna(la) and not pd.isna(lb) and la != lb
         lab = lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else f" · label {escape(str(v))}"
-        extra = []
-        for name in shown:
-            extra.append(f"{name}={_fmt(getattr(row, name))}")
         decided = getattr(row, "decided_by", None)
+        hide_flip = isinstance(decided, str) and decided not in FLIP_FOUND_BY  # no decided_by: as before
+        extra = [f"{name}={_fmt(getattr(row, name))}" for name in shown if not (hide_flip and name == "flipped")]
         if decided == "keypoints":  # the geometric fit that decided: what the copy did to the frame
             extra.insert(0, f"keypoints: {int(row.inliers)} inliers, rotation {row.rotation:+.1f}°, "
                             f"scale {row.scale:.2f}, {row.overlap:.0%} of {label_a} inside {label_b} "
