@@ -218,6 +218,21 @@ def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
     assert set(result.pairs["val_path"]) == set(exact_scan.pairs["val_path"])
 
 
+def test_keypoint_fits_in_worker_processes_match_one_process(copies, monkeypatch):
+    from splitaudit.duplicates import keypoints
+    split, fps, _, result = copies
+    a = result.pairs["val_index"].to_numpy(np.int64)
+    b = result.pairs["train_index"].to_numpy(np.int64)
+    a, b = np.r_[a, b, a], np.r_[b, a, b[::-1]]  # copies, their reverse, and unrelated pairs
+    monkeypatch.setattr(keypoints, "_FIT_CHUNK", 3)  # RANSAC's state is reset per chunk
+    one = keypoints.verify_keypoints(fps.local, a, b, thumbs=fps.thumbs, jobs=1)
+    monkeypatch.setattr(keypoints, "_FORK_FROM", 1)
+    forked = keypoints.verify_keypoints(fps.local, a, b, thumbs=fps.thumbs, jobs=2)
+    assert (one["inliers"] > 0).sum() >= len(result.pairs)
+    for name, values in one.items():
+        np.testing.assert_array_equal(forked[name], values, err_msg=name)
+
+
 def test_check_new_finds_edited_copies_through_a_saved_index(copies, tmp_path):
     """check-new uses the same keypoint path as scan: the index keeps the keypoints."""
     from pathlib import Path

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._optional import opencv, require
-from .._parallel import thread_map
+from .._parallel import forked_map, shared, thread_map
 from .residual import _BATCH, aligned_residual
 
 __all__ = ["keypoint_candidates", "KeypointCandidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
@@ -417,6 +417,25 @@ def _geometry(matrix: np.ndarray, size_a: np.ndarray, size_b: np.ndarray, hull: 
             "inlier_extent": np.where(area_a > 0, np.minimum(1.0, hull / np.where(area_a > 0, area_a, 1.0)), 0.0)}
 
 
+_FIT_CHUNK = 512
+"""Pairs per fitting task (RANSAC's random state is reset per task: results do not depend on ``jobs``)."""
+_FORK_FROM = 4096
+"""Pairs from which the fits run in worker processes: they hold the GIL (threads gained nothing)."""
+
+
+def _fit_chunk(chunk: tuple[np.ndarray, np.ndarray]) -> list[tuple]:
+    """:func:`_verify_one` of each pair of ``chunk``, on the keypoints :func:`~.._parallel.shared`."""
+    cv2 = opencv("keypoint verification")
+    faiss = _faiss()
+    threads = faiss.omp_get_max_threads()
+    cv2.setRNGSeed(0)
+    faiss.omp_set_num_threads(1)
+    try:
+        return [_verify_one(cv2, faiss, shared(), int(x), int(y)) for x, y in zip(*chunk)]
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray | None = None,
                      jobs: int = 1) -> dict[str, np.ndarray]:
     """Match keypoints of each pair ``(a[i], b[i])`` and fit a similarity transform.
@@ -426,26 +445,13 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
     (degrees), ``shift_x``/``shift_y`` (fractions of ``b``'s frame),
     ``overlap`` (share of ``a``'s frame inside ``b`` once aligned) and
     ``overlap_b`` (share of ``b``'s frame inside ``a``); NaN without a fit.
-    Pairs are split over ``jobs`` threads (OpenCV and faiss release the GIL);
-    results do not depend on ``jobs``.
+    From :data:`_FORK_FROM` pairs up, chunks of pairs run in ``jobs`` forked worker
+    processes (:func:`~.._parallel.forked_map`); results do not depend on ``jobs``.
     """
-    cv2 = opencv("keypoint verification")
-    faiss = _faiss()
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
-    threads = faiss.omp_get_max_threads()
-
-    def run(span: tuple[int, int]) -> list[tuple]:
-        cv2.setRNGSeed(0)
-        faiss.omp_set_num_threads(1)  # this thread's OpenMP: the threads are the parallelism
-        return [_verify_one(cv2, faiss, local, int(a[i]), int(b[i])) for i in range(*span)]
-
-    step = 512
-    spans = [(s, min(s + step, len(a))) for s in range(0, len(a), step)]
-    try:
-        rows = [r for part in thread_map(run, spans, jobs) for r in part]
-    finally:
-        faiss.omp_set_num_threads(threads)
+    chunks = [(a[s:s + _FIT_CHUNK], b[s:s + _FIT_CHUNK]) for s in range(0, len(a), _FIT_CHUNK)]
+    rows = forked_map(_fit_chunk, chunks, local, jobs if len(a) >= _FORK_FROM else 1)
     n = len(rows)
     out = {name: np.full(n, np.nan) for name in KEYPOINT_COLUMNS}
     out["inliers"] = np.array([r[0] for r in rows], np.int64)
