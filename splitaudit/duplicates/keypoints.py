@@ -39,7 +39,7 @@ import numpy as np
 
 from .._optional import opencv, require
 from .._parallel import forked_map, shared, thread_map
-from .residual import _BATCH, aligned_residual
+from .residual import aligned_residual
 
 __all__ = ["keypoint_candidates", "KeypointCandidates", "verify_keypoints", "score_from_inliers", "KEYPOINT_COLUMNS",
            "MAX_HAMMING", "MIN_VOTES", "INLIERS_MID"]
@@ -424,16 +424,24 @@ _FORK_FROM = 4096
 
 
 def _fit_chunk(chunk: tuple[np.ndarray, np.ndarray]) -> list[tuple]:
-    """:func:`_verify_one` of each pair of ``chunk``, on the keypoints :func:`~.._parallel.shared`."""
+    """:func:`_verify_one` of each pair of ``chunk``, on the ``(keypoints, thumbnails)``
+    :func:`~.._parallel.shared`, each row ending with the pair's :func:`aligned_residual`
+    ``(relative, grey levels)`` (NaN without thumbnails)."""
     cv2 = opencv("keypoint verification")
     faiss = _faiss()
+    local, thumbs = shared()
     threads = faiss.omp_get_max_threads()
     cv2.setRNGSeed(0)
     faiss.omp_set_num_threads(1)
     try:
-        return [_verify_one(cv2, faiss, shared(), int(x), int(y)) for x, y in zip(*chunk)]
+        rows = [_verify_one(cv2, faiss, local, int(x), int(y)) for x, y in zip(*chunk)]
     finally:
         faiss.omp_set_num_threads(threads)
+    residual = np.full((2, len(rows)), np.nan)
+    if thumbs is not None and rows:
+        matrix = np.stack([np.full((2, 3), np.nan) if r[3] is None else r[3] for r in rows])
+        residual[:] = aligned_residual(thumbs, local, *chunk, matrix, inliers=np.array([r[0] for r in rows]))
+    return [(*r, *res) for r, res in zip(rows, residual.T.tolist())]
 
 
 def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray | None = None,
@@ -451,7 +459,7 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
     chunks = [(a[s:s + _FIT_CHUNK], b[s:s + _FIT_CHUNK]) for s in range(0, len(a), _FIT_CHUNK)]
-    rows = forked_map(_fit_chunk, chunks, local, jobs if len(a) >= _FORK_FROM else 1)
+    rows = forked_map(_fit_chunk, chunks, (local, thumbs), jobs if len(a) >= _FORK_FROM else 1)
     n = len(rows)
     out = {name: np.full(n, np.nan) for name in KEYPOINT_COLUMNS}
     out["inliers"] = np.array([r[0] for r in rows], np.int64)
@@ -466,20 +474,7 @@ def verify_keypoints(local, a: np.ndarray, b: np.ndarray, *, thumbs: np.ndarray 
         for name, values in geometry.items():
             out[name][fitted] = values
     if thumbs is not None:
-        out["aligned_rms"], out["aligned_grey"] = _residual_threads(thumbs, local, a, b, out, jobs)
+        out["aligned_rms"] = np.array([r[4] for r in rows], np.float64)
+        out["aligned_grey"] = np.array([r[5] for r in rows], np.float64)
     return out
 
-
-def _residual_threads(thumbs, local, a, b, out, jobs):
-    """:func:`aligned_residual` of the fitted pairs, batches spread over ``jobs`` threads."""
-    step = 4 * _BATCH
-    spans = [(s, min(s + step, len(a))) for s in range(0, len(a), step)]
-
-    def run(span):
-        lo, hi = span
-        return aligned_residual(thumbs, local, a[lo:hi], b[lo:hi], out["matrix"][lo:hi],
-                                inliers=out["inliers"][lo:hi])
-    parts = thread_map(run, spans, jobs)
-    if not parts:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
