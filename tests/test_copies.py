@@ -211,7 +211,7 @@ def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
     assert len(fps.local.desc) > 500
     built = []
     index = keypoints._index
-    monkeypatch.setattr(keypoints, "_index", lambda db: built.append(index(db)) or built[-1])
+    monkeypatch.setattr(keypoints, "_index", lambda db, jobs=1: built.append(index(db, jobs)) or built[-1])
     result = find_duplicates(fps, split.images, jobs=1)
     assert built and all(getattr(ix, "nlist", 1) > keypoints._PROBES for ix in built)
     assert set(planted.items()) <= _pair_set(result.pairs, "val_path", "train_path")
