@@ -89,3 +89,12 @@ def test_skipped_without_labels_or_targets(tmp_path):
     world = make_world(n=100)
     result = LabelDistributionCheck().run(make_context(world, random_val(100), tmp_path, labels=False))
     assert result.status == "skipped" and result.numbers["reason"]
+
+
+def test_one_class_says_there_is_nothing_to_compare(tmp_path):
+    world = make_world(n=200, seed=7)
+    world["label"] = np.zeros(200, int)
+    result = LabelDistributionCheck().run(make_context(world, random_val(200, seed=7), tmp_path))
+    assert result.status == "pass"
+    assert result.message == "One class (class0) in both splits: nothing to compare."
+    assert result.numbers["n_classes"] == 1

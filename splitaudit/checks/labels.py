@@ -107,6 +107,8 @@ class LabelDistributionCheck(Check):
         top = per_class[0]
         if unseen:
             message = f"{len(unseen)} class(es) appear in val but never in train: {unseen[:5]}."
+        elif len(classes) == 1:
+            message = f"One class ({classes[0]}) in both splits: nothing to compare."
         elif status == "pass":
             message = (f"Class proportions match across splits (chi-square p={p:.3g}, "
                        f"Cramér's V={v:.3f}, {len(classes)} classes).")
