@@ -70,7 +70,7 @@ from .properties import PIXEL_COLUMNS
 __all__ = ["Fingerprints", "compute_fingerprints", "MODES", "ALGORITHM_VERSION", "TABLE_COLUMNS"]
 
 MODES = ("fast", "exact")
-ALGORITHM_VERSION = "fp8"
+ALGORITHM_VERSION = "fp9"
 """Bump when any fingerprint would change for the same file (part of the cache key).
 
 fp3: sharpness and colourfulness from exact integer sums (differ from fp2 in
@@ -89,7 +89,10 @@ fp7: no keypoints for images under 48 px on the short side
 (:data:`~splitaudit.fingerprints.local.MIN_NATIVE_SIDE`).
 
 fp8: keypoints from 32 px on the short side (was 48): a downscaled copy of 32-47 px
-keeps its keypoints."""
+keeps its keypoints.
+
+fp9: a low-texture image under 128 keypoints fills its budget with weaker corners
+(:data:`~splitaudit.fingerprints.local.WEAK_FAST_THRESHOLD`)."""
 
 TABLE_COLUMNS = (
     "path", "ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS,

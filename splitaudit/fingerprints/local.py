@@ -13,7 +13,12 @@ decode that the hashes use:
    same corners;
 2. OpenCV's ORB (oriented FAST corners + rotated BRIEF, 256-bit binary
    descriptors; rotation-invariant, an 8-level scale pyramid) keeps the
-   :data:`LOCAL_FEATURES` strongest keypoints.
+   :data:`LOCAL_FEATURES` strongest keypoints;
+3. a low-texture image (blurred background, sky, a wall) that leaves fewer
+   than :data:`LOCAL_FEATURES` corners at FAST threshold :data:`FAST_THRESHOLD`
+   fills the rest of its budget with weaker corners (:data:`WEAK_FAST_THRESHOLD`),
+   where the working image is not an enlargement (see :data:`WEAK_FAST_THRESHOLD`).
+   The strong keypoints are all kept, in their order, ahead of the weak ones.
 
 Per image: positions in working-image pixels (float32, ``(k, 2)``), the
 working size, and descriptors (uint8, ``(k, 32)``), in *spread order*: the
@@ -63,6 +68,17 @@ crops and rotations (recall 0.12 -> 0.67), which small images now miss by defaul
 32, not 48: a copy downscaled to 32-47 px (e.g. a captioned 96-px image at 0.35-0.5x)
 keeps its keypoints; on the planted 96-px Fashion-MNIST set overlay+downscale went
 0.33 -> 0.53 with no new false pair, and 24 px found nothing more than 32."""
+FAST_THRESHOLD = 10
+"""FAST corner threshold (grey levels of the equalised working image) of the keypoints."""
+WEAK_FAST_THRESHOLD = 2
+"""FAST threshold of the corners that fill the budget of an image left under :data:`LOCAL_FEATURES`
+keypoints at :data:`FAST_THRESHOLD`, only where the working image is a reduction of the decode (or
+its size): there a weak corner is averaged over decoded pixels, not an interpolation artefact of an
+enlarged 28- or 96-px image, whose look-alike outlines it would only help match. On the 640-px
+planted photo set 4 of 168 copies came from blurred or flat pictures with 0-34 keypoints (crops of
+bokeh, a padded wall); with the weak corners 3 more were found (157 -> 160), 256-px photos gained
+2 on each planted draw (399 -> 401, 403 -> 405), precision unchanged; Fashion-MNIST 96 px is
+enlarged, so unchanged. Thresholds 4-5 in place of 2 recovered fewer (158-159)."""
 _DETECT = 4  # candidates detected per kept keypoint, so the grid can spread them
 _GRID = 4
 _MIN_SIDE = 32  # working-frame short side below which an image gets no keypoints
@@ -72,12 +88,14 @@ NO_FEATURES = (np.zeros((0, 2), np.float32), np.zeros(2, np.float32), np.zeros((
 _ORB: list = []
 
 
-def _cv2():
+def _cv2(weak: bool = False):
+    """OpenCV and the ORB detector (``weak``: at :data:`WEAK_FAST_THRESHOLD`), created once."""
     cv2 = opencv("local features (copy detection)")  # one thread: workers are processes already
     if not _ORB:
-        _ORB.append(cv2.ORB_create(nfeatures=_DETECT * LOCAL_FEATURES, scaleFactor=1.2, nlevels=8,
-                                   edgeThreshold=_PATCH, patchSize=_PATCH, fastThreshold=10))
-    return cv2, _ORB[0]
+        _ORB.extend(cv2.ORB_create(nfeatures=_DETECT * LOCAL_FEATURES, scaleFactor=1.2, nlevels=8,
+                                   edgeThreshold=_PATCH, patchSize=_PATCH, fastThreshold=threshold)
+                    for threshold in (FAST_THRESHOLD, WEAK_FAST_THRESHOLD))
+    return cv2, _ORB[1 if weak else 0]
 
 
 def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,11 +120,25 @@ def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keypoints = orb.detect(work, None)
     if len(keypoints) > LOCAL_FEATURES:
         keypoints = _spread(keypoints, size, LOCAL_FEATURES)
+    elif len(keypoints) < LOCAL_FEATURES and scale <= 1:  # low texture: weaker corners fill the budget
+        keypoints = _fill_weak(work, size, list(keypoints))
     keypoints, desc = orb.compute(work, keypoints) if keypoints else ((), None)
     if not keypoints or desc is None:
         return np.zeros((0, 2), np.float32), np.asarray(size, np.float32), NO_FEATURES[2]
     xy = cv2_points(keypoints).astype(np.float32)
     return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc, np.uint8)
+
+
+def _fill_weak(work: np.ndarray, size: tuple[int, int], keypoints: list) -> list:
+    """``keypoints`` (under :data:`LOCAL_FEATURES`, kept as they are, first) and the weaker
+    corners of :data:`WEAK_FAST_THRESHOLD` not among them, spread over the rest of the budget."""
+    _, weak_orb = _cv2(weak=True)
+    have = {(round(k.pt[0], 2), round(k.pt[1], 2), k.octave) for k in keypoints}
+    weak = [k for k in weak_orb.detect(work, None) if (round(k.pt[0], 2), round(k.pt[1], 2), k.octave) not in have]
+    room = LOCAL_FEATURES - len(keypoints)
+    if len(weak) > room:
+        weak = _spread(weak, size, room)
+    return keypoints + weak
 
 
 def cv2_points(keypoints) -> np.ndarray:
