@@ -309,6 +309,30 @@ def test_small_images_get_keypoints_from_32_px(side, has_keypoints):
     assert (len(xy) > 0) == has_keypoints and len(xy) == len(desc)
 
 
+def _bokeh(seed: int, side: int) -> np.ndarray:
+    """A blurred, low-contrast picture (bokeh, sky, a wall): few corners at the usual FAST threshold."""
+    import cv2
+
+    noise = (np.random.default_rng(seed).random((side, side)) * 255).astype(np.float32)
+    return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), side / 8.5), None, 40, 90, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def test_low_texture_images_fill_their_keypoints_with_weak_corners(monkeypatch):
+    """A blurred 256-px picture keeps every strong keypoint and fills the rest of the budget with
+    weaker corners; an enlarged small image (a 48-px one) gets no weak corners."""
+    from splitaudit.fingerprints import local
+
+    gray = _bokeh(30, 256)
+    filled, _, desc = local.orb_features(gray)
+    small = np.ascontiguousarray(gray[::5, ::5][:48, :48])
+    small_filled = local.orb_features(small)[0]
+    monkeypatch.setattr(local, "_fill_weak", lambda work, size, keypoints: keypoints)
+    strong = local.orb_features(gray)[0]
+    assert len(strong) < local.LOCAL_FEATURES // 2 and len(filled) == local.LOCAL_FEATURES == len(desc)
+    assert {tuple(p) for p in strong} <= {tuple(p) for p in filled}
+    np.testing.assert_array_equal(local.orb_features(small)[0], small_filled)
+
+
 def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refits=3):
     """Reference for one pair: OpenCV's warp, then the same trimmed gain/offset refits."""
     import cv2
