@@ -11,12 +11,14 @@ import pytest
 from splitaudit import scan
 from splitaudit.checks.base import REGISTRY, AuditContext
 
-from .test_robustness import _split
+from .test_robustness import _images
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    root = _split(tmp_path_factory.mktemp("pipeline"), n=12)
+    root = tmp_path_factory.mktemp("pipeline")
+    for seed, (split, label) in enumerate([(s, c) for s in ("train", "val") for c in ("a", "b")]):
+        _images(root / split / label, 6, seed)  # two classes, so the difficulty probe has something to fit
     return root, scan(root, jobs=1, cache=False)
 
 
