@@ -333,6 +333,17 @@ def test_low_texture_images_fill_their_keypoints_with_weak_corners(monkeypatch):
     np.testing.assert_array_equal(local.orb_features(small)[0], small_filled)
 
 
+def test_keypoints_are_stored_in_spread_order():
+    """Any prefix of an image's keypoints covers its frame: the first ones lie in distinct cells
+    of the 4x4 grid, one per cell that has any (searches inside a split query with the first half)."""
+    from splitaudit.fingerprints.local import orb_features
+
+    xy, size, _ = orb_features(np.asarray(scene(5, 256, 256).convert("L")))
+    cell = np.minimum((xy * 4 / size).astype(int), 3) @ [4, 1]
+    cells = len(set(cell.tolist()))
+    assert len(xy) == 128 and cells >= 12 and len(set(cell[:cells].tolist())) == cells
+
+
 def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refits=3):
     """Reference for one pair: OpenCV's warp, then the same trimmed gain/offset refits."""
     import cv2

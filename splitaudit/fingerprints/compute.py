@@ -92,7 +92,9 @@ fp8: keypoints from 32 px on the short side (was 48): a downscaled copy of 32-47
 keeps its keypoints.
 
 fp9: a low-texture image under 128 keypoints fills its budget with weaker corners
-(:data:`~splitaudit.fingerprints.local.WEAK_FAST_THRESHOLD`)."""
+(:data:`~splitaudit.fingerprints.local.WEAK_FAST_THRESHOLD`); keypoints are stored in spread
+order (ORB's descriptor step had regrouped them by pyramid level, so the first 64, which
+search inside a split, were the finest level's, not one per grid cell first)."""
 
 TABLE_COLUMNS = (
     "path", "ok", "reason", "bytes_sha1", "pixel_sha1", *HASH_COLUMNS,

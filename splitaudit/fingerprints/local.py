@@ -122,11 +122,14 @@ def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         keypoints = _spread(keypoints, size, LOCAL_FEATURES)
     elif len(keypoints) < LOCAL_FEATURES and scale <= 1:  # low texture: weaker corners fill the budget
         keypoints = _fill_weak(work, size, list(keypoints))
+    for rank, keypoint in enumerate(keypoints):  # ORB's compute regroups keypoints by pyramid level:
+        keypoint.class_id = rank                   # its class_id carries the spread order through
     keypoints, desc = orb.compute(work, keypoints) if keypoints else ((), None)
     if not keypoints or desc is None:
         return np.zeros((0, 2), np.float32), np.asarray(size, np.float32), NO_FEATURES[2]
-    xy = cv2_points(keypoints).astype(np.float32)
-    return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc, np.uint8)
+    order = np.argsort([k.class_id for k in keypoints], kind="stable")
+    xy = cv2_points(keypoints)[order].astype(np.float32)
+    return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc[order], np.uint8)
 
 
 def _fill_weak(work: np.ndarray, size: tuple[int, int], keypoints: list) -> list:
