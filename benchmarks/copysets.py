@@ -485,7 +485,7 @@ _BIG_PHOTOS: list = []
 
 def _big_chunk(args) -> int:
     root, split, start, count, seed = args
-    rng = np.random.default_rng([seed, start])
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, start])  # val is not train's first crops
     folder = Path(root) / split
     for i in range(start, start + count):
         _, im = _BIG_PHOTOS[int(rng.integers(len(_BIG_PHOTOS)))]
@@ -542,7 +542,7 @@ SETS: dict[str, Callable[[Path, int, float], Path]] = {
 def build(name: str, out: Path, seed: int = 0, scale: float = 1.0) -> Path:
     """Write set ``name`` into ``out`` unless a complete one with the same parameters is there."""
     out = Path(out)
-    stamp = f"{name} seed={seed} scale={scale}\n"
+    stamp = f"{name} seed={seed} scale={scale}{' v2' if name == 'big48k' else ''}\n"  # v2: val drawn apart
     if (out / ".complete").exists() and (out / ".params").exists() and (out / ".params").read_text() == stamp:
         return out
     if out.exists() and any(out.iterdir()):

@@ -134,15 +134,16 @@ class _DuplicateCheck(Check):
         if exp is None:
             tail = "; pairs inside the splits were not searched, so there is no estimate of what chance gives"
         else:
-            tail = (f"; a random split would give about {exp:.1f} (observed/expected {x['ratio']:.2f}, "
+            about = f"{exp:,.0f}" if exp >= 100 else f"{exp:.1f}"
+            tail = (f"; a random split would give about {about} (observed/expected {x['ratio']:.2f}, "
                     f"Poisson p = {x['p_value']:.2g}): "
                     + ("more than chance, so the split leaks" if x["p_value"] <= 0.05 else
                        "no more than chance, so the copies come from the data, not from how it was split")
                     if exp > 0 else "; no duplicates inside either split, so a random split would give none")
         article = "an" if self.kind[0] in "aeiou" else "a"
-        pairs = f"{x['pairs']} pair" + ("" if x["pairs"] == 1 else "s")
+        pairs = f"{x['pairs']:,} pair" + ("" if x["pairs"] == 1 else "s")
         n_hit = x["val_with_train_duplicate"]
-        return (f"{n_hit} of {x['n_val']:,} val images "
+        return (f"{n_hit:,} of {x['n_val']:,} val images "
                 f"({100 * x['fraction_val']:.2f}%) {'has' if n_hit == 1 else 'have'} {article} {self.kind} duplicate in train "
                 f"({pairs}){tail}.")
 

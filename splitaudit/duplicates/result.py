@@ -33,12 +33,14 @@ class DuplicateResult:
     ----------
     pairs : pandas.DataFrame
         One row per cross-split pair (val image, train image): ``val_path,
-        train_path, val_index, train_index, kind`` (``exact`` or ``near``),
+        train_path, val_index, train_index, kind`` (``exact``, ``near`` or ``overlap``),
         ``score`` in [0, 1], ``val_label, train_label, label_conflict``, and
         the evidence: ``exact_bytes, exact_pixels``, Hamming distances
         ``phash, dhash, ahash`` (taken on the mirror when ``flipped``),
-        ``thumb_rms`` (grey levels), ``thumb_nrms``, ``thumb_corr``,
-        ``descriptor_cos`` and ``embedding_cos`` (NaN without embeddings).
+        ``thumb_rms`` (grey levels), ``thumb_nrms``, ``thumb_corr`` (NaN, and
+        ``flipped`` False, for a pair only the keypoint votes proposed),
+        ``descriptor_cos`` and ``embedding_cos`` (NaN without embeddings),
+        the keypoint and tile evidence and ``decided_by`` (see the README).
         Indices are row positions in ``split.images``.
     within : pandas.DataFrame
         Pairs inside one split: ``split`` (train or val), ``path_a, path_b,
