@@ -218,6 +218,28 @@ def test_inverted_file_retrieval_finds_the_same_copies(copies, monkeypatch):
     assert set(result.pairs["val_path"]) == set(exact_scan.pairs["val_path"])
 
 
+def test_list_by_list_search_finds_the_same_distances(monkeypatch):
+    """The inverted file is searched list by list (faiss's ``per_invlist_search``): the same
+    neighbour distances as the query-by-query search, and a planted near copy is found."""
+    from splitaudit.duplicates import keypoints
+
+    monkeypatch.setattr(keypoints, "IVF_MIN_ROWS", 500)
+    monkeypatch.setattr(keypoints, "_ROWS_PER_CELL", 100)
+    rng = np.random.default_rng(3)
+    db = rng.integers(0, 256, (6000, 32), dtype=np.uint8)
+    queries = db[::10].copy()
+    queries[:, 0] ^= 0b101  # two bits off their planted neighbour
+    index = keypoints._index(db, jobs=2)
+    assert index.per_invlist_search
+    dist, hits = keypoints._search(db, queries, 4, jobs=1, index=index)
+    index.per_invlist_search = False
+    dist_q, _ = keypoints._search(db, queries, 4, jobs=1, index=index)
+    np.testing.assert_array_equal(dist, dist_q)
+    planted = np.arange(0, 6000, 10)
+    found = (hits == planted[:, None]).any(1)
+    assert found.mean() > 0.5 and (dist[found, 0] == 2).all()
+
+
 def test_keypoint_fits_in_worker_processes_match_one_process(copies, monkeypatch):
     from splitaudit.duplicates import keypoints
     split, fps, _, result = copies

@@ -104,6 +104,11 @@ _PROBES = 2
 256-px split the duplicate search went 259 -> 212 s (adding the database to the index costs one
 distance per cell) for 0.6 % fewer within pairs and the same cross pairs; the planted sets found the
 same copies (fmnist96 seed 1: 13 false pairs instead of 16)."""
+_PER_LIST = True
+"""Search the inverted file list by list (faiss's ``per_invlist_search``: each cell's codes are read
+once for the queries that probe it, four queries at a time) instead of query by query: the same
+distances, 3.2x faster on 200k queries into the 48k split's 4.9M train keypoints (one thread);
+only which of several equally distant neighbours is kept can differ."""
 
 
 def _index(db: np.ndarray, jobs: int = 1):
@@ -126,6 +131,8 @@ def _index(db: np.ndarray, jobs: int = 1):
         index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
         index.train(db[rows])  # a full quantizer: faiss skips the clustering
         index.nprobe = min(_PROBES, nlist)  # (faiss's wrapper keeps the quantizer alive with the index)
+        if hasattr(index, "per_invlist_search"):  # faiss >= 1.7.3; see :data:`_PER_LIST`
+            index.per_invlist_search = _PER_LIST
         db = np.ascontiguousarray(db)
         bounds = np.linspace(0, len(db), 8 * max(1, jobs) + 1).astype(np.int64)
         cells = thread_map(lambda i: quantizer.search(db[bounds[i]:bounds[i + 1]], 1)[1].ravel(),
@@ -338,11 +345,14 @@ _GRID_UNIT = np.stack(np.meshgrid((np.arange(12) + 0.5) / 12, (np.arange(12) + 0
 def _coverage(matrix: np.ndarray, size_from: np.ndarray, size_to: np.ndarray) -> np.ndarray:
     """Share of each ``size_from`` frame (p, 2) that lands inside ``size_to`` under ``matrix``
     (p, 2, 3), on a 12x12 grid."""
-    pts = _GRID_UNIT[None] * size_from[:, None, :]  # (p, 144, 2)
-    x = pts[..., 0] * matrix[:, 0, 0, None] + pts[..., 1] * matrix[:, 0, 1, None] + matrix[:, 0, 2, None]
-    y = pts[..., 0] * matrix[:, 1, 0, None] + pts[..., 1] * matrix[:, 1, 1, None] + matrix[:, 1, 2, None]
-    inside = (x >= 0) & (y >= 0) & (x <= size_to[:, 0, None]) & (y <= size_to[:, 1, None])
-    return inside.mean(1)
+    out = np.empty(len(matrix))
+    for s in range(0, len(matrix), 8192):  # (p, 144) temporaries that stay in cache: 6x faster at 1M pairs
+        m, to = matrix[s:s + 8192], size_to[s:s + 8192]
+        pts = _GRID_UNIT[None] * size_from[s:s + 8192, None, :]  # (p, 144, 2)
+        x = pts[..., 0] * m[:, 0, 0, None] + pts[..., 1] * m[:, 0, 1, None] + m[:, 0, 2, None]
+        y = pts[..., 0] * m[:, 1, 0, None] + pts[..., 1] * m[:, 1, 1, None] + m[:, 1, 2, None]
+        out[s:s + 8192] = ((x >= 0) & (y >= 0) & (x <= to[:, 0, None]) & (y <= to[:, 1, None])).mean(1)
+    return out
 
 
 def _matches(faiss, da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
