@@ -60,7 +60,7 @@ the fit, and on the planted 96-px Fashion-MNIST draws 16 and 14 false pairs sat 
 inliers against 1 and 5 copies (precision 0.959 -> 0.990 and 0.943 -> 0.968); photos lost 3 and 4
 of 420 copies."""
 INLIERS_SCALE = 1.0
-RMS_LIMIT = 0.75
+RMS_LIMIT = 0.75  # aligned residual (in SDs of the image) at which a keypoint fit counts for nothing
 GREY_LIMIT = 50.0
 """Aligned residual (grey levels of the 32-px thumbnail) at which a keypoint fit counts for nothing."""
 GREY_CLOSE = 3.0
@@ -68,7 +68,6 @@ GREY_CLOSE = 3.0
 count as many again (the inliers double), at :data:`GREY_CLOSE` and above they add nothing."""
 EXTENT_FULL = 0.05
 """Share of the overlap that the inliers' hull must span to count in full."""
-"""Aligned residual (in SDs of the image) at which a keypoint fit counts for nothing."""
 IVF_MIN_ROWS = 50_000
 """Database keypoints from which retrieval uses an inverted-file index (else exact)."""
 QUERY_KEYPOINTS = 128
@@ -100,15 +99,13 @@ def _faiss():
 _ROWS_PER_CELL = 2000
 """Database keypoints per inverted-file cell (a power of two near it, at most 8,192 cells)."""
 _PROBES = 2
-"""Cells searched per query keypoint. 2 cells of ~2,000 rows, not 4 of ~1,000: on the 48k-image
-256-px split the duplicate search went 259 -> 212 s (adding the database to the index costs one
-distance per cell) for 0.6 % fewer within pairs and the same cross pairs; the planted sets found the
-same copies (fmnist96 seed 1: 13 false pairs instead of 16)."""
+"""Cells searched per query keypoint. 2 cells of ~2,000 rows, not 4 of ~1,000: on the 48k-image 256-px
+split the duplicate search went 259 -> 212 s (adding the database to the index costs one distance per
+cell) for 0.6 % fewer within pairs and the same cross pairs; the planted sets found the same copies."""
 _PER_LIST = True
-"""Search the inverted file list by list (faiss's ``per_invlist_search``: each cell's codes are read
-once for the queries that probe it, four queries at a time) instead of query by query: the same
-distances, 3.2x faster on 200k queries into the 48k split's 4.9M train keypoints (one thread);
-only which of several equally distant neighbours is kept can differ."""
+"""Search list by list (faiss's ``per_invlist_search``: a cell's codes are read once for all the queries
+probing it), not query by query: the same distances, 3.2x faster (200k queries, the 48k split's 4.9M train
+keypoints); only which of equally distant neighbours is kept can differ."""
 
 
 def _index(db: np.ndarray, jobs: int = 1):
@@ -131,7 +128,7 @@ def _index(db: np.ndarray, jobs: int = 1):
         index = faiss.IndexBinaryIVF(quantizer, 256, nlist)
         index.train(db[rows])  # a full quantizer: faiss skips the clustering
         index.nprobe = min(_PROBES, nlist)  # (faiss's wrapper keeps the quantizer alive with the index)
-        if hasattr(index, "per_invlist_search"):  # faiss >= 1.7.3; see :data:`_PER_LIST`
+        if hasattr(index, "per_invlist_search"):  # faiss >= 1.7.3
             index.per_invlist_search = _PER_LIST
         db = np.ascontiguousarray(db)
         bounds = np.linspace(0, len(db), 8 * max(1, jobs) + 1).astype(np.int64)
@@ -343,8 +340,7 @@ _GRID_UNIT = np.stack(np.meshgrid((np.arange(12) + 0.5) / 12, (np.arange(12) + 0
 
 
 def _coverage(matrix: np.ndarray, size_from: np.ndarray, size_to: np.ndarray) -> np.ndarray:
-    """Share of each ``size_from`` frame (p, 2) that lands inside ``size_to`` under ``matrix``
-    (p, 2, 3), on a 12x12 grid."""
+    """Share of each ``size_from`` frame (p, 2) inside ``size_to`` under ``matrix`` (p, 2, 3), on a 12x12 grid."""
     out = np.empty(len(matrix))
     for s in range(0, len(matrix), 8192):  # (p, 144) temporaries that stay in cache: 6x faster at 1M pairs
         m, to = matrix[s:s + 8192], size_to[s:s + 8192]
