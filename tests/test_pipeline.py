@@ -57,3 +57,22 @@ def test_notebook_display_comes_from_the_report(small):
     _, result = small
     html = result._repr_html_(max_pairs=2)
     assert html.startswith("<div class='splitaudit-nb'>") and "exact_duplicates" in html
+
+
+def test_outputs_written_by_two_processes_are_the_same_files(small, tmp_path, monkeypatch):
+    """Large scans write their files in two forked processes: the files (and the paths returned)
+    are those of the one-process writer."""
+    from splitaudit.report import files
+
+    _, result = small
+    one = result.save(tmp_path / "one")
+    monkeypatch.setattr(files, "PARALLEL_ROWS", 0)
+    monkeypatch.setattr(files, "resolve_jobs", lambda jobs: 2)
+    forks = []
+    forked_map = files.forked_map
+    monkeypatch.setattr(files, "forked_map", lambda *a: forks.append(a[-1]) or forked_map(*a))
+    two = result.save(tmp_path / "two")
+    assert forks == [2] and list(one) == list(two)
+    for kind in one:
+        assert one[kind].read_bytes() == two[kind].read_bytes(), kind
+    assert not list((tmp_path / "two").glob("*.tmp"))

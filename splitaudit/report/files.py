@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._parallel import forked_map, resolve_jobs, shared
 from .._validate import check_path
 from ..errors import InputError
 from .html import render_scan_html
@@ -97,12 +98,45 @@ def _out_folder(out_dir: Any, root: Path) -> Path:
     return out
 
 
+PARALLEL_ROWS = 50_000
+"""Pair rows (cross + within) from which the outputs are written by two forked processes: on the 48k
+split (304k within rows: a 92 MB CSV, 5.6 s; the HTML report 5.7 s) the two largest then overlap."""
+
+
+def _frame(result: Any, kind: str) -> pd.DataFrame:
+    return result.images() if kind == "images" else getattr(result, "pairs" if kind == "duplicates" else kind)
+
+
+def _write_one(kinds: list[str]) -> list[tuple[str, Path]]:
+    """Write the outputs ``kinds`` of the scan that :func:`~.._parallel.shared` holds (a worker's task)."""
+    result, out, safe_csv = shared()
+    written = []
+    for kind in kinds:
+        path = out / SCAN_FILES[kind]
+        if kind == "report":
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(render_scan_html(result), encoding="utf-8")
+            os.replace(tmp, path)
+        else:
+            write_csv(_frame(result, kind), path, safe=safe_csv)
+        written.append((kind, path))
+    return written
+
+
+def _write(result: Any, out: Path, kinds: list[str], safe_csv: bool) -> dict[str, Path]:
+    """Write ``kinds`` into ``out``; large scans in two forked processes, the largest files first
+    (one file per task, so the within-split CSV and the report overlap). The files are the same."""
+    rows = len(result.pairs) + len(result.within)
+    jobs = min(2, resolve_jobs(None)) if rows >= PARALLEL_ROWS else 1
+    order = sorted(kinds, key=["within", "report", "duplicates", "images", "unreadable"].index)
+    return dict(forked_map(_write_one, [[kind] for kind in order], (result, out, safe_csv), jobs))
+
+
 def write_scan_csvs(result: Any, out_dir: str | os.PathLike, *, safe_csv: bool = False) -> dict[str, Path]:
     """Write a scan's CSV files (duplicates, within, images, unreadable) into ``out_dir``."""
     out = _out_folder(out_dir, result.split.root)
-    frames = {"duplicates": result.pairs, "within": result.within, "images": result.images(),
-              "unreadable": result.unreadable}
-    return {kind: write_csv(frame, out / SCAN_FILES[kind], safe=safe_csv) for kind, frame in frames.items()}
+    written = _write(result, out, ["duplicates", "within", "images", "unreadable"], safe_csv)
+    return {kind: written[kind] for kind in ("duplicates", "within", "images", "unreadable")}
 
 
 def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = True,
@@ -113,17 +147,10 @@ def write_scan_outputs(result: Any, out_dir: str | os.PathLike, *, html: bool = 
     leading ``'`` (:func:`spreadsheet_safe`).
     """
     out = _out_folder(out_dir, result.split.root)
-    written = {
-        "summary": write_json(result.to_dict(), out / SCAN_FILES["summary"]),
-        **write_scan_csvs(result, out, safe_csv=safe_csv),
-        "timings": write_json({"seconds": result.timings,
-                               "fingerprint_stats": getattr(result.fingerprints, "stats", {})},
-                              out / SCAN_FILES["timings"]),
-    }
-    if html:
-        path = out / SCAN_FILES["report"]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(render_scan_html(result), encoding="utf-8")
-        os.replace(tmp, path)
-        written["report"] = path
-    return written
+    summary = write_json(result.to_dict(), out / SCAN_FILES["summary"])
+    written = _write(result, out, ["duplicates", "within", "images", "unreadable", *(["report"] if html else [])],
+                     safe_csv)
+    timings = write_json({"seconds": result.timings, "fingerprint_stats": getattr(result.fingerprints, "stats", {})},
+                         out / SCAN_FILES["timings"])
+    return {"summary": summary, **{k: written[k] for k in ("duplicates", "within", "images", "unreadable")},
+            "timings": timings, **({"report": written["report"]} if html else {})}
