@@ -29,6 +29,25 @@ def _write_images(folder, n, seed=0):
 def _same(a, b):
     assert a.table.equals(b.table)
     assert np.array_equal(a.thumbs, b.thumbs) and np.array_equal(a.descriptor, b.descriptor)
+    for name in ("offsets", "xy", "size", "desc"):
+        assert np.array_equal(getattr(a.local, name), getattr(b.local, name)), name
+
+
+def test_cached_keypoints_are_the_fresh_ones(tmp_path):
+    """Keypoint positions come back from the cache exactly as a fresh run computes them (the cache
+    stores them as float16; fresh runs round to the same values), so a cached scan fits the same pairs."""
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(4):
+        path = tmp_path / "data" / f"{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (90, 117), dtype=np.uint8)).resize((233, 180)).save(path)
+        paths.append(path)
+    fresh = compute_fingerprints(paths, jobs=1, cache=tmp_path / "c.sqlite")
+    assert len(fresh.local.xy) > 100
+    cached = compute_fingerprints(paths, jobs=1, cache=tmp_path / "c.sqlite")
+    assert cached.stats["cached"] == 4
+    _same(fresh, cached)
 
 
 def test_rerun_recomputes_nothing_and_returns_identical_results(tmp_path):

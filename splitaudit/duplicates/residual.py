@@ -57,8 +57,10 @@ def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, ma
     return out, grey
 
 
-_BATCH = 256
-"""Fitted pairs warped and compared at once in :func:`aligned_residual`."""
+_BATCH = 32
+"""Fitted pairs warped and compared at once in :func:`aligned_residual`: small enough that the
+(batch, 1024) float64 temporaries stay in cache (each row is computed on its own, so the values do
+not depend on it): 306 -> 166 us per pair against 256 at a time."""
 
 
 def _thumb_maps(size_a: np.ndarray, size_b: np.ndarray, matrix: np.ndarray, side: int) -> np.ndarray:

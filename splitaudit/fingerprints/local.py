@@ -128,7 +128,9 @@ def orb_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not keypoints or desc is None:
         return np.zeros((0, 2), np.float32), np.asarray(size, np.float32), NO_FEATURES[2]
     order = np.argsort([k.class_id for k in keypoints], kind="stable")
-    xy = cv2_points(keypoints)[order].astype(np.float32)
+    # rounded to float16, as the fingerprint cache stores them (:func:`pack`): a cached scan and a
+    # fresh one then fit the same positions (1/16 px at 64-128 px, far inside RANSAC's 3 px)
+    xy = cv2_points(keypoints)[order].astype(np.float16).astype(np.float32)
     return xy, np.asarray(size, np.float32), np.ascontiguousarray(desc[order], np.uint8)
 
 
