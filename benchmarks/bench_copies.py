@@ -102,7 +102,7 @@ def evaluate(result, truth: pd.DataFrame, sources: dict | None, n_examples: int 
     counts = labels.value_counts().to_dict()
     good = counts.get("planted", 0) + counts.get("natural", 0)
     false = pairs[labels.isin(["false", "hard_negative"])]
-    cols = [c for c in ("val_path", "train_path", "kind", "score", "thumb_rms", "phash") if c in pairs]
+    cols = [c for c in ("val_path", "train_path", "kind", "score", "decided_by", "thumb_rms", "phash") if c in pairs]
     examples = false.sort_values("score", ascending=False)[cols].head(n_examples)
     edit_of_val = dict(zip(truth["val_path"], truth["edit"]))
     within = result.within

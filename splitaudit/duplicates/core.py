@@ -6,7 +6,8 @@ thumbnails, hashes and embeddings (:mod:`.candidates`) and from keypoint votes
 (:mod:`.keypoints`), then verification: aligned thumbnails (:mod:`.verify`),
 the embedding cosine, the opt-in geometric check (:mod:`.geometric`) and the
 keypoint fit (and its aligned residual, :mod:`.residual`) where the thumbnails did
-not already decide.
+not already decide, the tile check (:mod:`.tiles`), and the overlay test (:mod:`.overlay`) of each
+image's nearest thumbnails that nothing else confirmed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .candidates import max_rms, near_candidates, prefilter, range_threshold, un
 from .clusters import duplicate_clusters, expected_cross
 from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
 from .geometric import verify_geometric
+from .overlay import OVERLAY_COLUMNS, overlay_candidates, verify_overlay
 from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, keypoint_candidates, score_from_inliers, verify_keypoints
 from .tiles import SCREEN_GREY, TILE_EVIDENCE, thumb_grey, verify_tiles
 from .params import DuplicateParams
@@ -104,25 +106,34 @@ def _evidence(table, fp, emb, a, b, flipped):
 
 
 def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
-    """Near candidates ``(a, b, keypoint_only, voted, shifted)``: thumbnail, hash and embedding
-    candidates that pass the thumbnail prefilter, plus the pairs keypoints vote for.
-    ``keypoint_only`` marks pairs only the votes proposed (no filter passed them: only the
-    keypoint fit may decide them); ``voted`` the pairs the votes proposed (fitted by keypoints);
+    """Near candidates ``(a, b, keypoint_only, voted, shifted, overlaid)``: thumbnail, hash and
+    embedding candidates that pass the thumbnail prefilter, plus the pairs keypoints vote for and
+    each image's nearest thumbnails for the overlay test.
+    ``keypoint_only`` marks pairs no filter passed (only the votes or the overlay neighbours
+    proposed them: only the keypoint fit, the tile check or the overlay test may decide them);
+    ``voted`` the pairs the votes proposed (fitted by keypoints);
     ``shifted`` (``(n, 2)``) the shift the votes agree on, for the tile
-    candidates (:data:`~.keypoints.SHIFT_VOTES` agreeing votes; NaN for the other pairs)."""
+    candidates (:data:`~.keypoints.SHIFT_VOTES` agreeing votes; NaN for the other pairs);
+    ``overlaid`` the overlay neighbours."""
     a, b = near_candidates(space.fp.table, space.coords, space.thr, space.emb, ia, ib, within, p)
     if space.emb is None:  # embedding hits may be crops or flips the thumbnails cannot confirm
         if p.geometric:  # looser: verify_geometric judges what the plain alignment cannot
             a, b = prefilter(space.pooled, space.std, a, b, min(p.min_corr, GEO_MIN_CORR), np.inf)
         else:
             a, b = prefilter(space.pooled, space.std, a, b, p.min_corr, max_rms(p))
+    oa, ob = overlay_candidates(space.coords, ia, ib, within, jobs=p.jobs) if p.overlay else (a[:0], b[:0])
+    oa, ob = unique_pairs([oa], [ob], within)
     local = space.local if p.keypoints else None
     if local is None:
-        return a, b, np.zeros(len(a), bool), np.zeros(len(a), bool), np.full((len(a), 2), np.nan)
+        hashed = pd.MultiIndex.from_arrays([a, b])
+        a, b = unique_pairs([a, oa], [b, ob], within)
+        both = pd.MultiIndex.from_arrays([a, b])
+        return (a, b, ~both.isin(hashed), np.zeros(len(a), bool), np.full((len(a), 2), np.nan),
+                both.isin(pd.MultiIndex.from_arrays([oa, ob])))
     kc = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs,
                              indexes=space.indexes)
     hashed = pd.MultiIndex.from_arrays([a, b])
-    a, b = unique_pairs([a, kc.a], [b, kc.b], within)
+    a, b = unique_pairs([a, kc.a, oa], [b, kc.b, ob], within)
     both = pd.MultiIndex.from_arrays([a, b])
     keypoint_only = ~both.isin(hashed)
     # every proposed pair is fitted: on the 48k split the fit settles most of the pairs proposed for
@@ -131,12 +142,12 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
     tile = kc.shift_votes >= SHIFT_VOTES
     shifted = (pd.DataFrame(kc.shift[tile], index=pd.MultiIndex.from_arrays([kc.a[tile], kc.b[tile]]))
                .reindex(both).to_numpy(np.float64))
-    return a, b, keypoint_only, voted, shifted
+    return a, b, keypoint_only, voted, shifted, both.isin(pd.MultiIndex.from_arrays([oa, ob]))
 
 
 def _align_proposed(space: _Space, a, b, keypoint_only, p: DuplicateParams) -> dict[str, np.ndarray]:
     """:func:`~.verify.align_pairs` of the pairs a hash, thumbnail or embedding search proposed;
-    the pairs only the keypoint votes proposed get NaN (``flipped`` False): only their fit may
+    the pairs only the keypoint votes (or the overlay neighbours) proposed get NaN (``flipped`` False): only their fit may
     decide them (a crop's or a tile's whole-frame alignment says nothing), and on the 48k split
     they are ~88 % of the candidates (aligning them cost ~25 s of ~330)."""
     some = np.flatnonzero(~keypoint_only)
@@ -168,7 +179,7 @@ def _fit_keypoints(space: _Space, a, b, fit, score, decided, p: DuplicateParams)
     return kp
 
 
-def _verify(space: _Space, a, b, keypoint_only, voted, shifted, p: DuplicateParams):
+def _verify(space: _Space, a, b, keypoint_only, voted, shifted, overlaid, p: DuplicateParams):
     """Score each candidate: aligned thumbnails, the embedding cosine, the opt-in geometric
     check, and the keypoint fit where the thumbnails did not already confirm a voted pair.
     Returns ``(score, decided, thumbnail evidence, keypoint evidence)``."""
@@ -195,6 +206,15 @@ def _verify(space: _Space, a, b, keypoint_only, voted, shifted, p: DuplicatePara
     if p.keypoints and space.local is not None and space.paths is not None:
         unsure = np.flatnonzero(np.isfinite(shifted[:, 0]) & (score < p.min_score))
         _fit_tiles(space, a, b, unsure, shifted[unsure], score, decided, kp, p)
+    kp.update({name: np.full(len(a), np.nan) for name in OVERLAY_COLUMNS})
+    unsure = np.flatnonzero(overlaid & (score < p.min_score))
+    if len(unsure):  # a caption or logo over a copy: the thumbnails agree but inside one box
+        o = verify_overlay(space.fp.thumbs, space.pooled, a[unsure], b[unsure], jobs=p.jobs)
+        for name in OVERLAY_COLUMNS:
+            kp[name][unsure] = o[name]
+        hit = o["score"] > score[unsure]
+        won = unsure[hit]
+        decided[won], score[won], v["flipped"][won] = "overlay", o["score"][hit], o["flipped"][hit]
     return score, decided, v, kp
 
 
@@ -230,13 +250,14 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     exact = exact_pairs(table, ia, ib, within)
     if progress:
         progress(stage, 1, 3)
-    a, b, keypoint_only, voted, shifted = _candidates(space, ia, ib, within, p)
+    a, b, keypoint_only, voted, shifted, overlaid = _candidates(space, ia, ib, within, p)
     if progress:
         progress(stage, 2, 3)
     if len(exact):  # pairs inside one exact group are not near pairs (and would be quadratic)
         fresh = ~inside_exact_groups(table, a, b)
-        a, b, keypoint_only, voted, shifted = (x[fresh] for x in (a, b, keypoint_only, voted, shifted))
-    score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, shifted, p)
+        a, b, keypoint_only, voted, shifted, overlaid = (x[fresh] for x in (a, b, keypoint_only, voted, shifted,
+                                                                            overlaid))
+    score, decided, v, kp = _verify(space, a, b, keypoint_only, voted, shifted, overlaid, p)
     keep = score >= p.min_score
     kind = np.full(len(a), "near", object)
     partial = np.fmin(kp["overlap"], kp["overlap_b"]) < OVERLAP_BELOW
@@ -244,7 +265,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in THUMB_EVIDENCE},
-                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE)},
+                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
                          "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
     ve = align_pairs(space.fp.thumbs, ea, eb, max_shift=0, trim=p.trim, pooled=space.pooled)
@@ -252,7 +273,7 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
                              **{k: ve[k] for k in THUMB_EVIDENCE},
-                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE)},
+                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
                              "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)
@@ -332,6 +353,7 @@ def find_duplicates(
     within: bool = True,
     keypoints: bool = True,
     max_keypoint_candidates: int = 8,
+    overlay: bool = True,
     geometric: bool = False,
     backend: str = "auto",
     jobs: int | None = None,
@@ -381,6 +403,10 @@ def find_duplicates(
     within : bool, default True
         Also search train–train and val–val (needed for ``expected`` and
         full clusters).
+    overlay : bool, default True
+        Compare each image with its :data:`~.overlay.OVERLAY_NEIGHBOURS` nearest thumbnails (no
+        correlation gate) for a copy under a caption, logo or watermark
+        (:mod:`~splitaudit.duplicates.overlay`, ``decided_by="overlay"``).
     geometric : bool, default False
         Opt-in second verifier for crops, shifts, rotations and overlays:
         thumbnail candidates need only a 16x16 correlation of
@@ -417,7 +443,7 @@ def find_duplicates(
                         score_mid=score_mid, score_scale=score_scale, min_score=min_score,
                         embedding_cos=embedding_cos, min_embedding_cos=min_embedding_cos, within=within,
                         keypoints=keypoints, max_keypoint_candidates=max_keypoint_candidates,
-                        geometric=geometric, backend=backend, jobs=jobs)
+                        overlay=overlay, geometric=geometric, backend=backend, jobs=jobs)
     _check_inputs(fingerprints, images, embeddings)
     table = fingerprints.table
     n = len(images)

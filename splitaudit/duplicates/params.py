@@ -37,6 +37,7 @@ class DuplicateParams:
     within: bool = True
     keypoints: bool = True
     max_keypoint_candidates: int = 8
+    overlay: bool = True
     geometric: bool = False
     backend: str = "auto"
     jobs: int | None = None
@@ -50,7 +51,7 @@ class DuplicateParams:
             fixed[name] = check_real(name, getattr(self, name))
         fixed["min_score"] = check_real("min_score", self.min_score, low=0.0, high=1.0)
         fixed["trim"] = check_real("trim", self.trim, low=0.0, high=0.5, high_open=True)
-        for name in ("within", "keypoints", "geometric"):
+        for name in ("within", "keypoints", "overlay", "geometric"):
             fixed[name] = check_bool(name, getattr(self, name))
         check_choice("backend", self.backend, HAMMING_BACKENDS)
         for name, value in fixed.items():

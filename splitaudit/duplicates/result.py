@@ -10,13 +10,14 @@ import pandas as pd
 
 from .._types import jsonable
 from .keypoints import KEYPOINT_COLUMNS
+from .overlay import OVERLAY_COLUMNS
 from .tiles import TILE_EVIDENCE
 
 __all__ = ["DuplicateResult", "PAIR_COLUMNS", "PAIR_EVIDENCE", "WITHIN_COLUMNS", "pair_table"]
 
 PAIR_EVIDENCE = (
     "exact_bytes", "exact_pixels", "phash", "dhash", "ahash", "flipped", "thumb_rms", "thumb_nrms",
-    "thumb_corr", "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, *TILE_EVIDENCE, "decided_by",
+    "thumb_corr", "descriptor_cos", "embedding_cos", *KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS, "decided_by",
 )
 """The evidence columns of every pair table, after who the pair is and its ``kind, score``, labels."""
 PAIR_COLUMNS = ["val_path", "train_path", "val_index", "train_index", "kind", "score",

@@ -45,7 +45,7 @@ import numpy as np
 from .._parallel import thread_map
 from ..search.mirror import thumb_vectors
 
-__all__ = ["align_pairs", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
+__all__ = ["align_pairs", "best_alignment", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
 
 SCORE_MID = 5.0
 """``thumb_rms`` (grey levels) at which the score is 0.5."""
@@ -145,8 +145,9 @@ def _zoom_matrix(size: int, zoom: float) -> np.ndarray:
     return mat
 
 
-def _best_alignment(ta, tb, m, trim):
-    """Best shift by correlation, then the trimmed affine residual there."""
+def best_alignment(ta, tb, m, trim):
+    """Best shift of ``tb`` under ``ta`` (float32 (n, s, s)) within ``m`` pixels by correlation of
+    the inner ``s - 2m`` square, then the trimmed affine residual there: ``(corr, dy, dx, rms, nrms)``."""
     n = len(ta)
     s = ta.shape[1]
     inner = s - 2 * m
@@ -195,7 +196,7 @@ def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
         va = pooled[0][a]
         flip = (pooled[1][b] * va).sum(1) > (pooled[0][b] * va).sum(1)
     tb[flip] = tb[flip, :, ::-1]
-    best, best_dy, best_dx, rms, nrms = _best_alignment(ta, tb, m, trim)
+    best, best_dy, best_dx, rms, nrms = best_alignment(ta, tb, m, trim)
     zoomed = np.zeros(len(a), np.float32)
     # Slight crops change the scale, which shifts cannot undo: retry the
     # uncertain pairs with the other image zoomed by +-ZOOM.
@@ -203,7 +204,7 @@ def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
     for zoom in (1.0 + ZOOM, 1.0 / (1.0 + ZOOM)) if len(unsure) else ():
         zmat = _zoom_matrix(tb.shape[1], zoom)
         tz = np.einsum("ij,pjk,lk->pil", zmat, tb[unsure], zmat, optimize=True)
-        res = _best_alignment(ta[unsure], tz, m, trim)
+        res = best_alignment(ta[unsure], tz, m, trim)
         better = res[3] < rms[unsure]
         idx = unsure[better]
         best[idx], best_dy[idx], best_dx[idx], rms[idx], nrms[idx] = (r[better] for r in res)

@@ -22,7 +22,7 @@ from . import plots
 
 MAX_PAIRS = 200
 EVIDENCE_COLUMNS = ("phash", "dhash", "flipped", "thumb_rms", "thumb_corr", "descriptor_cos", "embedding_cos")
-FLIP_FOUND_BY = ("exact", "thumbnail")
+FLIP_FOUND_BY = ("exact", "thumbnail", "overlay")
 """``decided_by`` values whose thumbnail alignment is what was found, so their cards show ``flipped``.
 For the others it is only the better of two poor alignments: a keypoint or tile card states the
 transform its fit found (neither fit mirrors), and an embedding pair was not decided by it."""
@@ -151,6 +151,10 @@ def _pair_cards(pairs: pd.DataFrame, images: pd.DataFrame, *, a: str, b: str, la
                             f"{row.overlap:.0%} of {label_a} shared with {label_b} "
                             f"({row.overlap_b:.0%} the other way), block correlation {row.tile_ncc:.2f}, "
                             f"{row.tile_grey:.0f} grey levels apart;")
+        elif decided == "overlay":  # a caption or logo: where the two differ, and how well the rest agrees
+            extra.insert(0, f"overlay: the two differ inside one box of {row.overlay_area:.0%} of the frame "
+                            f"(a caption, logo or watermark) and agree to {row.overlay_grey:.1f} grey levels "
+                            f"outside it;")
         elif isinstance(decided, str):
             extra.insert(0, f"decided by {decided};")
         cards.append(

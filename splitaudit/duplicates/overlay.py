@@ -1,0 +1,287 @@
+"""Copies under a caption, logo or watermark: two thumbnails that agree everywhere but inside one box.
+
+A caption of 5-20 % of the area pasted on a copy that was also shrunk (a 96-px picture saved at
+30-70 %) defeats the other paths: the shrunk copy keeps too few keypoints for a fit, and the box
+differs from the original by tens of grey levels, so the whole-frame thumbnail residual and the
+16x16 correlation that gates its candidates (0.75-0.98 here, under the 0.9 gate) reject it. Yet
+the copy is still the nearest thumbnail of its original (the closest train image for 26 of 30
+such copies in the planted Fashion-MNIST set, within the 3 closest for 29).
+
+So each image's :data:`OVERLAY_NEIGHBOURS` nearest thumbnails (as is or mirrored, no threshold;
+:func:`overlay_candidates`) are compared where nothing else confirmed them (:func:`verify_overlay`),
+at the thumbnail alignment of :func:`~.verify.best_alignment`:
+
+1. an intensity gain and offset are fitted on the :data:`_KEEP` share of pixels that agree best
+   (refitted three times, as :mod:`.residual` does), and the trimmed RMS of what is left is taken;
+2. the pixels that still disagree by more than ``max(OUTLIER_FACTOR x that RMS, OUTLIER_GREY)``,
+   with at least two such neighbours (so lone JPEG speckles do not count), are the overlay; their
+   bounding box, grown by a pixel, is ``overlay_area`` (share of the frame);
+3. outside the box the images must agree: ``overlay_grey`` is the RMS of the residual there (the
+   worst 5 % left out), in grey levels;
+4. and the outside must hold at least :data:`MIN_DETAIL_OUTSIDE` of the original's detail
+   (gradient energy) and a contrast of :data:`MIN_CONTRAST`, with an intensity gain of 0.2-5: a
+   sandal that differs from another sandal everywhere lies all inside its box, and the flat black
+   background outside proves nothing.
+
+The score is ``1 / (1 + exp((overlay_grey - OVERLAY_MID) / OVERLAY_SCALE))`` where the box holds
+:data:`MIN_AREA` to :data:`MAX_AREA` of the frame and the detail test passes, 0 otherwise (a pair
+without a box is the plain thumbnail path's to judge). Set on the planted sets of
+``benchmarks/results_copies.md`` (thumbnail neighbours that are not copies: 0 of 2,639 and 2,656
+pass on Fashion-MNIST 96 px, 1 of 1,276 on 256-px photos, at overlay_grey <= 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._optional import require
+from .._parallel import thread_map
+from .candidates import rank_in_group
+from .verify import best_alignment
+
+__all__ = ["OVERLAY_COLUMNS", "OVERLAY_NEIGHBOURS", "overlay_candidates", "verify_overlay"]
+
+OVERLAY_NEIGHBOURS = 3
+"""Nearest thumbnails (16x16, as is or mirrored) each image is compared with."""
+OVERLAY_COLUMNS = ("overlay_area", "overlay_grey")
+"""Evidence columns: the box's share of the frame, the residual outside it (grey levels)."""
+OVERLAY_MID = 2.0
+"""``overlay_grey`` (grey levels) at which the score is 0.5."""
+OVERLAY_SCALE = 0.25
+"""Grey levels over which the score falls from 0.73 to 0.27."""
+OUTLIER_FACTOR = 4.0
+OUTLIER_GREY = 16.0
+MIN_AREA = 0.02
+"""Smallest box (share of the frame): under it the plain thumbnail path already trims the difference."""
+MAX_AREA = 0.3
+"""Largest box: a caption or logo of up to 20 % of the area, blurred by the shrinking."""
+MIN_DETAIL_OUTSIDE = 0.5
+"""Share of the original thumbnail's gradient energy that must lie outside the box."""
+MIN_CONTRAST = 8.0
+"""Smallest standard deviation (grey levels) of the picture outside the box: a flat background
+agrees with anything once the gain is fitted (a black frame with one small object in it)."""
+MAX_RELATIVE = 0.05
+"""Largest ``overlay_grey`` over the contrast (standard deviation) outside the box: two low-texture
+cells of one photo agree to 1.5 grey levels at a contrast of 24-27 (0.06), copies under a caption
+to 0.005-0.04 of theirs."""
+SCREEN_SD = 0.1
+"""Largest 70th percentile of the robust residual of the 16x16 vectors (in standard deviations of
+the picture) of a pair that is tested in full: the copies that pass the full test reach at most
+0.067 on the planted sets, while 86 % of Fashion-MNIST's and 99.8 % of the photos' nearest
+thumbnails that are not copies exceed it."""
+_SCREEN_AT = int(0.7 * 256)
+_KEEP = 0.75
+_BOX_TAIL = 0.05
+_BATCH = 64
+_SCREEN_BATCH = 1024
+
+
+def overlay_candidates(coords: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib: np.ndarray, within: bool,
+                       k: int = OVERLAY_NEIGHBOURS, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Each image of ``ia``'s ``k`` nearest of ``ib`` (global indices ``(a, b)``), as is or
+    mirrored, by the inner product of the mirror-PCA coordinates ``(sym, anti)`` (the
+    thumbnails' correlation, projected); ``within``: ``ia`` is ``ib`` and self pairs are dropped.
+    One faiss inner-product search per orientation (the mirror negates ``anti``): exact under
+    :data:`_IVF_FROM` rows, an inverted file above (:func:`_inner_index`), on ``jobs`` threads
+    over query blocks; results do not depend on ``jobs``."""
+    ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+    sym, anti = coords
+    if not len(ia) or not len(ib) or not k or sym.shape[1] + anti.shape[1] == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    faiss = require("faiss", purpose="overlay candidates")
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # threads over query blocks instead: faiss's OpenMP stalls beside busy processes
+    try:
+        index = _inner_index(faiss, np.ascontiguousarray(np.hstack([sym[ib], anti[ib]]), np.float32))
+        want = min(len(ib), k + (1 if within else 0))
+        blocks = [slice(s, s + _QUERY_BLOCK) for s in range(0, len(ia), _QUERY_BLOCK)]
+        sims, found = [], []
+        for sign in (1.0, -1.0):
+            queries = np.ascontiguousarray(np.hstack([sym[ia], sign * anti[ia]]), np.float32)
+            parts = thread_map(lambda sl: index.search(queries[sl], want), blocks, jobs)
+            sims.append(np.vstack([part[0] for part in parts]))
+            found.append(np.vstack([part[1] for part in parts]))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    sims, found = np.hstack(sims).ravel(), np.hstack(found).ravel()
+    a = np.repeat(ia, 2 * want)
+    ok = (found >= 0) & np.isfinite(sims)
+    a, b, sims = a[ok], ib[found[ok]], sims[ok]
+    if within:
+        a, b, sims = a[a != b], b[a != b], sims[a != b]
+    # a neighbour found both ways counts once, at its better orientation; then the k best
+    order = np.lexsort((-sims, b, a))
+    a, b, sims = a[order], b[order], sims[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    a, b, sims = a[first], b[first], sims[first]
+    keep = rank_in_group(a, -sims) < k
+    return a[keep], b[keep]
+
+
+_IVF_FROM = 20_000
+"""Base rows from which :func:`overlay_candidates` searches an inverted file, not every row."""
+_ROWS_PER_LIST = 200
+_PROBES = 12
+_QUERY_BLOCK = 4096
+
+
+def _inner_index(faiss, base: np.ndarray):
+    """A faiss inner-product index over ``base``: flat (exact) under :data:`_IVF_FROM` rows;
+    above, an inverted file whose cells are centred on random base rows (no k-means to train,
+    deterministic), :data:`_PROBES` cells searched per query. A copy under a caption still
+    correlates 0.75-0.98 with its original, so the two share a cell or a near one."""
+    d = base.shape[1]
+    if len(base) < _IVF_FROM:
+        index = faiss.IndexFlatIP(d)
+        index.add(base)
+        return index
+    nlist = max(1, len(base) // _ROWS_PER_LIST)
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(base[np.sort(np.random.default_rng(0).choice(len(base), nlist, replace=False))])
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True  # the quantizer holds the centroids already
+    index.add(base)
+    index.nprobe = min(_PROBES, nlist)  # (faiss's wrapper keeps the quantizer alive with the index)
+    return index
+
+
+def verify_overlay(thumbs: np.ndarray, pooled: np.ndarray, a: np.ndarray, b: np.ndarray, *,
+                   jobs: int = 1) -> dict[str, np.ndarray]:
+    """The overlay test of the module docstring for pairs ``(a[i], b[i])`` of ``thumbs``
+    (N, 32, 32); ``pooled`` (2, N, 256) are the 16x16 vectors as is and mirrored, which pick the
+    orientation. Returns ``overlay_area``, ``overlay_grey`` (NaN without a box), ``flipped`` and
+    ``score``; results do not depend on ``jobs`` (threads over batches)."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    n = len(a)
+    out = {"overlay_area": np.full(n, np.nan), "overlay_grey": np.full(n, np.nan),
+           "flipped": np.zeros(n, bool), "score": np.zeros(n)}
+    slices = [slice(s, min(n, s + _SCREEN_BATCH)) for s in range(0, n, _SCREEN_BATCH)]
+    thread_map(lambda sl: _screen_batch(pooled, a[sl], b[sl], out, sl), slices, jobs)
+    near = np.flatnonzero(out["score"] > 0)  # the screen marks the pairs to test in full
+    out["score"][:] = 0.0
+    slices = [near[s:s + _BATCH] for s in range(0, len(near), _BATCH)]
+    thread_map(lambda rows: _overlay_batch(thumbs, a[rows], b[rows], out, rows), slices, jobs)
+    return out
+
+
+def _screen_batch(pooled, a, b, out, sl) -> None:
+    """The cheap screen: a copy under a box already agrees on most of its 16x16 pixels. Sets
+    ``flipped`` (the orientation that correlates better) and marks passing pairs with score 1."""
+    va = pooled[0][a]
+    flip = (pooled[1][b] * va).sum(1) > (pooled[0][b] * va).sum(1)
+    out["flipped"][sl] = flip
+    vb = np.where(flip[:, None], pooled[1][b], pooled[0][b]).astype(np.float64)
+    resid, _ = _robust_residual(vb, va.astype(np.float64))
+    resid *= np.sqrt(vb.shape[1])  # in SDs of the picture
+    out["score"][sl] = np.partition(resid, _SCREEN_AT, axis=1)[:, _SCREEN_AT] <= SCREEN_SD
+
+
+def _overlay_batch(thumbs, a, b, out, rows) -> None:
+    """The full test of the module docstring for the pairs ``rows`` of ``out``."""
+    flip = out["flipped"][rows]
+    ta = thumbs[a].astype(np.float32)
+    tb = thumbs[b].astype(np.float32)
+    tb[flip] = tb[flip, :, ::-1]
+    _, dy, dx, _, _ = best_alignment(ta, tb, 1, 0.05)
+    p, side = len(a), ta.shape[1]
+    inner = side - 2
+    pick = np.arange(p)
+    iy = (1 + dy)[:, None] + np.arange(inner)[None, :]
+    ix = (1 + dx)[:, None] + np.arange(inner)[None, :]
+    x = tb[pick[:, None, None], iy[:, :, None], ix[:, None, :]].reshape(p, -1).astype(np.float64)
+    y = ta[:, 1:-1, 1:-1].reshape(p, -1).astype(np.float64)
+    resid, gain = _robust_residual(x, y)
+    keep = int(round(resid.shape[1] * _KEEP))
+    trimmed = np.sqrt(np.mean(np.partition(resid, keep - 1, axis=1)[:, :keep] ** 2, axis=1))
+    off = (resid > np.maximum(OUTLIER_FACTOR * trimmed, OUTLIER_GREY)[:, None]).reshape(p, inner, inner)
+    off &= _neighbours(off) >= 2
+    box, area = _boxes(off)
+    grey = _outside_rms(resid, box.reshape(p, -1))
+    detail = _detail_outside(x.reshape(p, inner, inner), box)  # the original's: a caption's text is detail
+    contrast = _outside_sd(y, box.reshape(p, -1))
+    has_box = area > 0
+    passed = (has_box & (area >= MIN_AREA) & (area <= MAX_AREA) & (detail >= MIN_DETAIL_OUTSIDE)
+              & (gain >= 0.2) & (gain <= 5.0) & (contrast >= MIN_CONTRAST) & (grey <= MAX_RELATIVE * contrast))
+    z = np.clip((grey - OVERLAY_MID) / OVERLAY_SCALE, -50, 50)
+    out["score"][rows] = np.where(passed, 1.0 / (1.0 + np.exp(z)), 0.0)
+    out["overlay_area"][rows] = np.where(has_box, area, np.nan)
+    out["overlay_grey"][rows] = np.where(has_box, grey, np.nan)
+
+
+def _robust_residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(|y - (gain * x + offset)|, gain)`` with the gain and offset refitted three times on the
+    :data:`_KEEP` share of pixels that agree best (closed-form least squares per row)."""
+    w = np.ones_like(x, bool)
+    keep = int(round(x.shape[1] * _KEEP))
+    for _ in range(4):
+        gain, offset = _line(x, y, w)
+        resid = np.abs(y - gain[:, None] * x - offset[:, None])
+        cut = np.partition(resid, keep - 1, axis=1)[:, keep - 1]
+        w = resid <= cut[:, None]
+    return resid, gain
+
+
+def _line(x, y, w):
+    n = np.maximum(w.sum(1), 1)
+    mx, my = (x * w).sum(1) / n, (y * w).sum(1) / n
+    dx = np.where(w, x - mx[:, None], 0.0)
+    var = (dx * dx).sum(1)
+    gain = np.where(var > 0, (dx * (y - my[:, None])).sum(1) / np.where(var > 0, var, 1.0), 0.0)
+    return gain, my - gain * mx
+
+
+def _neighbours(mask: np.ndarray) -> np.ndarray:
+    """Count of set pixels among each pixel's 8 neighbours, for (p, h, w) masks."""
+    m = np.pad(mask.astype(np.int8), ((0, 0), (1, 1), (1, 1)))
+    h, w = mask.shape[1:]
+    total = sum(m[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    return total - mask
+
+
+def _boxes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box holding the mask's pixels from the :data:`_BOX_TAIL` to the ``1 - _BOX_TAIL``
+    quantile of their rows and of their columns (a few stray pixels away from a caption do not
+    stretch it; the outside residual drops its worst 5 %), grown by one pixel, as a (p, h, w)
+    mask, and its share of the frame (0 for an empty mask)."""
+    p, h, w = mask.shape
+    count = mask.reshape(p, -1).sum(1)
+    has = count > 0
+
+    def span(profile, size):
+        cum = np.cumsum(profile, 1)
+        lo = np.argmax(cum > _BOX_TAIL * count[:, None], 1)
+        hi = np.argmax(cum >= (1 - _BOX_TAIL) * count[:, None], 1)
+        return np.maximum(lo - 1, 0), np.minimum(hi + 1, size - 1)
+
+    y0, y1 = span(mask.sum(2), h)
+    x0, x1 = span(mask.sum(1), w)
+    gy, gx = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
+    box = ((gy >= y0[:, None, None]) & (gy <= y1[:, None, None]) & (gx >= x0[:, None, None])
+           & (gx <= x1[:, None, None]) & has[:, None, None])
+    return box, box.reshape(p, -1).mean(1)
+
+
+def _outside_rms(resid: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """RMS of the residual outside the box, the worst 5 % of those pixels left out."""
+    r = np.sort(np.where(box, np.inf, resid), axis=1)
+    count = (~box).sum(1)
+    keep = np.maximum(1, (count * 0.95).astype(np.int64))
+    used = np.arange(r.shape[1])[None, :] < keep[:, None]
+    return np.sqrt((np.where(used, r, 0.0) ** 2).sum(1) / keep)
+
+
+def _outside_sd(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Standard deviation of each (p, n) image's pixels outside its box (0 where none are)."""
+    count = np.maximum((~box).sum(1), 1)
+    mean = np.where(box, 0.0, image).sum(1) / count
+    return np.sqrt(np.where(box, 0.0, (image - mean[:, None]) ** 2).sum(1) / count)
+
+
+def _detail_outside(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Share of each image's gradient energy (|dx| + |dy|) that lies outside its box."""
+    energy = np.abs(np.diff(image, axis=1))[:, :, :-1] + np.abs(np.diff(image, axis=2))[:, :-1, :]
+    inside = box[:, :-1, :-1]
+    total = energy.reshape(len(image), -1).sum(1)
+    return np.where(total > 0, np.where(inside, 0.0, energy).reshape(len(image), -1).sum(1)
+                    / np.where(total > 0, total, 1.0), 0.0)

@@ -1,0 +1,171 @@
+"""The overlay test: a copy under a caption or logo, shrunk below the size that keeps keypoints,
+is found by default (``decided_by="overlay"``), while look-alikes whose differences fit in one box
+(a small object on a flat background) and distinct pictures are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from splitaudit import ImageSplit, InputTypeError
+from splitaudit.duplicates import find_duplicates
+from splitaudit.duplicates.overlay import overlay_candidates, verify_overlay
+from splitaudit.fingerprints import compute_fingerprints
+from splitaudit.search.mirror import mirror_project, thumb_vectors
+
+from .test_copies import check_resplit_keeps_pairs_together, scene
+from .test_duplicates import _pair_set, check_result_invariants
+
+
+def caption_then_shrink(im: Image.Image, seed: int) -> Image.Image:
+    """An opaque caption box of ~12 % of the area with text, then shrunk to 28 px (no keypoints)."""
+    rng = np.random.default_rng(seed)
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    h = int(im.height * 0.16)
+    w = int(im.width * 0.75)
+    x0, y0 = int(rng.integers(0, im.width - w)), int(rng.integers(0, im.height - h))
+    fill, ink = ((255, 255, 255), (0, 0, 0)) if seed % 2 else ((0, 0, 0), (255, 255, 255))
+    draw.rectangle([x0, y0, x0 + w, y0 + h], fill=fill)
+    draw.text((x0 + 3, y0 + 2), "(c) stock", fill=ink)
+    return out.resize((28, 28), Image.Resampling.LANCZOS)
+
+
+def smooth_scene(seed: int) -> Image.Image:
+    """An 80-px picture without pixel-scale detail (shrunk to 28 px, a picture of single-pixel
+    noise and lines would not be the same picture any more)."""
+    from PIL import ImageFilter
+
+    return scene(seed, 80, 80).filter(ImageFilter.GaussianBlur(1.5))
+
+
+def small_object(seed: int) -> Image.Image:
+    """A thin-stroked object in the middle of a black 80-px frame (a sandal, a pair of glasses):
+    two seeds differ everywhere on the object and agree on the black background around it."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (80, 80), 0)
+    draw = ImageDraw.Draw(img)
+    for _ in range(7):
+        x0, y0, x1, y1 = rng.uniform(26, 54, 4)
+        draw.line([x0, y0, x1, y1], fill=int(rng.integers(150, 256)), width=2)
+    return img
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory):
+    """Train: 4 pictures and 2 small objects; val: each picture captioned and shrunk to 28 px,
+    two other small objects, two distinct pictures of the same kind."""
+    root = tmp_path_factory.mktemp("overlay")
+    for side in ("train", "val"):
+        (root / side / "x").mkdir(parents=True)
+    planted = {}
+    for i in range(4):
+        original = smooth_scene(400 + i)
+        original.save(root / "train" / "x" / f"orig_{i}.png")
+        caption_then_shrink(original, i).save(root / "val" / "x" / f"captioned_{i}.png")
+        planted[f"val/x/captioned_{i}.png"] = f"train/x/orig_{i}.png"
+    for i in range(2):
+        small_object(500 + i).save(root / "train" / "x" / f"object_{i}.png")
+        small_object(600 + i).save(root / "val" / "x" / f"object_{i}.png")
+        scene(700 + i, 80, 80).save(root / "val" / "x" / f"look_{i}.png")
+    split = ImageSplit.from_folder(root)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    return split, fps, planted, find_duplicates(fps, split.images, jobs=1)
+
+
+def test_captioned_small_copies_are_found_by_the_overlay_test(captioned):
+    split, _, planted, result = captioned
+    assert set(planted.items()) <= _pair_set(result.pairs, "val_path", "train_path")
+    rows = result.pairs.set_index("val_path").loc[list(planted)]
+    assert (rows["decided_by"] == "overlay").all() and (rows["kind"] == "near").all()
+    # the caption covers ~12 % of the frame; outside it the copy agrees to a grey level or two
+    assert rows["overlay_area"].between(0.06, 0.3).all()
+    assert (rows["overlay_grey"] < 2.5).all() and (rows["score"] >= 0.5).all()
+    check_result_invariants(result, split)
+
+
+def test_look_alikes_and_distinct_pictures_are_not_reported(captioned):
+    _, _, planted, result = captioned
+    assert set(result.pairs["val_path"]) == set(planted)
+    assert result.within.empty
+
+
+def test_without_the_overlay_test_the_captioned_copies_are_missed(captioned):
+    split, fps, planted, _ = captioned
+    result = find_duplicates(fps, split.images, jobs=1, overlay=False)
+    assert not set(planted) & set(result.pairs["val_path"])
+    assert result.pairs["overlay_area"].isna().all() and (result.pairs["decided_by"] != "overlay").all()
+
+
+def test_resplit_keeps_captioned_copies_with_their_original(captioned):
+    split, _, planted, result = captioned
+    check_resplit_keeps_pairs_together(split, result, planted)
+
+
+def test_overlay_option_is_validated(captioned):
+    split, fps, _, _ = captioned
+    with pytest.raises(InputTypeError, match="overlay"):
+        find_duplicates(fps, split.images, overlay="yes")
+
+
+def _pooled(thumbs):
+    plain = thumb_vectors(thumbs)
+    return np.stack([plain, plain.reshape(-1, 16, 16)[:, :, ::-1].reshape(-1, 256)])
+
+
+def test_verify_overlay_needs_one_box_and_does_not_depend_on_jobs():
+    rng = np.random.default_rng(3)
+    base = np.asarray(scene(800, 32, 32).convert("L"), np.uint8)
+    captioned = base.copy()
+    captioned[4:10, 3:28] = 255  # a white band of 15 % of the frame
+    other = np.asarray(scene(801, 32, 32).convert("L"), np.uint8)
+    noisy = np.clip(base + rng.normal(0, 1, base.shape), 0, 255).astype(np.uint8)
+    thumbs = np.stack([base, captioned, other, noisy])
+    pooled = _pooled(thumbs)
+    a, b = np.array([1, 2, 3]), np.array([0, 0, 0])
+    one = verify_overlay(thumbs, pooled, a, b, jobs=1)
+    two = verify_overlay(thumbs, pooled, a, b, jobs=2)
+    for name in one:
+        assert np.array_equal(one[name], two[name], equal_nan=True), name
+    assert one["score"][0] > 0.9 and 0.1 < one["overlay_area"][0] < 0.3
+    assert one["score"][1] == 0.0  # a distinct picture
+    assert one["score"][2] == 0.0 and np.isnan(one["overlay_area"][2])  # no box: the plain thumbnail path's pair
+
+
+def test_overlay_candidates_are_the_nearest_as_is_or_mirrored():
+    pictures = [np.asarray(scene(900 + i, 32, 32).convert("L"), np.uint8) for i in range(12)]
+    thumbs = np.stack(pictures + [pictures[5][:, ::-1]])  # row 12 mirrors row 5
+    sym, anti = mirror_project(thumb_vectors(thumbs), 64)
+    everything = np.arange(len(thumbs))
+    a, b = overlay_candidates((sym, anti), everything, everything, True, k=2)
+    assert not (a == b).any()
+    assert np.bincount(a, minlength=len(thumbs)).max() == 2
+    assert 12 in b[a == 5] and 5 in b[a == 12]
+    cross_a, cross_b = overlay_candidates((sym, anti), np.array([12]), np.arange(12), False, k=1)
+    assert cross_a.tolist() == [12] and cross_b.tolist() == [5]
+
+
+def test_the_report_card_of_an_overlay_pair_says_where_the_two_differ(captioned):
+    from splitaudit.report.html import _pair_cards
+
+    split, _, _, result = captioned
+    overlaid = result.pairs[result.pairs["decided_by"] == "overlay"]
+    html = _pair_cards(overlaid, split.images, a="val", b="train", label_a="val", label_b="train")
+    assert html.count("overlay: the two differ inside one box of") == len(overlaid) > 0
+    assert "grey levels outside it" in html
+
+
+def test_check_new_finds_captioned_copies_as_scan_does(captioned, tmp_path):
+    from pathlib import Path
+
+    from splitaudit.index import TrainingIndex
+
+    split, _, planted, _ = captioned
+    root = Path(split.root)
+    TrainingIndex.build(root, jobs=1, cache=False).save(tmp_path / "index")
+    matches = TrainingIndex.load(tmp_path / "index").check(root / "val", jobs=1, cache=False)
+    found = {(Path(n).name, Path(t).name) for n, t in zip(matches["new_path"], matches["train_path"])}
+    assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
+    assert set(matches.loc[matches["new_path"].map(lambda p: Path(p).name).str.startswith("captioned"),
+                           "decided_by"]) == {"overlay"}
