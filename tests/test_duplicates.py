@@ -426,3 +426,17 @@ def test_near_duplicate_message_says_whether_the_split_leaks_beyond_chance():
     assert "1 of 100 val images (1.00%) has a near duplicate" in chance
     assert "no more than chance" in chance and "more than chance, so the split leaks" in leaky
     assert "p = 0.8" in chance
+
+
+def test_pair_evidence_is_the_fingerprints_own(planted):
+    """``descriptor_cos`` and the hash distances of every reported pair are those of its two rows
+    (the evidence is gathered in chunks: no row of one chunk may leak into another)."""
+    _, split, fps, result, _ = planted
+    a, b = result.pairs["val_index"].to_numpy(), result.pairs["train_index"].to_numpy()
+    assert len(a) > 0
+    expected = (fps.descriptor[a].astype(np.float64) * fps.descriptor[b]).sum(1)
+    assert np.allclose(result.pairs["descriptor_cos"], expected, atol=1e-5)
+    assert result.pairs["embedding_cos"].isna().all()
+    direct = fps.table["phash"].to_numpy(np.uint64)
+    plain = ~result.pairs["flipped"].to_numpy(bool)
+    assert (result.pairs["phash"].to_numpy()[plain] == np.bitwise_count(direct[a] ^ direct[b])[plain]).all()
