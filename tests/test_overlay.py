@@ -169,3 +169,25 @@ def test_check_new_finds_captioned_copies_as_scan_does(captioned, tmp_path):
     assert {(Path(v).name, Path(t).name) for v, t in planted.items()} <= found
     assert set(matches.loc[matches["new_path"].map(lambda p: Path(p).name).str.startswith("captioned"),
                            "decided_by"]) == {"overlay"}
+
+
+def test_the_inverted_file_probing_every_cell_finds_the_exact_neighbours(monkeypatch):
+    """Above ``_IVF_FROM`` images the neighbours come from an inverted file; probing all its cells
+    must give the exact search's answer (the cells are built by hand, without k-means)."""
+    from splitaudit.duplicates import overlay
+
+    rng = np.random.default_rng(5)
+    pictures = np.stack([np.asarray(scene(1000 + i, 32, 32).convert("L"), np.uint8) for i in range(40)])
+    noisy = np.clip(pictures + rng.normal(0, 4, pictures.shape), 0, 255).astype(np.uint8)
+    thumbs = np.concatenate([pictures, noisy[:, :, ::-1]])  # each picture and a noisy mirror of it
+    sym, anti = mirror_project(thumb_vectors(thumbs), 64)
+    everything = np.arange(len(thumbs))
+    exact = overlay_candidates((sym, anti), everything, everything, True, k=3)
+    monkeypatch.setattr(overlay, "_IVF_FROM", 10)
+    monkeypatch.setattr(overlay, "_ROWS_PER_LIST", 8)
+    monkeypatch.setattr(overlay, "_PROBES", 1000)  # every cell
+    approximate = overlay_candidates((sym, anti), everything, everything, True, k=3, jobs=2)
+    assert sorted(zip(*map(np.ndarray.tolist, exact))) == sorted(zip(*map(np.ndarray.tolist, approximate)))
+    nearest = dict(zip(*map(np.ndarray.tolist, overlay_candidates((sym, anti), everything[:40], everything[40:],
+                                                                   False, k=1))))
+    assert nearest == {i: 40 + i for i in range(40)}  # the noisy mirror is each picture's nearest
