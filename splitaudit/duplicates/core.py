@@ -153,9 +153,10 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
 
 def _align_proposed(space: _Space, a, b, keypoint_only, p: DuplicateParams) -> dict[str, np.ndarray]:
     """:func:`~.verify.align_pairs` of the pairs a hash, thumbnail or embedding search proposed;
-    the pairs only the keypoint votes (or the overlay neighbours) proposed get NaN (``flipped`` False): only their fit may
-    decide them (a crop's or a tile's whole-frame alignment says nothing), and on the 48k split
-    they are ~88 % of the candidates (aligning them cost ~25 s of ~330)."""
+    the pairs only the keypoint votes (or the overlay neighbours) proposed get NaN (``flipped``
+    False): only their fit (or the overlay test) may decide them (a crop's or a tile's whole-frame
+    alignment says nothing), and on the 48k split they are ~88 % of the candidates (aligning them
+    cost ~25 s of ~330)."""
     some = np.flatnonzero(~keypoint_only)
     done = align_pairs(space.fp.thumbs, a[some], b[some], max_shift=p.max_shift, trim=p.trim,
                        pooled=space.pooled, jobs=p.jobs)
@@ -187,7 +188,8 @@ def _fit_keypoints(space: _Space, a, b, fit, score, decided, p: DuplicateParams)
 
 def _verify(space: _Space, a, b, keypoint_only, voted, shifted, overlaid, p: DuplicateParams):
     """Score each candidate: aligned thumbnails, the embedding cosine, the opt-in geometric
-    check, and the keypoint fit where the thumbnails did not already confirm a voted pair.
+    check, the keypoint fit where the thumbnails did not already confirm a voted pair, then the
+    tile check and the overlay test for the candidates still unsure.
     Returns ``(score, decided, thumbnail evidence, keypoint evidence)``."""
     v = _align_proposed(space, a, b, keypoint_only, p)
     score = np.where(keypoint_only, 0.0, score_from_rms(v["thumb_rms"], p.score_mid, p.score_scale))
@@ -271,7 +273,8 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
     near = pd.DataFrame({"a": a[keep], "b": b[keep], "kind": kind[keep], "score": score[keep],
                          "exact_bytes": False, "exact_pixels": False,
                          **{k: v[k][keep] for k in THUMB_EVIDENCE},
-                         **{k: np.asarray(kp[k])[keep] for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
+                         **{k: np.asarray(kp[k])[keep]
+                            for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
                          "decided_by": decided[keep]})
     ea, eb = exact["a"].to_numpy(np.int64), exact["b"].to_numpy(np.int64)
     ve = align_pairs(space.fp.thumbs, ea, eb, max_shift=0, trim=p.trim, pooled=space.pooled)
@@ -279,7 +282,8 @@ def _pairs_between(space: _Space, ia, ib, within: bool, p: DuplicateParams, prog
                              "exact_bytes": exact["exact_bytes"].to_numpy(bool),
                              "exact_pixels": exact["exact_pixels"].to_numpy(bool),
                              **{k: ve[k] for k in THUMB_EVIDENCE},
-                             **{k: np.full(len(ea), np.nan) for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
+                             **{k: np.full(len(ea), np.nan)
+                                for k in (*KEYPOINT_COLUMNS, *TILE_EVIDENCE, *OVERLAY_COLUMNS)},
                              "decided_by": "exact"})
     out = pd.concat([exact_df, near], ignore_index=True)
     out["flipped"] = out["flipped"].astype(bool)
