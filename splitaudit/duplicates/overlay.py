@@ -42,7 +42,8 @@ import numpy as np
 from .._optional import require
 from .._parallel import thread_map
 from .candidates import rank_in_group
-from .verify import best_alignment
+from .residual import gain_offset
+from .verify import best_alignment, score_from_rms
 
 __all__ = ["OVERLAY_COLUMNS", "OVERLAY_NEIGHBOURS", "overlay_candidates", "verify_overlay"]
 
@@ -208,8 +209,7 @@ def _overlay_batch(thumbs, a, b, out, rows) -> None:
     has_box = area > 0
     passed = (has_box & (area >= MIN_AREA) & (area <= MAX_AREA) & (detail >= MIN_DETAIL_OUTSIDE)
               & (gain >= 0.2) & (gain <= 5.0) & (contrast >= MIN_CONTRAST) & (grey <= MAX_RELATIVE * contrast))
-    z = np.clip((grey - OVERLAY_MID) / OVERLAY_SCALE, -50, 50)
-    out["score"][rows] = np.where(passed, 1.0 / (1.0 + np.exp(z)), 0.0)
+    out["score"][rows] = np.where(passed, score_from_rms(grey, OVERLAY_MID, OVERLAY_SCALE), 0.0)
     out["overlay_area"][rows] = np.where(has_box, area, np.nan)
     out["overlay_grey"][rows] = np.where(has_box, grey, np.nan)
 
@@ -220,20 +220,11 @@ def _robust_residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     w = np.ones_like(x, bool)
     keep = int(round(x.shape[1] * _KEEP))
     for _ in range(4):
-        gain, offset = _line(x, y, w)
+        gain, offset = gain_offset(x, y, w)
         resid = np.abs(y - gain[:, None] * x - offset[:, None])
         cut = np.partition(resid, keep - 1, axis=1)[:, keep - 1]
         w = resid <= cut[:, None]
     return resid, gain
-
-
-def _line(x, y, w):
-    n = np.maximum(w.sum(1), 1)
-    mx, my = (x * w).sum(1) / n, (y * w).sum(1) / n
-    dx = np.where(w, x - mx[:, None], 0.0)
-    var = (dx * dx).sum(1)
-    gain = np.where(var > 0, (dx * (y - my[:, None])).sum(1) / np.where(var > 0, var, 1.0), 0.0)
-    return gain, my - gain * mx
 
 
 def _neighbours(mask: np.ndarray) -> np.ndarray:

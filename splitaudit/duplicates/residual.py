@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["aligned_residual", "RESIDUAL_MIN_INLIERS"]
+__all__ = ["aligned_residual", "gain_offset", "RESIDUAL_MIN_INLIERS"]
 
 RESIDUAL_MIN_INLIERS = 5
 """Fits with fewer inliers get no aligned residual: even doubled they reach
@@ -96,9 +96,10 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     y = thumbs[a].reshape(len(a), -1).astype(np.float64)
     count = inside.sum(1)
     n_keep = np.maximum(2, np.round(count * (1 - trim)).astype(np.int64))
-    gain, offset = _lines(x, y, inside)
+    gain, offset = gain_offset(x, y, inside)
     for _ in range(_REFITS):  # refit on the pixels that agree best: a caption must not set the gain
-        gain, offset = _lines(x, y, _best(np.abs(y - gain[:, None] * x - offset[:, None]), inside, n_keep))
+        agree = _best(np.abs(y - gain[:, None] * x - offset[:, None]), inside, n_keep)
+        gain, offset = gain_offset(x, y, agree)
     flat = (gain < 0.2) | (gain > 5.0)  # an inverted or flattened picture is not the same picture:
     if flat.any():  # its residual is measured at the nearest gain allowed
         gain = np.clip(gain, 0.2, 5.0)
@@ -124,7 +125,7 @@ def _best(resid: np.ndarray, inside: np.ndarray, n_keep: np.ndarray) -> np.ndarr
     return inside & (r <= cut)
 
 
-def _lines(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gain_offset(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row least squares ``y ~ gain * x + offset`` over the pixels ``w`` (closed form;
     a flat ``x`` gets gain 0)."""
     w = w.astype(np.float64)
