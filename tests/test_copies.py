@@ -320,6 +320,37 @@ def test_an_opaque_caption_does_not_set_the_gain_of_the_aligned_residual():
     assert grey[1] > 8.0, grey
 
 
+@pytest.mark.parametrize("keep", [0.72, 0.8])
+def test_a_centre_crop_is_compared_at_one_resolution(monkeypatch, keep):
+    """Magnified onto a centre crop, the original's thumbnail is the blurrier one: blurring the
+    crop's to match lowers the residual at the true transform, a different picture stays far;
+    under ``MATCH_FROM`` (a 90 % crop, 1.11x) nothing changes."""
+    from splitaudit.duplicates import residual
+    from splitaudit.fingerprints.local import LocalFeatures
+
+    side = 320
+    original, other = scene(7, side, side), scene(107, side, side)
+    thumbs = []
+    for k in (keep, 0.9):
+        m = round(side * (1 - k) / 2)
+        thumbs += [_thumb_of(original.crop((m, m, side - m, side - m))), _thumb_of(other.crop((m, m, side - m, side - m)))]
+    thumbs = np.stack(thumbs + [_thumb_of(original)])
+    size = np.array([128, 128], np.float32)
+    local = LocalFeatures.from_parts([(np.zeros((0, 2), np.float32), size, np.zeros((0, 32), np.uint8))] * 5)
+    mats = []
+    for k in (keep, keep, 0.9, 0.9):
+        m = round(side * (1 - k) / 2)
+        s = (side - 2 * m) / side
+        mats.append([[s, 0, 128 * m / side], [0, s, 128 * m / side]])
+    a, b, mats = np.arange(4), np.full(4, 4), np.array(mats)
+    _, matched = residual.aligned_residual(thumbs, local, a, b, mats)
+    monkeypatch.setattr(residual, "MATCH_FROM", np.inf)
+    _, plain = residual.aligned_residual(thumbs, local, a, b, mats)
+    assert matched[0] < 0.7 * plain[0] and matched[0] < 1.0, (matched, plain)
+    assert matched[1] > 8.0 and plain[1] > 8.0
+    np.testing.assert_array_equal(matched[2:], plain[2:])
+
+
 @pytest.mark.parametrize("side, has_keypoints", [(28, False), (31, False), (32, True), (40, True)])
 def test_small_images_get_keypoints_from_32_px(side, has_keypoints):
     """Images from 32 px on the short side get keypoints (a copy downscaled to 32-47 px keeps its
@@ -367,8 +398,10 @@ def test_keypoints_are_stored_in_spread_order():
 
 
 def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refits=3):
-    """Reference for one pair: OpenCV's warp, then the same trimmed gain/offset refits."""
+    """Reference for one pair: OpenCV's blur and warp, then the same trimmed gain/offset refits."""
     import cv2
+
+    from splitaudit.duplicates import residual
 
     side = thumb_a.shape[0]
 
@@ -377,8 +410,16 @@ def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refit
         return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
     thumb_map = (to_thumb(size_b) @ np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(to_thumb(size_a)))[:2]
+    thumb_a, thumb_b = thumb_a.astype(np.float32), thumb_b.astype(np.float32)
+    step = np.sqrt(abs(np.linalg.det(thumb_map[:, :2])))  # the sharper thumbnail is blurred to match
+    if step <= 1 / residual.MATCH_FROM:
+        thumb_a = cv2.GaussianBlur(thumb_a, (5, 5), residual.MATCH_SIGMA * np.sqrt(1 / step ** 2 - 1),
+                                   borderType=cv2.BORDER_REPLICATE)
+    elif step >= residual.MATCH_FROM:
+        thumb_b = cv2.GaussianBlur(thumb_b, (5, 5), residual.MATCH_SIGMA * np.sqrt(step ** 2 - 1),
+                                   borderType=cv2.BORDER_REPLICATE)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(thumb_b.astype(np.float32), thumb_map, (side, side), flags=flags)
+    warped = cv2.warpAffine(thumb_b, thumb_map, (side, side), flags=flags)
     inside = cv2.warpAffine(np.ones((side, side), np.float32), thumb_map, (side, side), flags=flags) > 0.999
     x, y = warped[inside].astype(np.float64), thumb_a[inside].astype(np.float64)
     keep = max(2, int(round(len(x) * (1 - trim))))
@@ -394,8 +435,9 @@ def _residual_one_pair(thumb_a, thumb_b, size_a, size_b, matrix, trim=0.2, refit
 
 
 def test_batched_aligned_residual_matches_a_per_pair_warp(copies):
-    """The batched numpy warp agrees with OpenCV's per-pair warpAffine (fixed-point weights:
-    within a few tenths of a grey level) on shifts, scales and rotations of real fixture pairs."""
+    """The batched numpy blur and warp agree with OpenCV's per-pair GaussianBlur and warpAffine
+    (fixed-point weights: within a few tenths of a grey level) on shifts, scales (some past
+    ``MATCH_FROM`` either way) and rotations of real fixture pairs."""
     from splitaudit.duplicates import residual
 
     _, fps = copies[0], copies[1]
@@ -405,7 +447,7 @@ def test_batched_aligned_residual_matches_a_per_pair_warp(copies):
     b[:4] = a[:4]  # an image against itself moved: the low residuals a copy gets
     mats = []
     for _ in range(12):
-        s, t = rng.uniform(0.8, 1.25), np.radians(rng.uniform(-8, 8))
+        s, t = rng.uniform(0.7, 1.4), np.radians(rng.uniform(-8, 8))
         mats.append([[s * np.cos(t), -s * np.sin(t), rng.uniform(-20, 20)],
                      [s * np.sin(t), s * np.cos(t), rng.uniform(-20, 20)]])
     mats = np.array(mats)

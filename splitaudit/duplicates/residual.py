@@ -4,7 +4,8 @@
 transform :mod:`.keypoints` fitted, fits an intensity gain and offset robustly (refitted on the
 pixels that agree best, so a caption or logo does not set them) and takes the trimmed RMS of what
 is left, in grey levels and over the image's contrast. A copy, a crop or a neighbouring tile agrees
-on its overlap; the same objects moved over another background do not. Pairs are handled in
+on its overlap; the same objects moved over another background do not. A fit that magnifies
+(a centre crop) compares the two at one resolution (:data:`MATCH_FROM`). Pairs are handled in
 batches of :data:`_BATCH`, all in numpy.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["aligned_residual", "gain_offset", "RESIDUAL_MIN_INLIERS"]
+__all__ = ["aligned_residual", "gain_offset", "RESIDUAL_MIN_INLIERS", "MATCH_FROM", "MATCH_SIGMA"]
 
 RESIDUAL_MIN_INLIERS = 5
 """Fits with fewer inliers get no aligned residual: even doubled they reach
@@ -29,8 +30,10 @@ def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, ma
     """Trimmed RMS of ``a``'s thumbnail against ``b``'s warped onto it by ``matrix``: over
     ``a``'s SD, and in grey levels.
 
-    The keypoint transform is moved to thumbnail coordinates, ``b``'s 32x32
-    thumbnail is resampled onto ``a``'s frame, an intensity gain and offset
+    The keypoint transform is moved to thumbnail coordinates; where it
+    magnifies or shrinks by :data:`MATCH_FROM` or more, the sharper thumbnail
+    is blurred to the other's resolution; ``b``'s 32x32 thumbnail is
+    resampled onto ``a``'s frame, an intensity gain and offset
     are fitted on the pixels both frames cover, then refitted :data:`_REFITS`
     times on the ``1 - trim`` share that agrees best, so an opaque caption
     does not set the gain (a 14 %-area caption on a Fashion-MNIST copy
@@ -57,6 +60,17 @@ def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, ma
     return out, grey
 
 
+MATCH_FROM = 1.2
+"""Magnification from which :func:`aligned_residual` compares the two thumbnails at one resolution.
+Where a fit magnifies ``b`` onto ``a`` by ``m`` (a centre crop of 70-90 %: 1.1-1.4x), ``b``'s
+thumbnail holds ``1/m`` of the detail per pixel that ``a``'s does, so textured photos differed by
+8-9 grey levels at the true transform; ``a``'s thumbnail is then blurred by a Gaussian of
+:data:`MATCH_SIGMA` ``* sqrt(m**2 - 1)`` pixels (and ``b``'s, where the fit shrinks it). Under
+1.2x nothing is blurred: on the planted sets of ``benchmarks/results_copies.md`` every copy it
+found was magnified 1.29-1.42x, while the look-alikes it let through with no such limit were
+magnified 1.10 and 1.18x."""
+MATCH_SIGMA = 0.7
+"""Gaussian sigma per unit of ``sqrt(m**2 - 1)`` (a box-filtered thumbnail pixel is ~0.5 px of blur)."""
 _BATCH = 32
 """Fitted pairs warped and compared at once in :func:`aligned_residual`: small enough that the
 (batch, 1024) float64 temporaries stay in cache (each row is computed on its own, so the values do
@@ -88,12 +102,21 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     x0 = np.clip(np.floor(sx), 0, side - 2).astype(np.int64)
     y0 = np.clip(np.floor(sy), 0, side - 2).astype(np.int64)
     fx, fy = np.clip(sx - x0, 0, 1), np.clip(sy - y0, 0, 1)
-    tb = thumbs[b].reshape(len(b), -1).astype(np.float64)
+    tb = thumbs[b].astype(np.float64)
+    ya = thumbs[a].astype(np.float64)
+    # one resolution for both (MATCH_FROM): where the fit magnifies b onto a, b's thumbnail is the
+    # blurrier one (a centre crop); where it shrinks b, b's is the sharper one
+    step = np.sqrt(np.abs(maps[:, 0, 0] * maps[:, 1, 1] - maps[:, 0, 1] * maps[:, 1, 0]))  # b px per a px
+    up = np.where(step <= 1.0 / MATCH_FROM, 1.0 / np.maximum(step, 1e-6), 1.0)
+    down = np.where(step >= MATCH_FROM, step, 1.0)
+    ya = _blur_rows(ya, MATCH_SIGMA * np.sqrt(up ** 2 - 1.0))
+    tb = _blur_rows(tb, MATCH_SIGMA * np.sqrt(down ** 2 - 1.0))
+    tb = tb.reshape(len(b), -1)
     at = np.take_along_axis
     base = y0 * side + x0
     x = ((1 - fy) * ((1 - fx) * at(tb, base, 1) + fx * at(tb, base + 1, 1))
          + fy * ((1 - fx) * at(tb, base + side, 1) + fx * at(tb, base + side + 1, 1)))
-    y = thumbs[a].reshape(len(a), -1).astype(np.float64)
+    y = ya.reshape(len(a), -1)
     count = inside.sum(1)
     n_keep = np.maximum(2, np.round(count * (1 - trim)).astype(np.int64))
     gain, offset = gain_offset(x, y, inside)
@@ -116,6 +139,25 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     small = count < 64
     grey[small], rel[small] = np.nan, np.nan
     return rel, grey
+
+
+def _blur_rows(images: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Each (h, w) image of ``images`` blurred by its own Gaussian ``sigma`` (pixels; 0: as is),
+    separable, 5 taps, edges repeated."""
+    sigma = np.asarray(sigma, np.float64)
+    rows = np.flatnonzero(sigma > 0.05)
+    if not len(rows):
+        return images
+    taps = np.arange(-2, 3, dtype=np.float64)
+    k = np.exp(-0.5 * (taps[None, :] / sigma[rows, None]) ** 2)
+    k /= k.sum(1, keepdims=True)
+    out = images.copy()
+    x = np.pad(images[rows], ((0, 0), (2, 2), (0, 0)), mode="edge")
+    h, w = images.shape[1:]
+    x = sum(k[:, t, None, None] * x[:, t:t + h, :] for t in range(5))
+    x = np.pad(x, ((0, 0), (0, 0), (2, 2)), mode="edge")
+    out[rows] = sum(k[:, t, None, None] * x[:, :, t:t + w] for t in range(5))
+    return out
 
 
 def _best(resid: np.ndarray, inside: np.ndarray, n_keep: np.ndarray) -> np.ndarray:
