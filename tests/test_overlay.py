@@ -191,3 +191,30 @@ def test_the_inverted_file_probing_every_cell_finds_the_exact_neighbours(monkeyp
     nearest = dict(zip(*map(np.ndarray.tolist, overlay_candidates((sym, anti), everything[:40], everything[40:],
                                                                    False, k=1))))
     assert nearest == {i: 40 + i for i in range(40)}  # the noisy mirror is each picture's nearest
+
+
+def _thumb32(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("L").resize((32, 32), Image.Resampling.BOX), np.float32)
+
+
+def test_a_caption_does_not_pick_the_alignment():
+    """The whole-frame correlation can put a captioned copy a pixel off its original (the caption
+    weighs in it); the overlay test then keeps no shift, which leaves the smaller robust residual.
+    A copy that really is a pixel off keeps its shift."""
+    from splitaudit.duplicates.overlay import _alignment
+    from splitaudit.duplicates.verify import best_alignment
+
+    pulled = 0
+    for seed in range(40):
+        original = smooth_scene(seed)
+        ta, tb = _thumb32(caption_then_shrink(original, seed))[None], _thumb32(original)[None]
+        _, dy, dx, _, _ = best_alignment(ta, tb, 1, 0.05)
+        if dy[0] or dx[0]:
+            pulled += 1
+            shift = _alignment(ta, tb)
+            assert (int(shift[0][0]), int(shift[1][0])) == (0, 0), seed
+    assert pulled >= 3  # the case this guards against occurs in these fixtures
+    big = np.asarray(scene(3, 34, 34).convert("L"), np.float32)
+    ta, tb = big[1:33, 1:33][None], big[0:32, 1:33][None]  # tb is ta moved down by a pixel
+    shift = _alignment(ta, tb)
+    assert (int(shift[0][0]), int(shift[1][0])) == (1, 0)

@@ -12,7 +12,8 @@ So each image's :data:`OVERLAY_NEIGHBOURS` nearest thumbnails (as is or mirrored
 
 0. a screen on the 16x16 vectors: after a robust gain/offset fit, 70 % of the pixels must agree to
    :data:`SCREEN_SD` of the picture's standard deviation (most look-alikes fail here, cheaply);
-1. at the thumbnail alignment of :func:`~.verify.best_alignment` (32 px, +-1 px, the mirror), an
+1. at the thumbnail alignment of :func:`~.verify.best_alignment` (32 px, +-1 px, the mirror; or no
+   shift, where that leaves a smaller robust residual: a caption must not pick the shift), an
    intensity gain and offset are fitted on the :data:`_KEEP` share of pixels that agree best
    (refitted three times, as :mod:`.residual` does), and the trimmed RMS of what is left is taken;
 2. the pixels that still disagree by more than ``max(OUTLIER_FACTOR x that RMS, OUTLIER_GREY)``,
@@ -189,14 +190,8 @@ def _overlay_batch(thumbs, a, b, out, rows) -> None:
     ta = thumbs[a].astype(np.float32)
     tb = thumbs[b].astype(np.float32)
     tb[flip] = tb[flip, :, ::-1]
-    _, dy, dx, _, _ = best_alignment(ta, tb, 1, 0.05)
-    p, side = len(a), ta.shape[1]
-    inner = side - 2
-    pick = np.arange(p)
-    iy = (1 + dy)[:, None] + np.arange(inner)[None, :]
-    ix = (1 + dx)[:, None] + np.arange(inner)[None, :]
-    x = tb[pick[:, None, None], iy[:, :, None], ix[:, None, :]].reshape(p, -1).astype(np.float64)
-    y = ta[:, 1:-1, 1:-1].reshape(p, -1).astype(np.float64)
+    p, inner = len(a), ta.shape[1] - 2
+    x, y = _inner(ta, tb, *_alignment(ta, tb))
     resid, gain = _robust_residual(x, y)
     keep = int(round(resid.shape[1] * _KEEP))
     trimmed = np.sqrt(np.mean(np.partition(resid, keep - 1, axis=1)[:, :keep] ** 2, axis=1))
@@ -212,6 +207,49 @@ def _overlay_batch(thumbs, a, b, out, rows) -> None:
     out["score"][rows] = np.where(passed, score_from_rms(grey, OVERLAY_MID, OVERLAY_SCALE), 0.0)
     out["overlay_area"][rows] = np.where(has_box, area, np.nan)
     out["overlay_grey"][rows] = np.where(has_box, grey, np.nan)
+
+
+def _alignment(ta: np.ndarray, tb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift ``(dy, dx)`` of each ``tb`` under ``ta`` (float32 (p, 32, 32)): the best correlation's
+    of :func:`~.verify.best_alignment` (+-1 px), unless no shift leaves a smaller robust residual
+    (:func:`_trimmed_rms`). A caption takes a large share of the whole-frame correlation and can
+    pull it a pixel off; the garment or scene it covers then disagrees along every outline, and
+    the box spreads over it (a 57-px sneaker under an 18 % caption: 0.58 of the frame at the
+    correlation's shift, 0.33 unshifted)."""
+    _, dy, dx, _, _ = best_alignment(ta, tb, 1, 0.05)
+    dy, dx = dy.astype(np.int64), dx.astype(np.int64)
+    moved = np.flatnonzero((dy != 0) | (dx != 0))
+    if len(moved):
+        zero = np.zeros(len(moved), np.int64)
+        back = _trimmed_rms(ta[moved], tb[moved], zero, zero) <= _trimmed_rms(ta[moved], tb[moved], dy[moved],
+                                                                                 dx[moved])
+        dy[moved[back]], dx[moved[back]] = 0, 0
+    return dy, dx
+
+
+def _inner(ta: np.ndarray, tb: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, (p, (s - 2)**2) float64: ``tb``'s inner square moved by ``(dy, dx)`` (+-1 px) and
+    ``ta``'s, for (p, s, s) thumbnails."""
+    p, inner = len(ta), ta.shape[1] - 2
+    iy = (1 + dy)[:, None] + np.arange(inner)[None, :]
+    ix = (1 + dx)[:, None] + np.arange(inner)[None, :]
+    x = tb[np.arange(p)[:, None, None], iy[:, :, None], ix[:, None, :]].reshape(p, -1).astype(np.float64)
+    return x, ta[:, 1:-1, 1:-1].reshape(p, -1).astype(np.float64)
+
+
+def _trimmed_rms(ta: np.ndarray, tb: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """RMS of the :data:`_KEEP` share of the inner 30x30 pixels that agree best once ``tb``, moved
+    by ``(dy, dx)``, is fitted to ``ta`` by a gain and offset (fitted on all pixels, then refitted
+    on that share)."""
+    x, y = _inner(ta, tb, dy, dx)
+    keep = int(round(x.shape[1] * _KEEP))
+    gain, offset = gain_offset(x, y, np.ones_like(x, bool))
+    for refit in (True, False):
+        resid = np.abs(y - gain[:, None] * x - offset[:, None])
+        if refit:
+            cut = np.partition(resid, keep - 1, axis=1)[:, keep - 1]
+            gain, offset = gain_offset(x, y, resid <= cut[:, None])
+    return np.sqrt((np.partition(resid, keep - 1, axis=1)[:, :keep] ** 2).mean(1))
 
 
 def _robust_residual(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
