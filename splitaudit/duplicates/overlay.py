@@ -210,8 +210,8 @@ def _overlay_batch(thumbs, a, b, out, rows) -> None:
 
 
 def _alignment(ta: np.ndarray, tb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shift ``(dy, dx)`` of each ``tb`` under ``ta`` (float32 (p, 32, 32)): the best correlation's
-    of :func:`~.verify.best_alignment` (+-1 px), unless no shift leaves a smaller robust residual
+    """Shift ``(dy, dx)`` of each ``tb`` under ``ta`` (float32 (p, 32, 32)): the one of the best
+    correlation (:func:`~.verify.best_alignment`, +-1 px), unless no shift leaves a smaller robust residual
     (:func:`_trimmed_rms`). A caption takes a large share of the whole-frame correlation and can
     pull it a pixel off; the garment or scene it covers then disagrees along every outline, and
     the box spreads over it (a 57-px sneaker under an 18 % caption: 0.58 of the frame at the
