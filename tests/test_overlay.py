@@ -218,3 +218,94 @@ def test_a_caption_does_not_pick_the_alignment():
     ta, tb = big[1:33, 1:33][None], big[0:32, 1:33][None]  # tb is ta moved down by a pixel
     shift = _alignment(ta, tb)
     assert (int(shift[0][0]), int(shift[1][0])) == (1, 0)
+
+
+def _garment(seed: int, lines: int | None = None) -> Image.Image:
+    """A sharp-edged garment-like shape with strokes on a black 96-px frame; ``lines`` draws other
+    strokes on the same shape (the same object, another photo)."""
+    rng = np.random.default_rng(seed)
+    strokes = rng if lines is None else np.random.default_rng(lines)
+    img = Image.new("L", (96, 96), 0)
+    draw = ImageDraw.Draw(img)
+    draw.polygon([(float(x), float(y)) for x, y in rng.uniform(12, 84, (6, 2))], fill=int(rng.integers(120, 220)))
+    draw.ellipse([30, 30, 60, 70], outline=int(rng.integers(30, 90)), width=3)
+    for _ in range(4):
+        x0, y0, x1, y1 = strokes.uniform(16, 80, 4)
+        draw.line([x0, y0, x1, y1], fill=int(strokes.integers(0, 256)), width=2)
+    return img
+
+
+def _caption_to_small(im: Image.Image, seed: int) -> Image.Image:
+    """A caption of 6-14 % of the frame, then shrunk to 29-41 px (no keypoints; the resize
+    rounds the frame to whole pixels)."""
+    rng = np.random.default_rng(seed + 1000)
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    h, w = int(96 * rng.uniform(0.1, 0.16)), int(96 * rng.uniform(0.6, 0.9))
+    x0, y0 = int(rng.integers(0, 96 - w)), int(rng.integers(0, 96 - h))
+    draw.rectangle([x0, y0, x0 + w, y0 + h], fill=255 if seed % 2 else 0)
+    draw.text((x0 + 2, y0 + 1), "SALE copy", fill=0 if seed % 2 else 255)
+    side = int(rng.integers(29, 42))
+    return out.resize((side, side), Image.Resampling.LANCZOS)
+
+
+def test_small_shrunk_copies_are_compared_blurred(tmp_path):
+    """A 96-px garment captioned and saved at 29-41 px: the resize moves its outlines by a
+    fraction of a thumbnail pixel, which the overlay test read as disagreement outside the
+    caption. Where one image is small and resized from the other, both thumbnails are blurred
+    by half a pixel: most copies pass, the same garment with other strokes still does not, and
+    pairs of one size are compared as before."""
+    for side in ("train", "val"):
+        (tmp_path / side / "x").mkdir(parents=True)
+    n = 16
+    for i in range(n):
+        original = _garment(i)
+        original.save(tmp_path / "train" / "x" / f"o{i:02d}.png")
+        _caption_to_small(original, i).save(tmp_path / "val" / "x" / f"c{i:02d}.jpg", quality=90)
+        _caption_to_small(_garment(i, lines=900 + i), i).save(tmp_path / "val" / "x" / f"l{i:02d}.jpg", quality=90)
+    split = ImageSplit.from_folder(tmp_path)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    where = {p.split("/")[-1]: k for k, p in enumerate(split.images["path"].astype(str))}
+    copies = np.array([where[f"c{i:02d}.jpg"] for i in range(n)])
+    looks = np.array([where[f"l{i:02d}.jpg"] for i in range(n)])
+    originals = np.array([where[f"o{i:02d}.png"] for i in range(n)])
+    pooled = _pooled(fps.thumbs)
+    sides = np.fmin(fps.table["width"].to_numpy(float), fps.table["height"].to_numpy(float))
+    plain = verify_overlay(fps.thumbs, pooled, copies, originals)
+    blurred = verify_overlay(fps.thumbs, pooled, copies, originals, sides=sides)
+    assert (blurred["score"] >= 0.5).sum() >= max(10, (plain["score"] >= 0.5).sum() + 4)
+    both = np.isfinite(plain["overlay_grey"]) & np.isfinite(blurred["overlay_grey"])
+    assert np.median(blurred["overlay_grey"][both]) < np.median(plain["overlay_grey"][both])
+    look = verify_overlay(fps.thumbs, pooled, looks, originals, sides=sides)
+    assert (look["score"] < 0.5).all()
+    # one size (no resize between the two): as without sides
+    same = verify_overlay(fps.thumbs, pooled, copies, originals, sides=np.full(len(sides), 40.0))
+    for name in plain:
+        assert np.array_equal(same[name], plain[name], equal_nan=True), name
+
+
+def test_overlay_candidates_rank_a_captioned_copys_original_by_what_lies_outside_the_caption():
+    """A wide caption weighs in the thumbnails' correlation: other pictures under the same caption
+    correlate better with the copy than its own original does. Among the shortlist, the original
+    agrees best outside the caption's pixels, so it is kept; without ``pooled`` (plain
+    correlation) it is not."""
+    band = (slice(5, 11), slice(1, 31))  # a white caption of 18 % of the frame
+    original = np.asarray(smooth_scene(950).convert("L").resize((32, 32), Image.Resampling.BOX), np.uint8)
+    copy = original.copy()
+    copy[band] = 255
+    others = []
+    for i in range(8):
+        other = np.asarray(smooth_scene(960 + i).convert("L").resize((32, 32), Image.Resampling.BOX), np.uint8)
+        other = other.copy()
+        other[band] = 255
+        others.append(other)
+    thumbs = np.stack([copy, original, *others])
+    pooled = _pooled(thumbs)
+    sym, anti = mirror_project(thumb_vectors(thumbs), 64)
+    train = np.arange(1, len(thumbs))
+    _, plain = overlay_candidates((sym, anti), np.array([0]), train, False, k=3)
+    assert 1 not in plain.tolist()  # the case this guards against: the caption picks the neighbours
+    _, ranked = overlay_candidates((sym, anti), np.array([0]), train, False, k=3, pooled=pooled)
+    assert len(ranked) == 3 and 1 in ranked.tolist()
+    _, first = overlay_candidates((sym, anti), np.array([0]), train, False, k=1, pooled=pooled)
+    assert first.tolist() == [1]

@@ -127,7 +127,8 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
             a, b = prefilter(space.pooled, space.std, a, b, min(p.min_corr, GEO_MIN_CORR), np.inf)
         else:
             a, b = prefilter(space.pooled, space.std, a, b, p.min_corr, max_rms(p))
-    oa, ob = overlay_candidates(space.coords, ia, ib, within, jobs=p.jobs) if p.overlay else (a[:0], b[:0])
+    oa, ob = (overlay_candidates(space.coords, ia, ib, within, jobs=p.jobs, pooled=space.pooled) if p.overlay
+              else (a[:0], b[:0]))
     oa, ob = unique_pairs([oa], [ob], within)
     local = space.local if p.keypoints else None
     if local is None:
@@ -217,7 +218,9 @@ def _verify(space: _Space, a, b, keypoint_only, voted, shifted, overlaid, p: Dup
     kp.update({name: np.full(len(a), np.nan) for name in OVERLAY_COLUMNS})
     unsure = np.flatnonzero(overlaid & (score < p.min_score))
     if len(unsure):  # a caption or logo over a copy: the thumbnails agree but inside one box
-        o = verify_overlay(space.fp.thumbs, space.pooled, a[unsure], b[unsure], jobs=p.jobs)
+        table = space.fp.table
+        sides = np.fmin(table["width"].to_numpy(np.float64), table["height"].to_numpy(np.float64))
+        o = verify_overlay(space.fp.thumbs, space.pooled, a[unsure], b[unsure], sides=sides, jobs=p.jobs)
         for name in OVERLAY_COLUMNS:
             kp[name][unsure] = o[name]
         hit = o["score"] > score[unsure]
@@ -414,8 +417,9 @@ def find_duplicates(
         Also search train–train and val–val (needed for ``expected`` and
         full clusters).
     overlay : bool, default True
-        Compare each image with its :data:`~.overlay.OVERLAY_NEIGHBOURS` nearest thumbnails (no
-        correlation gate) for a copy under a caption, logo or watermark
+        Compare each image with :data:`~.overlay.OVERLAY_NEIGHBOURS` of its
+        :data:`~.overlay.OVERLAY_SHORTLIST` nearest thumbnails (no correlation gate; those that
+        agree best outside their worst pixels) for a copy under a caption, logo or watermark
         (:mod:`~splitaudit.duplicates.overlay`, ``decided_by="overlay"``).
     geometric : bool, default False
         Opt-in second verifier for crops, shifts, rotations and overlays:
