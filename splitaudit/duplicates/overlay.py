@@ -49,7 +49,7 @@ import numpy as np
 from .._optional import require
 from .._parallel import thread_map
 from .candidates import rank_in_group
-from .residual import MATCH_FROM, _blur_rows, gain_offset
+from .residual import MATCH_FROM, blur_rows, gain_offset
 from .verify import best_alignment, score_from_rms
 
 __all__ = ["OVERLAY_COLUMNS", "OVERLAY_NEIGHBOURS", "overlay_candidates", "verify_overlay"]
@@ -116,8 +116,8 @@ def overlay_candidates(coords: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib
     With ``pooled`` (the (2, N, 256) 16x16 vectors as is and mirrored), the ``shortlist`` nearest
     are taken instead and the ``k`` of them that agree best outside their worst pixels are kept
     (:func:`_robust_spread`): a caption weighs in the correlation, so a captioned copy's
-    original is often not among its 3 nearest by correlation (ranked 6th to 40th for most of the
-    missed captioned 30-60-px garments of the planted Fashion-MNIST set) but is by the robust residual.
+    original is often not among its 3 nearest by correlation (ranked 6th to 100th for the missed
+    captioned 30-60-px garments of the planted Fashion-MNIST set) but is by the robust residual.
     One faiss inner-product search per orientation (the mirror negates ``anti``): exact under
     :data:`_IVF_FROM` rows, an inverted file above (:func:`_inner_index`), on ``jobs`` threads
     over query blocks; results do not depend on ``jobs``."""
@@ -159,7 +159,7 @@ def overlay_candidates(coords: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib
         blocks = [slice(s, s + _SCREEN_BATCH) for s in range(0, len(a), _SCREEN_BATCH)]
 
         def one(sl):
-            spread[sl] = _robust_spread(pooled, a[sl], b[sl])[0]
+            spread[sl] = _robust_spread(pooled, a[sl], b[sl])
 
         thread_map(one, blocks, jobs)
         keep = rank_in_group(a, spread) < k
@@ -168,11 +168,10 @@ def overlay_candidates(coords: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib
     return a[keep], b[keep]
 
 
-def _robust_spread(pooled: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(spread, flipped)``: the screen's measure, cheaper, to rank candidates (float32, the gain
-    and offset refitted once, not three times; 3x faster): the 70th percentile of the 16x16
-    residual of each pair, in standard deviations of the picture, at the orientation that
-    correlates better (``flipped``: mirrored)."""
+def _robust_spread(pooled: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The screen's measure, cheaper, to rank candidates (float32, the gain and offset refitted
+    once, not three times; 3x faster): the 70th percentile of the 16x16 residual of each pair, in
+    standard deviations of the picture, at the orientation that correlates better."""
     va = pooled[0][a]
     plain, mirrored = pooled[0][b], pooled[1][b]
     flip = np.einsum("ij,ij->i", mirrored, va) > np.einsum("ij,ij->i", plain, va)
@@ -190,7 +189,7 @@ def _robust_spread(pooled: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np
         resid = np.abs(va - gain[:, None] * vb - (my - gain * mx)[:, None])
         if refit:
             weight = (resid <= np.partition(resid, keep - 1, axis=1)[:, keep - 1:keep]).astype(np.float32)
-    return np.partition(resid, _SCREEN_AT, axis=1)[:, _SCREEN_AT] * np.float32(np.sqrt(vb.shape[1])), flip
+    return np.partition(resid, _SCREEN_AT, axis=1)[:, _SCREEN_AT] * np.float32(np.sqrt(vb.shape[1]))
 
 
 _IVF_FROM = 20_000
@@ -263,8 +262,8 @@ def _overlay_batch(thumbs, a, b, out, rows, blur) -> None:
     """The full test of the module docstring for the pairs ``rows`` of ``out``, both thumbnails
     of each pair blurred by its ``blur`` (sigma, pixels; 0: as is)."""
     flip = out["flipped"][rows]
-    ta = _blur_rows(thumbs[a].astype(np.float32), blur)
-    tb = _blur_rows(thumbs[b].astype(np.float32), blur)
+    ta = blur_rows(thumbs[a].astype(np.float32), blur)
+    tb = blur_rows(thumbs[b].astype(np.float32), blur)
     tb[flip] = tb[flip, :, ::-1]
     p, inner = len(a), ta.shape[1] - 2
     x, y = _inner(ta, tb, *_alignment(ta, tb))

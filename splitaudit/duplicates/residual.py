@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["aligned_residual", "gain_offset", "RESIDUAL_MIN_INLIERS", "MATCH_FROM", "MATCH_SIGMA"]
+__all__ = ["aligned_residual", "blur_rows", "gain_offset", "RESIDUAL_MIN_INLIERS", "MATCH_FROM", "MATCH_SIGMA"]
 
 RESIDUAL_MIN_INLIERS = 5
 """Fits with fewer inliers get no aligned residual: even doubled they reach
@@ -109,8 +109,8 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     step = np.sqrt(np.abs(maps[:, 0, 0] * maps[:, 1, 1] - maps[:, 0, 1] * maps[:, 1, 0]))  # b px per a px
     up = np.where(step <= 1.0 / MATCH_FROM, 1.0 / np.maximum(step, 1e-6), 1.0)
     down = np.where(step >= MATCH_FROM, step, 1.0)
-    ya = _blur_rows(ya, MATCH_SIGMA * np.sqrt(up ** 2 - 1.0))
-    tb = _blur_rows(tb, MATCH_SIGMA * np.sqrt(down ** 2 - 1.0))
+    ya = blur_rows(ya, MATCH_SIGMA * np.sqrt(up ** 2 - 1.0))
+    tb = blur_rows(tb, MATCH_SIGMA * np.sqrt(down ** 2 - 1.0))
     tb = tb.reshape(len(b), -1)
     at = np.take_along_axis
     base = y0 * side + x0
@@ -141,7 +141,7 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     return rel, grey
 
 
-def _blur_rows(images: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def blur_rows(images: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Each (h, w) image of ``images`` blurred by its own Gaussian ``sigma`` (pixels; 0: as is),
     separable, 5 taps, edges repeated."""
     sigma = np.asarray(sigma, np.float64)
