@@ -14,7 +14,7 @@ from splitaudit.duplicates.overlay import overlay_candidates, verify_overlay
 from splitaudit.fingerprints import compute_fingerprints
 from splitaudit.search.mirror import mirror_project, thumb_vectors
 
-from .test_copies import check_resplit_keeps_pairs_together, scene
+from .test_copies import _thumb_of, check_resplit_keeps_pairs_together, scene
 from .test_duplicates import _pair_set, check_result_invariants
 
 
@@ -193,10 +193,6 @@ def test_the_inverted_file_probing_every_cell_finds_the_exact_neighbours(monkeyp
     assert nearest == {i: 40 + i for i in range(40)}  # the noisy mirror is each picture's nearest
 
 
-def _thumb32(im: Image.Image) -> np.ndarray:
-    return np.asarray(im.convert("L").resize((32, 32), Image.Resampling.BOX), np.float32)
-
-
 def test_a_caption_does_not_pick_the_alignment():
     """The whole-frame correlation can put a captioned copy a pixel off its original (the caption
     weighs in it); the overlay test then keeps no shift, which leaves the smaller robust residual.
@@ -207,7 +203,8 @@ def test_a_caption_does_not_pick_the_alignment():
     pulled = 0
     for seed in range(40):
         original = smooth_scene(seed)
-        ta, tb = _thumb32(caption_then_shrink(original, seed))[None], _thumb32(original)[None]
+        ta = _thumb_of(caption_then_shrink(original, seed)).astype(np.float32)[None]
+        tb = _thumb_of(original).astype(np.float32)[None]
         _, dy, dx, _, _ = best_alignment(ta, tb, 1, 0.05)
         if dy[0] or dx[0]:
             pulled += 1
@@ -290,13 +287,12 @@ def test_overlay_candidates_rank_a_captioned_copys_original_by_what_lies_outside
     agrees best outside the caption's pixels, so it is kept; without ``pooled`` (plain
     correlation) it is not."""
     band = (slice(5, 11), slice(1, 31))  # a white caption of 18 % of the frame
-    original = np.asarray(smooth_scene(950).convert("L").resize((32, 32), Image.Resampling.BOX), np.uint8)
+    original = _thumb_of(smooth_scene(950))
     copy = original.copy()
     copy[band] = 255
     others = []
     for i in range(8):
-        other = np.asarray(smooth_scene(960 + i).convert("L").resize((32, 32), Image.Resampling.BOX), np.uint8)
-        other = other.copy()
+        other = _thumb_of(smooth_scene(960 + i)).copy()
         other[band] = 255
         others.append(other)
     thumbs = np.stack([copy, original, *others])
