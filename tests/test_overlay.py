@@ -281,21 +281,24 @@ def test_small_shrunk_copies_are_compared_blurred(tmp_path):
         assert np.array_equal(same[name], plain[name], equal_nan=True), name
 
 
+def _captioned_among_others(band: tuple[slice, slice], seed: int, others: int) -> np.ndarray:
+    """32-px thumbnails: a picture under a white caption (``band``), its original, then ``others``
+    other pictures under the same caption."""
+    original = _thumb_of(smooth_scene(seed))
+    rows = [original.copy(), original]
+    for i in range(others):
+        rows.append(_thumb_of(smooth_scene(seed + 10 + i)).copy())
+    for k in (0, *range(2, len(rows))):
+        rows[k][band] = 255
+    return np.stack(rows)
+
+
 def test_overlay_candidates_rank_a_captioned_copys_original_by_what_lies_outside_the_caption():
     """A wide caption weighs in the thumbnails' correlation: other pictures under the same caption
     correlate better with the copy than its own original does. Among the shortlist, the original
     agrees best outside the caption's pixels, so it is kept; without ``pooled`` (plain
     correlation) it is not."""
-    band = (slice(5, 11), slice(1, 31))  # a white caption of 18 % of the frame
-    original = _thumb_of(smooth_scene(950))
-    copy = original.copy()
-    copy[band] = 255
-    others = []
-    for i in range(8):
-        other = _thumb_of(smooth_scene(960 + i)).copy()
-        other[band] = 255
-        others.append(other)
-    thumbs = np.stack([copy, original, *others])
+    thumbs = _captioned_among_others((slice(5, 11), slice(1, 31)), 950, 8)  # a caption of 18 % of the frame
     pooled = _pooled(thumbs)
     sym, anti = mirror_project(thumb_vectors(thumbs), 64)
     train = np.arange(1, len(thumbs))
@@ -305,3 +308,30 @@ def test_overlay_candidates_rank_a_captioned_copys_original_by_what_lies_outside
     assert len(ranked) == 3 and 1 in ranked.tolist()
     _, first = overlay_candidates((sym, anti), np.array([0]), train, False, k=1, pooled=pooled)
     assert first.tolist() == [1]
+
+
+def test_a_captioned_copys_original_past_the_shortlist_is_found_with_the_caption_left_out(monkeypatch):
+    """Forty other pictures under the same caption all correlate better with the copy than its own
+    original: the original is not even among the shortlist the robust ranking sees. Across the
+    split, the nearest thumbnails with one corner block left out (the caption lies inside one)
+    join the shortlist, and the original is then the best kept; within a split they are not
+    searched."""
+    from splitaudit.duplicates import overlay
+
+    thumbs = _captioned_among_others((slice(1, 9), slice(1, 19)), 970, 40)  # 14 % of the frame, top left
+    pooled = _pooled(thumbs)
+    coords = mirror_project(thumb_vectors(thumbs), 64)
+    train = np.arange(1, len(thumbs))
+    monkeypatch.setattr(overlay, "OCCLUDED_NEIGHBOURS", 0)
+    _, shortlist = overlay_candidates(coords, np.array([0]), train, False, k=overlay.OVERLAY_SHORTLIST)
+    assert 1 not in shortlist.tolist()  # the case this guards against
+    _, without = overlay_candidates(coords, np.array([0]), train, False, k=3, pooled=pooled)
+    assert 1 not in without.tolist()
+    monkeypatch.undo()
+    _, first = overlay_candidates(coords, np.array([0]), train, False, k=1, pooled=pooled)
+    assert first.tolist() == [1]
+    everything = np.arange(len(thumbs))
+    a, b = overlay_candidates(coords, everything, everything, True, k=3, pooled=pooled)
+    assert 1 not in b[a == 0].tolist()  # within a split: the shortlist alone
+    score = verify_overlay(thumbs, pooled, np.array([0]), np.array([1]))["score"]
+    assert score[0] >= 0.5
