@@ -240,3 +240,39 @@ def test_worker_processes_give_the_same_evidence(tmp_path, monkeypatch):
     for name in one:
         np.testing.assert_array_equal(one[name], two[name])
     assert (one["score"] > 0.5).all()  # every pair overlaps by at least 20 %
+
+
+def test_a_crop_saved_at_its_own_size_votes_for_one_shift_in_file_pixels(tmp_path):
+    """A 184-px centre crop of a 256-px picture, saved as cut: the two share pixels at one shift in
+    file pixels, but the crop's 128-px working frame is 1.4x finer than its original's. With each
+    image's working scale (``pixel_scale``) the votes agree on that shift, and the thumbnails
+    sampled at the same scale confirm it; taken in working pixels as they are, they do not."""
+    for side in ("train", "val"):
+        (tmp_path / side / "x").mkdir(parents=True)
+    offsets = (36, 30, 40)
+    for i, off in enumerate(offsets):
+        big = scene(80 + i, 256, 256)
+        big.save(tmp_path / "train" / "x" / f"o{i}.png")
+        big.crop((off, off, off + 184, off + 184)).save(tmp_path / "val" / "x" / f"c{i}.png")
+    split = ImageSplit.from_folder(tmp_path)
+    fps = compute_fingerprints(split, jobs=1, cache=False)
+    paths = list(split.images["path"])
+    sides = split.images["split"].to_numpy()
+    work = fps.local.size.max(axis=1)
+    scale = (work / np.fmax(fps.table["width"], fps.table["height"]).to_numpy(np.float64)).astype(np.float32)
+    ia, ib = np.flatnonzero(sides == "val"), np.flatnonzero(sides == "train")
+    plain = keypoint_candidates(fps.local, ia, ib, False, per_query=0)
+    scaled = keypoint_candidates(fps.local, ia, ib, False, per_query=0, pixel_scale=scale)
+    for i, off in enumerate(offsets):
+        a, b = paths.index(f"val/x/c{i}.png"), paths.index(f"train/x/o{i}.png")
+        k = np.flatnonzero((scaled.a == a) & (scaled.b == b))
+        j = np.flatnonzero((plain.a == a) & (plain.b == b))
+        assert len(k) == 1 and scaled.shift_votes[k[0]] >= 3
+        assert not len(j) or plain.shift_votes[j[0]] < scaled.shift_votes[k[0]]
+        # the crop's content sits `off` file pixels right of and below the original's corner:
+        # at the crop's working scale (128 / 184 per file pixel)
+        assert np.abs(scaled.shift[k[0]] - off * scale[a]).max() <= 3
+        ratio = np.array([scale[b] / scale[a]])
+        right = thumb_grey(fps.thumbs, fps.local.size, np.array([a]), np.array([b]), scaled.shift[k], ratio=ratio)
+        unscaled = thumb_grey(fps.thumbs, fps.local.size, np.array([a]), np.array([b]), scaled.shift[k])
+        assert right[0] <= SCREEN_GREY < unscaled[0]

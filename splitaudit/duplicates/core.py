@@ -26,7 +26,7 @@ from .exact import exact_pair_counts, exact_pairs, inside_exact_groups
 from .geometric import verify_geometric
 from .overlay import OVERLAY_COLUMNS, overlay_candidates, verify_overlay
 from .keypoints import KEYPOINT_COLUMNS, SHIFT_VOTES, keypoint_candidates, score_from_inliers, verify_keypoints
-from .tiles import SCREEN_GREY, TILE_EVIDENCE, thumb_grey, verify_tiles
+from .tiles import SCREEN_GREY, TILE_EVIDENCE, pixel_scale, thumb_grey, verify_tiles
 from .params import DuplicateParams
 from .result import WITHIN_COLUMNS, DuplicateResult, pair_table
 from .verify import SCORE_MID, SCORE_SCALE, align_pairs, score_from_rms
@@ -138,7 +138,7 @@ def _candidates(space: _Space, ia, ib, within: bool, p: DuplicateParams):
         return (a, b, ~both.isin(hashed), np.zeros(len(a), bool), np.full((len(a), 2), np.nan),
                 both.isin(pd.MultiIndex.from_arrays([oa, ob])))
     kc = keypoint_candidates(local, ia, ib, within, per_query=p.max_keypoint_candidates, jobs=p.jobs,
-                             indexes=space.indexes)
+                             indexes=space.indexes, pixel_scale=pixel_scale(space.local, space.fp.table))
     hashed = pd.MultiIndex.from_arrays([a, b])
     a, b = unique_pairs([a, kc.a, oa], [b, kc.b, ob], within)
     both = pd.MultiIndex.from_arrays([a, b])
@@ -234,7 +234,9 @@ def _fit_tiles(space: _Space, a, b, unsure, moved, score, decided, kp, p: Duplic
     thumbnails agree at the voted shift (:func:`~.tiles.thumb_grey`); where it proves an
     overlap the pair is ``decided`` by tiles and its keypoint columns describe the shift
     (scale 1, rotation 0)."""
-    passed = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved) <= SCREEN_GREY
+    scale = pixel_scale(space.local, space.fp.table)
+    passed = thumb_grey(space.fp.thumbs, space.local.size, a[unsure], b[unsure], moved,
+                        ratio=scale[b[unsure]] / scale[a[unsure]]) <= SCREEN_GREY
     unsure, moved = unsure[passed], moved[passed]
     if not len(unsure):
         return

@@ -4,25 +4,21 @@ The shape copy-detection systems use (DISC21 baselines, image retrieval with
 spatial verification), on the ORB keypoints of
 :mod:`splitaudit.fingerprints.local`:
 
-1. **Retrieval** (:func:`keypoint_candidates`): every query keypoint looks up
-   its nearest database keypoints by Hamming distance (faiss: an exact binary
-   flat index for small sets, an inverted-file index over binary k-means cells
-   beyond :data:`IVF_MIN_ROWS` rows). Each hit within :data:`MAX_HAMMING` bits
-   is a vote for the image owning it; an image pair needs :data:`MIN_VOTES`
-   votes from distinct query keypoints, and each query image keeps its
-   ``per_query`` best-voted partners. A crop, a caption or a rotation leaves
-   most keypoints of the untouched area in place, so the original still
-   collects votes where global thumbnails and hashes have moved far away.
-2. **Verification** (:func:`verify_keypoints`): the two images' descriptors
-   are matched (nearest neighbour with Lowe's ratio test, one match per
-   target keypoint) and a similarity transform (scale, rotation, shift) is
-   fitted with RANSAC (``cv2.estimateAffinePartial2D``). Degenerate fits
-   (scale outside [1/4, 4], inliers bunched in a few pixels) count as no
-   fit. The evidence per pair: ``inliers``, ``inlier_ratio`` (of the
-   smaller image's keypoints), ``scale``, ``rotation`` (degrees),
-   ``shift_x``/``shift_y`` (fractions of the target frame), and ``overlap``
-   / ``overlap_b``: the share of each frame that the other covers once
-   aligned. :func:`score_from_inliers` turns inliers into a score in [0, 1].
+1. **Retrieval** (:func:`keypoint_candidates`): every query keypoint looks up its nearest database
+   keypoints by Hamming distance (faiss: an exact binary flat index for small sets, an inverted-file index
+   over binary k-means cells beyond :data:`IVF_MIN_ROWS` rows). Each hit within :data:`MAX_HAMMING` bits
+   is a vote for the image owning it; an image pair needs :data:`MIN_VOTES` votes from distinct query
+   keypoints, and each query image keeps its ``per_query`` best-voted partners. A crop, a caption or a
+   rotation leaves most keypoints of the untouched area in place, so the original still collects votes
+   where global thumbnails and hashes have moved far away.
+2. **Verification** (:func:`verify_keypoints`): the two images' descriptors are matched (nearest neighbour
+   with Lowe's ratio test, one match per target keypoint) and a similarity transform (scale, rotation,
+   shift) is fitted with RANSAC (``cv2.estimateAffinePartial2D``). Degenerate fits (scale outside
+   [1/4, 4], inliers bunched in a few pixels) count as no fit. The evidence per pair: ``inliers``,
+   ``inlier_ratio`` (of the smaller image's keypoints), ``scale``, ``rotation`` (degrees),
+   ``shift_x``/``shift_y`` (fractions of the target frame), and ``overlap`` / ``overlap_b``: the share of
+   each frame that the other covers once aligned. :func:`score_from_inliers` turns inliers into a score in
+   [0, 1].
 
 Distinct photographs rarely share more than a handful of geometrically
 consistent matches (on 78 real 256-px tiles, none reached 7 inliers), while
@@ -172,14 +168,15 @@ def _search(db: np.ndarray, queries: np.ndarray, k: int, jobs: int = 1, index=No
         faiss.omp_set_num_threads(threads)
 
 
-def _shift_votes(local, q_key: np.ndarray, d_key: np.ndarray, pair: np.ndarray, n_pairs: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _shift_votes(local, q_key: np.ndarray, d_key: np.ndarray, pair: np.ndarray, n_pairs: int,
+                 ratio: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, the most votes that agree on one shift, and that shift: distinct query
     keypoints whose hit lies at the same displacement (bins of :data:`SHIFT_BIN` working
     pixels, on four grids offset by half a bin, so two votes a pixel apart never fall on two
     sides of one edge). The shift (``(n_pairs, 2)``, working pixels of the query image, NaN
-    without votes) is the mean displacement of the winning bin's votes."""
-    shift = local.xy[d_key] - local.xy[q_key]
+    without votes) is the mean displacement of the winning bin's votes; the hit's position is
+    taken times ``ratio`` (per vote: at the query's scale)."""
+    shift = local.xy[d_key] * np.asarray(ratio, np.float32).reshape(-1, 1) - local.xy[q_key]
     best = np.zeros(n_pairs, np.int64)
     where = np.full((n_pairs, 2), np.nan)
     for ox, oy in ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)):
@@ -206,12 +203,12 @@ class KeypointCandidates(NamedTuple):
     shift_votes: np.ndarray
     """The most of those that agree on one shift."""
     shift: np.ndarray
-    """``(n, 2)``: that shift of ``a``'s content in ``b`` (working pixels)."""
+    """``(n, 2)``: that shift of ``a``'s content in ``b`` (``a``'s working pixels and scale)."""
 
 
 def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, per_query: int = 8,
                         max_hamming: int = MAX_HAMMING, min_votes: int = MIN_VOTES, jobs: int = 1,
-                        indexes: dict | None = None) -> KeypointCandidates:
+                        indexes: dict | None = None, pixel_scale: np.ndarray | None = None) -> KeypointCandidates:
     """Image pairs whose keypoints match often enough to verify (:class:`KeypointCandidates`).
 
     ``a`` comes from ``ia`` (queries), ``b`` from ``ib`` (database). With
@@ -226,7 +223,9 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     ``shift_votes`` counts the votes that agree on one shift (:func:`_shift_votes`):
     neighbouring tiles of one picture share few keypoints, but those few sit at
     one displacement. A pair with at least :data:`SHIFT_VOTES` of them is kept
-    even when it is not among its query's best-voted partners.
+    even when it is not among its query's best-voted partners. ``pixel_scale`` (per image, working
+    pixels per file pixel; :func:`~.tiles.pixel_scale`) puts ``b``'s keypoints at ``a``'s scale
+    first: a crop saved at its own size shares its original's pixels at one shift in file pixels.
     """
     none = np.zeros(0, np.int64)
     empty = KeypointCandidates(none, none, none, none, np.zeros((0, 2)))
@@ -269,8 +268,9 @@ def keypoint_candidates(local, ia: np.ndarray, ib: np.ndarray, within: bool, *, 
     good = votes >= min_votes
     a, b, votes = pairs[good] // n, pairs[good] % n, votes[good]
     on_good = good[pair_of]
-    shifts, moved = _shift_votes(local, q_key[on_good], d_key[on_good], np.cumsum(good)[pair_of[on_good]] - 1,
-                                 len(a))
+    ratio = 1.0 if pixel_scale is None else pixel_scale[owner[q_key[on_good]]] / pixel_scale[owner[d_key[on_good]]]
+    shifts, moved = _shift_votes(local, q_key[on_good], d_key[on_good], np.cumsum(good)[pair_of[on_good]] - 1, len(a),
+                                 ratio)
     if len(a):  # best-voted partners of each query image, within a share of its best
         order = np.lexsort((-votes, a))
         a, b, votes, shifts, moved = a[order], b[order], votes[order], shifts[order], moved[order]

@@ -41,7 +41,7 @@ from scipy import fft
 from .._parallel import ordered_map, resolve_jobs
 from ..imageio import open_image
 
-__all__ = ["verify_tiles", "match_tiles", "thumb_grey", "tile_score", "SCREEN_GREY", "TILE_COLUMNS", "TILE_EVIDENCE",
+__all__ = ["verify_tiles", "match_tiles", "pixel_scale", "thumb_grey", "tile_score", "SCREEN_GREY", "TILE_COLUMNS", "TILE_EVIDENCE",
            "TILE_SIDE", "MIN_OVERLAP", "NCC_MID", "GREY_LIMIT"]
 
 TILE_SIDE = 512
@@ -319,8 +319,19 @@ def match_tiles(grey_a: np.ndarray, grey_b: np.ndarray, *, peaks: int = PEAKS,
     return _settle(fa, fb, _proposals(fa, fb, peaks), min_overlap)
 
 
+def pixel_scale(local, table) -> np.ndarray:
+    """Working pixels per file pixel of each image (float32): the keypoints' frame (``local.size``)
+    over the file's long side (``table``'s ``width``, ``height``); 1 where either is unknown. A crop
+    saved at its own size shares its original's pixels at one shift in file pixels, not in working
+    pixels (a 184-px crop's 128-px frame is 1.4x finer than its 256-px original's)."""
+    work = local.size.max(axis=1).astype(np.float64)
+    file = np.fmax(table["width"].to_numpy(np.float64), table["height"].to_numpy(np.float64))
+    ok = (work > 0) & (file > 0)
+    return np.where(ok, work / np.where(ok, file, 1.0), 1.0).astype(np.float32)
+
+
 def thumb_grey(thumbs: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarray, moved: np.ndarray,
-               *, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
+               *, min_overlap: float = MIN_OVERLAP, ratio: np.ndarray | None = None) -> np.ndarray:
     """The tile test's grey difference on the 32x32 thumbnails, at the shift the keypoint
     votes agree on: a cheap screen before the files are read again.
 
@@ -328,7 +339,9 @@ def thumb_grey(thumbs: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarra
     displacement of ``a``'s content in ``b`` (working pixels). ``b``'s thumbnail is sampled
     (bilinear) at each pixel of ``a``'s; the 90th percentile of the absolute difference
     (after the median difference) over the pixels both cover is returned, ``inf`` where they
-    cover less than ``min_overlap`` of ``a`` or the shift is unknown.
+    cover less than ``min_overlap`` of ``a`` or the shift is unknown. ``ratio`` (per pair, default
+    1): ``b``'s working pixels per working pixel of ``a`` at one file scale, where ``moved`` puts
+    ``b``'s frame at ``a``'s scale (:func:`~.keypoints.keypoint_candidates`' ``pixel_scale``).
     """
     n = len(a)
     out = np.full(n, np.inf)
@@ -339,8 +352,9 @@ def thumb_grey(thumbs: np.ndarray, size: np.ndarray, a: np.ndarray, b: np.ndarra
         ia, ib, shift = a[sl], b[sl], np.asarray(moved[sl], np.float32)
         wa, ha = size[ia, 0:1], size[ia, 1:2]
         wb, hb = size[ib, 0:1], size[ib, 1:2]
-        x = (grid[None] * wa / side + shift[:, 0:1]) * side / wb - 0.5   # (m, side): b's column per a column
-        y = (grid[None] * ha / side + shift[:, 1:2]) * side / hb - 0.5
+        r = 1.0 if ratio is None else np.asarray(ratio[sl], np.float32)[:, None]
+        x = (grid[None] * wa / side + shift[:, 0:1]) * r * side / wb - 0.5   # (m, side): b's column per a column
+        y = (grid[None] * ha / side + shift[:, 1:2]) * r * side / hb - 0.5
         inside = ((x >= 0) & (x <= side - 1))[:, None, :] & ((y >= 0) & (y <= side - 1))[:, :, None]
         x0 = np.clip(np.floor(x), 0, side - 2).astype(np.int64)
         y0 = np.clip(np.floor(y), 0, side - 2).astype(np.int64)
