@@ -127,3 +127,21 @@ def test_bad_parameters(kwargs, match):
     args = dict(a=[0], b=[1]) | kwargs
     with pytest.raises(ValueError, match=match):
         verify_geometric(thumbs, args.pop("a"), args.pop("b"), **args)
+
+
+def test_a_flattened_picture_is_not_a_copy_whichever_side_it_is_on():
+    """A picture at 4 % of its contrast (a flat sky whose faint layout follows a photo's) correlates
+    with the photo, and in the flat picture's grey levels any residual is small. Past a contrast
+    ratio of 5 the residual is taken at that ratio, in the fitted image's grey levels: no copy, in
+    either order, while a contrast edit of 0.5 stays one."""
+    from splitaudit.duplicates.verify import SCORE_MID
+
+    photo = _thumb(_style_image(7)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    flat = np.clip(128 + 0.04 * (photo - photo.mean()) + rng.normal(0, 0.3, photo.shape), 0, 255)
+    halved = np.clip(128 + 0.5 * (photo - photo.mean()), 0, 255)
+    thumbs = np.stack([photo, flat, halved]).round().astype(np.uint8)
+    out = align_pairs(thumbs, np.array([0, 1, 0, 2]), np.array([1, 0, 2, 0]))
+    assert (out["thumb_corr"][:2] > 0.9).all()  # the case this guards against: they correlate
+    assert (out["thumb_rms"][:2] > SCORE_MID).all() and (out["score"][:2] < 0.5).all()
+    assert (out["score"][2:] > 0.9).all()

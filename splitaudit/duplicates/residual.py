@@ -20,6 +20,10 @@ RESIDUAL_MIN_INLIERS = 5
 :data:`~splitaudit.duplicates.keypoints.INLIERS_MID` (a score of 0.5) only with a perfect residual and extent."""
 
 _REFITS = 3
+GAIN_RANGE = (0.2, 5.0)
+"""Intensity gains (contrast ratios) under which two pictures can be one: an inverted or flattened
+picture is not the same picture; its residual is measured at the nearest gain allowed (here and
+in the thumbnail alignment, :func:`~.verify.best_alignment`)."""
 """Gain/offset refits in :func:`aligned_residual` (a 19 %-area white caption: 19.0 grey levels with
 one fit, 2.7, 0.16 and 0.0 after one, two and three refits)."""
 
@@ -123,9 +127,9 @@ def _residual_batch(thumbs, sizes, a, b, matrix, trim):
     for _ in range(_REFITS):  # refit on the pixels that agree best: a caption must not set the gain
         agree = _best(np.abs(y - gain[:, None] * x - offset[:, None]), inside, n_keep)
         gain, offset = gain_offset(x, y, agree)
-    flat = (gain < 0.2) | (gain > 5.0)  # an inverted or flattened picture is not the same picture:
-    if flat.any():  # its residual is measured at the nearest gain allowed
-        gain = np.clip(gain, 0.2, 5.0)
+    flat = (gain < GAIN_RANGE[0]) | (gain > GAIN_RANGE[1])  # an inverted or flattened picture is not the
+    if flat.any():  # same picture: its residual is measured at the nearest gain allowed
+        gain = np.clip(gain, *GAIN_RANGE)
         rows = np.flatnonzero(flat & (count > 0))
         diff = np.where(inside[rows], y[rows] - gain[rows, None] * x[rows], np.nan)
         offset[rows] = np.nanmedian(diff, 1)

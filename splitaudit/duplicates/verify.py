@@ -44,6 +44,7 @@ import numpy as np
 
 from .._parallel import thread_map
 from ..search.mirror import thumb_vectors
+from .residual import GAIN_RANGE
 
 __all__ = ["align_pairs", "best_alignment", "score_from_rms", "SCORE_MID", "SCORE_SCALE"]
 
@@ -172,11 +173,15 @@ def best_alignment(ta, tb, m, trim):
     xc, yc = x - xm, y - ym
     var = (xc * xc).sum(1)
     slope = np.divide((xc * yc).sum(1), var, out=np.zeros_like(var), where=var > 1e-6)
+    # A flattened picture is not the same picture: its residual is taken at the nearest contrast ratio
+    # allowed, in the grey levels of the image fitted (in the flat one's, any residual looks small).
+    clamped = (slope < GAIN_RANGE[0]) | (slope > GAIN_RANGE[1])
+    slope = np.clip(slope, *GAIN_RANGE).astype(np.float32)
     resid = np.abs(yc - slope[:, None] * xc)
     keep = max(1, int(round(resid.shape[1] * (1.0 - trim))))
     resid = np.partition(resid, keep - 1, axis=1)[:, :keep]
     # Express the residual in units of the lower-contrast image (slope < 1: y's units).
-    rms = np.sqrt((resid * resid).mean(1)) / np.maximum(np.abs(slope), 1.0)
+    rms = np.sqrt((resid * resid).mean(1)) / np.where(clamped, 1.0, np.maximum(slope, 1.0))
     ystd = np.minimum(yc.std(1), xc.std(1))
     # Flat images: an affine fit would call any two flat images equal; compare raw levels.
     flat = ystd < 1.0
