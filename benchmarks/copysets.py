@@ -483,24 +483,55 @@ def make_fmnist_set(out: Path, size: int, per_kind: int, seed: int = 0,
 _BIG_PHOTOS: list = []
 
 
-def _big_chunk(args) -> int:
-    root, split, start, count, seed = args
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1, start])  # val is not train's first crops
-    folder = Path(root) / split
-    for i in range(start, start + count):
-        _, im = _BIG_PHOTOS[int(rng.integers(len(_BIG_PHOTOS)))]
+def _big_draws(rng, n: int):
+    """The 48k set's next ``n`` crops from ``rng``: ``(photo index, x, y, side, transpose or None,
+    gamma, channel gains)``, in the order the set is written (and :func:`big_boxes` reads it)."""
+    for _ in range(n):
+        k = int(rng.integers(len(_BIG_PHOTOS)))
+        im = _BIG_PHOTOS[k][1]
         side = int(rng.integers(128, max(129, min(im.size) * 3 // 4)))
         x, y = int(rng.integers(0, im.width - side + 1)), int(rng.integers(0, im.height - side + 1))
-        tile = im.resize((256, 256), Image.BILINEAR, box=(x, y, x + side, y + side), reducing_gap=2.0)
-        if rng.random() < 0.9:
-            tile = tile.transpose(int(rng.integers(7)))  # a flip or a rotation by 90 degrees
+        transpose = int(rng.integers(7)) if rng.random() < 0.9 else None  # a flip or a rotation by 90 degrees
+        yield k, x, y, side, transpose, rng.uniform(0.6, 1.5), rng.uniform(0.75, 1.25, size=3)
+
+
+def _big_rng(seed: int, split: str, start: int):
+    return np.random.default_rng([seed, 0 if split == "train" else 1, start])  # val is not train's first crops
+
+
+def _big_chunk(args) -> int:
+    root, split, start, count, seed = args
+    folder = Path(root) / split
+    for i, (k, x, y, side, transpose, g, gains) in enumerate(_big_draws(_big_rng(seed, split, start), count), start):
+        tile = _BIG_PHOTOS[k][1].resize((256, 256), Image.BILINEAR, box=(x, y, x + side, y + side), reducing_gap=2.0)
+        if transpose is not None:
+            tile = tile.transpose(transpose)
         # Colour jitter: a gamma and a gain per channel, one lookup table per band.
-        g, gains = rng.uniform(0.6, 1.5), rng.uniform(0.75, 1.25, size=3)
         ramp = (np.arange(256) / 255.0) ** g
         lut = np.concatenate([np.clip(255 * gain * ramp, 0, 255) for gain in gains])
         tile.point(lut.round().astype(np.uint8).tolist()).save(folder / f"{split[0]}{i:06d}.jpg",
                                                                  quality=90)
     return count
+
+
+def big_boxes(n_train: int = 38_000, n_val: int = 9_500, seed: int = 0):
+    """Where each image of the 48k set was cut: ``path`` (``train/t000000.jpg``), ``photo``, ``x``,
+    ``y``, ``side`` (pixels of the photo), recomputed from the generator's seeds (a DataFrame)."""
+    import pandas as pd
+
+    _load_big_photos()
+    rows = []
+    for split, n in (("train", n_train), ("val", n_val)):
+        for start in range(0, n, 500):
+            for i, (k, x, y, side, *_) in enumerate(_big_draws(_big_rng(seed, split, start), min(500, n - start)),
+                                                     start):
+                rows.append((f"{split}/{split[0]}{i:06d}.jpg", k, x, y, side))
+    return pd.DataFrame(rows, columns=["path", "photo", "x", "y", "side"])
+
+
+def _load_big_photos() -> None:
+    if not _BIG_PHOTOS:
+        _BIG_PHOTOS[:] = [(n, im) for n, im in photo_sources(max_side=1600) if min(im.size) >= 256]
 
 
 def make_big_set(out: Path, n_train: int = 38_000, n_val: int = 9_500, seed: int = 0,
@@ -512,7 +543,7 @@ def make_big_set(out: Path, n_train: int = 38_000, n_val: int = 9_500, seed: int
     from multiprocessing import get_context
 
     out = Path(out)
-    _BIG_PHOTOS[:] = [(n, im) for n, im in photo_sources(max_side=1600) if min(im.size) >= 256]
+    _load_big_photos()
     jobs_list = []
     for split, n in (("train", n_train), ("val", n_val)):
         (out / split).mkdir(parents=True, exist_ok=True)
