@@ -145,3 +145,23 @@ def test_a_flattened_picture_is_not_a_copy_whichever_side_it_is_on():
     assert (out["thumb_corr"][:2] > 0.9).all()  # the case this guards against: they correlate
     assert (out["thumb_rms"][:2] > SCORE_MID).all() and (out["score"][:2] < 0.5).all()
     assert (out["score"][2:] > 0.9).all()
+
+
+def test_featureless_thumbnails_are_compared_on_their_grey_levels():
+    """Two smooth gradients of different photos (a sky, a wall) agree once brightness and contrast
+    are fitted; with no fine detail that fit is all the evidence there would be, so such pairs are
+    compared on raw grey levels: a re-encoded copy still matches, another flat picture does not,
+    and a detailed picture under a brightness change still does."""
+    from splitaudit.duplicates.verify import MIN_THUMB_DETAIL, fine_detail
+
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(0, 1, THUMB)[:, None] * np.ones((1, THUMB))
+    sky = 100 + 30 * ramp
+    other_sky = 160 + 15 * ramp + 3 * ramp.T
+    photo = _thumb(_style_image(5)).astype(np.float64)
+    rows = [sky, sky + rng.normal(0, 0.4, sky.shape), other_sky, photo, 0.8 * photo + 30]
+    thumbs = np.stack([np.clip(r, 0, 255).round() for r in rows]).astype(np.uint8)
+    assert (fine_detail(thumbs[:3]) < MIN_THUMB_DETAIL).all() and fine_detail(thumbs[3:]).min() > MIN_THUMB_DETAIL
+    out = align_pairs(thumbs, np.array([0, 0, 3]), np.array([1, 2, 4]))
+    assert out["thumb_corr"][1] > 0.9  # the case this guards against: the two skies correlate
+    assert out["score"][0] > 0.9 and out["score"][1] < 0.01 and out["score"][2] > 0.9
