@@ -53,8 +53,8 @@ import numpy as np
 
 from .._optional import require
 from .._parallel import thread_map
-from .candidates import rank_in_group
-from .residual import MATCH_FROM, blur_rows, gain_offset
+from .candidates import rank_in_group, unique_pairs
+from .residual import GAIN_RANGE, MATCH_FROM, blur_rows, gain_offset
 from .verify import best_alignment, score_from_rms
 
 __all__ = ["OVERLAY_COLUMNS", "OVERLAY_NEIGHBOURS", "overlay_candidates", "verify_overlay"]
@@ -168,12 +168,7 @@ def overlay_candidates(coords: tuple[np.ndarray, np.ndarray], ia: np.ndarray, ib
         a, b = a[near], b[near]
         if not within and OCCLUDED_NEIGHBOURS:
             ma, mb = _occluded_neighbours(pooled, ia, ib, OCCLUDED_NEIGHBOURS, jobs)
-            a, b = np.concatenate([a, ma]), np.concatenate([b, mb])
-            order = np.lexsort((b, a))
-            a, b = a[order], b[order]
-            first = np.ones(len(a), bool)
-            first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-            a, b = a[first], b[first]
+            a, b = unique_pairs([a, ma], [b, mb], False)
         spread = np.empty(len(a), np.float32)
         blocks = [slice(s, s + _SCREEN_BATCH) for s in range(0, len(a), _SCREEN_BATCH)]
 
@@ -241,16 +236,17 @@ def _occluded_neighbours(pooled: np.ndarray, ia: np.ndarray, ib: np.ndarray, k: 
     blocks = [slice(s, s + _QUERY_BLOCK) for s in range(0, len(ia), _QUERY_BLOCK)]
     want = min(len(ib), k)
     a, b = [], []
+    base_rows, query_rows = pooled[0][ib], (pooled[0][ia], pooled[1][ia])
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # threads over query blocks instead, as in overlay_candidates
     try:
         for mask in _occlusion_masks():
-            base = _unit_rows(pooled[0][ib][:, mask])
+            base = _unit_rows(base_rows[:, mask])
             axes = np.linalg.eigh((base[fit].T @ base[fit]).astype(np.float64))[1][:, ::-1][:, :_OCCLUDED_DIMS]
             axes = np.ascontiguousarray(axes, np.float32)
             index = _inner_index(faiss, np.ascontiguousarray(base @ axes))
-            for side in (0, 1):
-                queries = np.ascontiguousarray(_unit_rows(pooled[side][ia][:, mask]) @ axes)
+            for rows in query_rows:
+                queries = np.ascontiguousarray(_unit_rows(rows[:, mask]) @ axes)
                 parts = thread_map(lambda sl: index.search(queries[sl], want)[1], blocks, jobs)
                 found = np.vstack(parts)
                 ok = found >= 0
@@ -353,7 +349,7 @@ def _overlay_batch(thumbs, a, b, out, rows, blur) -> None:
     contrast = _outside_sd(y, box.reshape(p, -1))
     has_box = area > 0
     passed = (has_box & (area >= MIN_AREA) & (area <= MAX_AREA) & (detail >= MIN_DETAIL_OUTSIDE)
-              & (gain >= 0.2) & (gain <= 5.0) & (contrast >= MIN_CONTRAST) & (grey <= MAX_RELATIVE * contrast))
+              & (gain >= GAIN_RANGE[0]) & (gain <= GAIN_RANGE[1]) & (contrast >= MIN_CONTRAST) & (grey <= MAX_RELATIVE * contrast))
     mid = np.where(blur > 0, SMALL_MID, OVERLAY_MID)
     out["score"][rows] = np.where(passed, score_from_rms(grey, mid, OVERLAY_SCALE), 0.0)
     out["overlay_area"][rows] = np.where(has_box, area, np.nan)

@@ -20,12 +20,12 @@ RESIDUAL_MIN_INLIERS = 5
 :data:`~splitaudit.duplicates.keypoints.INLIERS_MID` (a score of 0.5) only with a perfect residual and extent."""
 
 _REFITS = 3
+"""Gain/offset refits in :func:`aligned_residual` (a 19 %-area white caption: 19.0 grey levels with
+one fit, 2.7, 0.16 and 0.0 after one, two and three refits)."""
 GAIN_RANGE = (0.2, 5.0)
 """Intensity gains (contrast ratios) under which two pictures can be one: an inverted or flattened
 picture is not the same picture; its residual is measured at the nearest gain allowed (here and
 in the thumbnail alignment, :func:`~.verify.best_alignment`)."""
-"""Gain/offset refits in :func:`aligned_residual` (a 19 %-area white caption: 19.0 grey levels with
-one fit, 2.7, 0.16 and 0.0 after one, two and three refits)."""
 
 
 def aligned_residual(thumbs: np.ndarray, local, a: np.ndarray, b: np.ndarray, matrix: np.ndarray,

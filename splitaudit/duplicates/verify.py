@@ -127,8 +127,12 @@ def align_pairs(
     }
     slices = [slice(start, min(p, start + batch)) for start in range(0, p, batch)]
 
+    detail = np.zeros(len(thumbs), np.float32)  # each image's once, not each pair's
+    rows = np.unique(np.concatenate([a, b]))
+    if len(rows):
+        detail[rows] = fine_detail(thumbs[rows])
     # each batch writes its own rows of ``out``
-    thread_map(lambda sl: _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled), slices, jobs)
+    thread_map(lambda sl: _align_batch(thumbs, a[sl], b[sl], max_shift, trim, out, sl, pooled, detail), slices, jobs)
     out["score"] = score_from_rms(out["thumb_rms"]).astype(np.float32)
     return out
 
@@ -204,7 +208,7 @@ def best_alignment(ta, tb, m, trim, raw=None):
     return best, best_dy, best_dx, rms.astype(np.float32), nrms.astype(np.float32)
 
 
-def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
+def _align_batch(thumbs, a, b, m, trim, out, sl, pooled, detail):
     ta = thumbs[a].astype(np.float32)
     tb = thumbs[b].astype(np.float32)
     if pooled is None:
@@ -214,7 +218,7 @@ def _align_batch(thumbs, a, b, m, trim, out, sl, pooled):
         va = pooled[0][a]
         flip = (pooled[1][b] * va).sum(1) > (pooled[0][b] * va).sum(1)
     tb[flip] = tb[flip, :, ::-1]
-    raw = np.minimum(fine_detail(ta), fine_detail(tb)) < MIN_THUMB_DETAIL  # featureless: no fit
+    raw = np.minimum(detail[a], detail[b]) < MIN_THUMB_DETAIL  # featureless: no fit
     best, best_dy, best_dx, rms, nrms = best_alignment(ta, tb, m, trim, raw)
     zoomed = np.zeros(len(a), np.float32)
     # Slight crops change the scale, which shifts cannot undo: retry the
